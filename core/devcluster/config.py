@@ -1,0 +1,206 @@
+"""Render the devcluster's configuration files (everything but the policy fragment)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Ports:
+    slurmctld: int
+    slurmdbd: int
+    mariadb: int
+    nodes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything of one devcluster lives, under its state directory."""
+
+    root: Path
+
+    @property
+    def etc(self) -> Path:
+        return self.root / "etc"
+
+    @property
+    def slurm_conf(self) -> Path:
+        return self.etc / "slurm.conf"
+
+    @property
+    def policy_conf(self) -> Path:
+        return self.etc / "policy.conf"
+
+    @property
+    def slurmdbd_conf(self) -> Path:
+        return self.etc / "slurmdbd.conf"
+
+    @property
+    def munge_key(self) -> Path:
+        return self.etc / "munge.key"
+
+    @property
+    def munge_socket(self) -> Path:
+        return self.root / "run" / "munge.socket"
+
+    @property
+    def mariadb_socket(self) -> Path:
+        return self.root / "run" / "mariadb.sock"
+
+    @property
+    def mariadb_data(self) -> Path:
+        return self.root / "mariadb"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log"
+
+    @property
+    def spool(self) -> Path:
+        return self.root / "spool"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "ctld-state"
+
+    @property
+    def pids(self) -> Path:
+        return self.root / "daemons.json"
+
+    @property
+    def info(self) -> Path:
+        return self.root / "cluster.json"
+
+
+def free_ports(n: int, avoid: set[int] | None = None) -> list[int]:
+    """``n`` distinct TCP ports free on 127.0.0.1 right now (kernel-chosen, never reused)."""
+    avoid = set(avoid or ())
+    socks: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < n:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            port = s.getsockname()[1]
+            if port not in avoid and port not in ports:
+                ports.append(port)
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+def node_names(n: int) -> list[str]:
+    return [f"node{i}" for i in range(1, n + 1)]
+
+
+def nodes_expr(n: int) -> str:
+    return "node1" if n == 1 else f"node[1-{n}]"
+
+
+def render_slurm_conf(
+    layout: Layout,
+    *,
+    cluster_name: str,
+    ports: Ports,
+    cpus: int,
+    memory_mb: int,
+    host: str,
+) -> str:
+    nodes = node_names(len(ports.nodes))
+    node_lines = "\n".join(
+        f"NodeName={name} NodeHostname={host} NodeAddr=127.0.0.1 Port={port} "
+        f"CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN"
+        for name, port in zip(nodes, ports.nodes, strict=True)
+    )
+    r = layout
+    return f"""\
+# Written by `sandfill devcluster up`; the scheduling policy is in {r.policy_conf.name}.
+ClusterName={cluster_name}
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={ports.slurmctld}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket={r.munge_socket}
+CryptoType=crypto/munge
+StateSaveLocation={r.state}
+SlurmdSpoolDir={r.spool}/%n
+SlurmctldPidFile={r.root}/run/slurmctld.pid
+SlurmdPidFile={r.root}/run/slurmd-%n.pid
+SlurmctldLogFile={r.log}/slurmctld.log
+SlurmdLogFile={r.log}/slurmd-%n.log
+SlurmctldDebug=info
+SlurmdDebug=info
+SlurmdParameters=config_overrides
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=30
+SwitchType=switch/none
+MpiDefault=none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+ReturnToService=2
+MailProg=/bin/true
+InactiveLimit=0
+KillWait=5
+MinJobAge=300
+SlurmctldTimeout=30
+SlurmdTimeout=60
+MessageTimeout=10
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort={ports.slurmdbd}
+# the munge socket used for the slurmdbd connection (Slurm reads it from here)
+AccountingStoragePass={r.munge_socket}
+AccountingStorageEnforce=associations,limits,qos
+JobCompType=jobcomp/none
+{node_lines}
+Include {r.policy_conf}
+"""
+
+
+def render_slurmdbd_conf(
+    layout: Layout, *, ports: Ports, db_user: str, db_pass: str, db_name: str
+) -> str:
+    r = layout
+    return f"""\
+# Written by `sandfill devcluster up`.
+AuthType=auth/munge
+AuthInfo=socket={r.munge_socket}
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort={ports.slurmdbd}
+SlurmUser=root
+LogFile={r.log}/slurmdbd.log
+PidFile={r.root}/run/slurmdbd.pid
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort={ports.mariadb}
+StorageUser={db_user}
+StoragePass={db_pass}
+StorageLoc={db_name}
+"""
+
+
+def render_mariadb_cnf(layout: Layout, *, port: int) -> str:
+    r = layout
+    return f"""\
+[mariadbd]
+datadir={r.mariadb_data}
+socket={r.mariadb_socket}
+port={port}
+bind-address=127.0.0.1
+pid-file={r.root}/run/mariadb.pid
+log-error={r.log}/mariadb.log
+user=root
+skip-name-resolve
+innodb_buffer_pool_size=64M
+innodb_log_file_size=16M
+innodb_lock_wait_timeout=900
+max_allowed_packet=16M
+"""
