@@ -1,0 +1,662 @@
+/**
+ * The "Backfill Dask" sidebar panel: the user's clusters, their worker jobs,
+ * and the controls to create, scale, adapt and shut down clusters.
+ *
+ * All state comes from the server (polled); the panel keeps nothing that a
+ * browser reload would lose except half-typed form input.
+ */
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { ReactWidget } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
+import * as React from 'react';
+
+import { SandfillAPIError, SandfillClient } from './api';
+import {
+  ICluster,
+  ICreateFromTemplate,
+  ITemplate,
+  IWorkerJob,
+  POLL_INTERVAL,
+  connectSnippet,
+  dashboardUrl,
+  describeJob,
+  nextPollDelay,
+  parseCount,
+  sortJobs,
+  summaryLine,
+  targetLine
+} from './model';
+
+/** Inserts code into the active notebook; resolves to an error text or null. */
+export type SnippetInserter = (code: string) => Promise<string | null>;
+
+export interface ISandfillPanelOptions {
+  client: SandfillClient;
+  insertSnippet: SnippetInserter;
+}
+
+function messageOf(error: unknown): string {
+  if (error instanceof SandfillAPIError) {
+    return error.describe();
+  }
+  if (error instanceof Error) {
+    return error.message;
+  }
+  return String(error);
+}
+
+export class SandfillPanel extends ReactWidget {
+  constructor(options: ISandfillPanelOptions) {
+    super();
+    this.client = options.client;
+    this._insertSnippet = options.insertSnippet;
+    this.addClass('sandfill-panel');
+    this.node.dataset.testid = 'sandfill-panel';
+  }
+
+  readonly client: SandfillClient;
+
+  /** Clusters as last read from the server; null until the first answer. */
+  clusters: ICluster[] | null = null;
+  templates: ITemplate[] | null = null;
+  /** Why the last poll failed; cleared by the next good poll. */
+  pollError: string | null = null;
+  templatesError: string | null = null;
+  /** Why the last action failed; cleared by the user or the next good action. */
+  actionError: string | null = null;
+  notice: string | null = null;
+  /** Cluster ids (or "create") with a request under way. */
+  busy = new Set<string>();
+
+  /** The current poll delay in ms (exposed for tests and debugging). */
+  get pollDelay(): number {
+    return this._delay;
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._clearTimer();
+    document.removeEventListener('visibilitychange', this._onVisibility);
+    super.dispose();
+  }
+
+  /** Read clusters (and templates, until they are known) from the server. */
+  async refresh(): Promise<boolean> {
+    let ok = true;
+    if (this.templates === null) {
+      try {
+        this.templates = await this.client.listTemplates();
+        this.templatesError = null;
+      } catch (e) {
+        this.templatesError = messageOf(e);
+      }
+    }
+    try {
+      this.clusters = await this.client.listClusters();
+      this.pollError = null;
+    } catch (e) {
+      this.pollError = messageOf(e);
+      ok = false;
+    }
+    this.update();
+    return ok;
+  }
+
+  async createCluster(body: ICreateFromTemplate): Promise<boolean> {
+    return this._act('create', async () => {
+      const cluster = await this.client.createCluster(body);
+      this._upsert(cluster);
+      this.notice = `Created cluster "${cluster.name}".`;
+    });
+  }
+
+  async scale(cluster: ICluster, n: number): Promise<boolean> {
+    return this._act(cluster.id, async () => {
+      this._upsert(await this.client.scaleCluster(cluster.id, n));
+    });
+  }
+
+  async adapt(cluster: ICluster, minimum: number, maximum: number): Promise<boolean> {
+    return this._act(cluster.id, async () => {
+      this._upsert(await this.client.adaptCluster(cluster.id, minimum, maximum));
+    });
+  }
+
+  async shutdown(cluster: ICluster): Promise<boolean> {
+    const answer = await showDialog({
+      title: 'Shut down cluster',
+      body: `Shut down "${cluster.name}" and cancel its ${cluster.jobs.length} worker job(s)?`,
+      buttons: [
+        Dialog.cancelButton(),
+        Dialog.warnButton({ label: 'Shut down' })
+      ]
+    });
+    if (!answer.button.accept) {
+      return false;
+    }
+    return this._act(cluster.id, async () => {
+      await this.client.deleteCluster(cluster.id);
+      if (this.clusters) {
+        this.clusters = this.clusters.filter(c => c.id !== cluster.id);
+      }
+      this.notice = `Shut down cluster "${cluster.name}".`;
+    });
+  }
+
+  async insertSnippet(cluster: ICluster): Promise<void> {
+    const error = await this._insertSnippet(connectSnippet(cluster.name));
+    this.actionError = error;
+    this.notice = error ? null : `Inserted the connect snippet for "${cluster.name}".`;
+    this.update();
+  }
+
+  /** Report an input mistake the same way as a server error. */
+  reportError(message: string): void {
+    this.actionError = message;
+    this.notice = null;
+    this.update();
+  }
+
+  dismissMessages(): void {
+    this.actionError = null;
+    this.notice = null;
+    this.update();
+  }
+
+  /** The browser URL of a cluster's dashboard. */
+  dashboardUrl(cluster: ICluster): string {
+    return dashboardUrl(this.client.settings.baseUrl, cluster.dashboard_link);
+  }
+
+  protected render(): JSX.Element {
+    return <PanelView panel={this} now={Date.now() / 1000} />;
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    document.addEventListener('visibilitychange', this._onVisibility);
+    this._poll();
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    document.removeEventListener('visibilitychange', this._onVisibility);
+    this._clearTimer();
+    super.onBeforeDetach(msg);
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    // Shown again: refresh at once and go back to the fast interval.
+    this._delay = POLL_INTERVAL;
+    this._poll();
+  }
+
+  private _visible(): boolean {
+    return this.isVisible && !document.hidden;
+  }
+
+  private _onVisibility = (): void => {
+    if (this._visible()) {
+      this._delay = POLL_INTERVAL;
+      this._poll();
+    }
+  };
+
+  private _clearTimer(): void {
+    if (this._timer !== null) {
+      clearTimeout(this._timer);
+      this._timer = null;
+    }
+  }
+
+  /** Poll now (unless a poll is in flight), then schedule the next one. */
+  private _poll(): void {
+    this._clearTimer();
+    if (this._inFlight || this.isDisposed) {
+      return;
+    }
+    this._inFlight = true;
+    void this.refresh()
+      .catch(() => false)
+      .then(ok => {
+        this._inFlight = false;
+        if (this.isDisposed || !this.isAttached) {
+          return;
+        }
+        this._delay = nextPollDelay(this._delay, ok, this._visible());
+        this._clearTimer();
+        this._timer = setTimeout(() => this._poll(), this._delay);
+      });
+  }
+
+  private _upsert(cluster: ICluster): void {
+    const list = this.clusters ? [...this.clusters] : [];
+    const i = list.findIndex(c => c.id === cluster.id);
+    if (i >= 0) {
+      list[i] = cluster;
+    } else {
+      list.push(cluster);
+    }
+    this.clusters = list;
+  }
+
+  private async _act(key: string, fn: () => Promise<void>): Promise<boolean> {
+    this.busy.add(key);
+    this.actionError = null;
+    this.notice = null;
+    this.update();
+    try {
+      await fn();
+      return true;
+    } catch (e) {
+      this.actionError = messageOf(e);
+      return false;
+    } finally {
+      this.busy.delete(key);
+      this.update();
+    }
+  }
+
+  private _insertSnippet: SnippetInserter;
+  private _timer: ReturnType<typeof setTimeout> | null = null;
+  private _inFlight = false;
+  private _delay = POLL_INTERVAL;
+}
+
+// ---------------------------------------------------------------------------
+// React views
+// ---------------------------------------------------------------------------
+
+interface IViewProps {
+  panel: SandfillPanel;
+  now: number;
+}
+
+function PanelView({ panel, now }: IViewProps): JSX.Element {
+  const clusters = panel.clusters;
+  return (
+    <div className="sandfill-body">
+      <header className="sandfill-header">
+        <h2 className="sandfill-title">Backfill Dask</h2>
+        <button
+          className="jp-Button sandfill-refresh"
+          data-testid="sandfill-refresh"
+          title="Refresh now"
+          onClick={() => void panel.refresh()}
+        >
+          ⟳
+        </button>
+      </header>
+      <Messages panel={panel} />
+      <CreateForm panel={panel} />
+      <section className="sandfill-clusters" data-testid="sandfill-clusters">
+        {clusters === null ? (
+          <p className="sandfill-empty">
+            {panel.pollError ? 'Clusters unavailable.' : 'Loading clusters…'}
+          </p>
+        ) : clusters.length === 0 ? (
+          <p className="sandfill-empty" data-testid="sandfill-no-clusters">
+            No clusters yet.
+          </p>
+        ) : (
+          clusters.map(c => (
+            <ClusterCard key={c.id} panel={panel} cluster={c} now={now} />
+          ))
+        )}
+      </section>
+    </div>
+  );
+}
+
+function Messages({ panel }: { panel: SandfillPanel }): JSX.Element | null {
+  const items: JSX.Element[] = [];
+  if (panel.pollError) {
+    items.push(
+      <div
+        key="poll"
+        className="sandfill-error sandfill-poll-error"
+        data-testid="sandfill-poll-error"
+        role="alert"
+      >
+        Cannot list clusters — {panel.pollError}
+      </div>
+    );
+  }
+  if (panel.templatesError) {
+    items.push(
+      <div
+        key="templates"
+        className="sandfill-error sandfill-templates-error"
+        data-testid="sandfill-templates-error"
+        role="alert"
+      >
+        Cannot list templates — {panel.templatesError}
+      </div>
+    );
+  }
+  if (panel.actionError) {
+    items.push(
+      <div
+        key="action"
+        className="sandfill-error sandfill-action-error"
+        data-testid="sandfill-action-error"
+        role="alert"
+      >
+        {panel.actionError}
+        <button
+          className="sandfill-dismiss"
+          title="Dismiss"
+          onClick={() => panel.dismissMessages()}
+        >
+          ×
+        </button>
+      </div>
+    );
+  }
+  if (panel.notice) {
+    items.push(
+      <div key="notice" className="sandfill-notice" data-testid="sandfill-notice">
+        {panel.notice}
+      </div>
+    );
+  }
+  return items.length ? <div className="sandfill-messages">{items}</div> : null;
+}
+
+function CreateForm({ panel }: { panel: SandfillPanel }): JSX.Element {
+  const templates = panel.templates || [];
+  const [template, setTemplate] = React.useState('');
+  const [name, setName] = React.useState('');
+  const [workers, setWorkers] = React.useState('');
+  const chosen = templates.some(t => t.name === template)
+    ? template
+    : templates.length
+      ? templates[0].name
+      : '';
+  const info = templates.find(t => t.name === chosen);
+  const busy = panel.busy.has('create');
+
+  const submit = async (ev: React.FormEvent) => {
+    ev.preventDefault();
+    if (!chosen) {
+      panel.reportError('No cluster template to create from.');
+      return;
+    }
+    const body: ICreateFromTemplate = { template: chosen };
+    if (name.trim()) {
+      body.name = name.trim();
+    }
+    if (workers.trim()) {
+      const n = parseCount(workers);
+      if (n === null) {
+        panel.reportError(`Workers must be a whole number, not "${workers}".`);
+        return;
+      }
+      body.workers = n;
+    }
+    if (await panel.createCluster(body)) {
+      setName('');
+      setWorkers('');
+    }
+  };
+
+  return (
+    <form className="sandfill-create-form" onSubmit={submit}>
+      <label className="sandfill-field">
+        <span>Template</span>
+        <select
+          className="jp-mod-styled sandfill-template"
+          data-testid="sandfill-template"
+          value={chosen}
+          disabled={!templates.length}
+          onChange={e => setTemplate(e.target.value)}
+        >
+          {templates.map(t => (
+            <option key={t.name} value={t.name} title={t.description}>
+              {t.name}
+            </option>
+          ))}
+        </select>
+      </label>
+      {info && (
+        <div className="sandfill-template-info" data-testid="sandfill-template-info">
+          {info.description ? `${info.description} — ` : ''}
+          {info.cores} cores, {info.memory} per job, walltime {info.min_walltime}–
+          {info.max_walltime}
+          {info.partition ? `, partition ${info.partition}` : ''}
+          {info.qos ? `, QOS ${info.qos}` : ''}
+        </div>
+      )}
+      <label className="sandfill-field">
+        <span>Name</span>
+        <input
+          className="jp-mod-styled sandfill-name"
+          data-testid="sandfill-name"
+          placeholder="optional"
+          value={name}
+          onChange={e => setName(e.target.value)}
+        />
+      </label>
+      <label className="sandfill-field">
+        <span>Workers</span>
+        <input
+          className="jp-mod-styled sandfill-workers"
+          data-testid="sandfill-workers"
+          placeholder="optional"
+          inputMode="numeric"
+          value={workers}
+          onChange={e => setWorkers(e.target.value)}
+        />
+      </label>
+      <button
+        type="submit"
+        className="jp-Button jp-mod-styled jp-mod-accept sandfill-create"
+        data-testid="sandfill-create"
+        disabled={busy || !chosen}
+      >
+        {busy ? 'Creating…' : 'Create cluster'}
+      </button>
+    </form>
+  );
+}
+
+interface IClusterProps {
+  panel: SandfillPanel;
+  cluster: ICluster;
+  now: number;
+}
+
+function ClusterCard({ panel, cluster, now }: IClusterProps): JSX.Element {
+  const t = cluster.target || { mode: 'scale', n: null, minimum: null, maximum: null };
+  const [scaleN, setScaleN] = React.useState(String(t.n ?? cluster.workers ?? 0));
+  const [adaptMin, setAdaptMin] = React.useState(String(t.minimum ?? 0));
+  const [adaptMax, setAdaptMax] = React.useState(String(t.maximum ?? 4));
+  const busy = panel.busy.has(cluster.id);
+  const jobs = sortJobs(cluster.jobs || []);
+
+  const doScale = () => {
+    const n = parseCount(scaleN);
+    if (n === null) {
+      panel.reportError(`Scale needs a whole number of workers, not "${scaleN}".`);
+      return;
+    }
+    void panel.scale(cluster, n);
+  };
+  const doAdapt = () => {
+    const lo = parseCount(adaptMin);
+    const hi = parseCount(adaptMax);
+    if (lo === null || hi === null) {
+      panel.reportError(
+        `Adapt needs whole numbers, not "${adaptMin}" and "${adaptMax}".`
+      );
+      return;
+    }
+    if (lo > hi) {
+      panel.reportError(`Adapt minimum ${lo} is above maximum ${hi}.`);
+      return;
+    }
+    void panel.adapt(cluster, lo, hi);
+  };
+
+  return (
+    <article
+      className="sandfill-cluster"
+      data-testid="sandfill-cluster"
+      data-cluster-name={cluster.name}
+      data-cluster-id={cluster.id}
+    >
+      <div className="sandfill-cluster-head">
+        <span className="sandfill-cluster-name" title={cluster.scheduler_address}>
+          {cluster.name}
+        </span>
+        {cluster.template && (
+          <span className="sandfill-cluster-template">{cluster.template}</span>
+        )}
+      </div>
+      <div className="sandfill-summary" data-testid="sandfill-summary">
+        {summaryLine(cluster)}
+      </div>
+      <div className="sandfill-target" data-testid="sandfill-target">
+        target: {targetLine(cluster.target)}
+      </div>
+      <div className="sandfill-links">
+        <a
+          className="sandfill-dashboard-link"
+          data-testid="sandfill-dashboard-link"
+          href={panel.dashboardUrl(cluster)}
+          target="_blank"
+          rel="noopener noreferrer"
+        >
+          Dask dashboard ↗
+        </a>
+        <button
+          className="jp-Button jp-mod-styled sandfill-insert-snippet"
+          data-testid="sandfill-insert-snippet"
+          title="Insert a cell that connects a Dask client to this cluster"
+          onClick={() => void panel.insertSnippet(cluster)}
+        >
+          Insert connect snippet
+        </button>
+      </div>
+      <div className="sandfill-controls">
+        <div className="sandfill-control">
+          <input
+            className="jp-mod-styled sandfill-scale-n"
+            data-testid="sandfill-scale-n"
+            aria-label="Number of workers"
+            inputMode="numeric"
+            value={scaleN}
+            onChange={e => setScaleN(e.target.value)}
+            onKeyDown={e => e.key === 'Enter' && doScale()}
+          />
+          <button
+            className="jp-Button jp-mod-styled sandfill-scale"
+            data-testid="sandfill-scale"
+            disabled={busy}
+            onClick={doScale}
+          >
+            Scale
+          </button>
+        </div>
+        <div className="sandfill-control">
+          <input
+            className="jp-mod-styled sandfill-adapt-min"
+            data-testid="sandfill-adapt-min"
+            aria-label="Minimum workers"
+            inputMode="numeric"
+            value={adaptMin}
+            onChange={e => setAdaptMin(e.target.value)}
+          />
+          <span>–</span>
+          <input
+            className="jp-mod-styled sandfill-adapt-max"
+            data-testid="sandfill-adapt-max"
+            aria-label="Maximum workers"
+            inputMode="numeric"
+            value={adaptMax}
+            onChange={e => setAdaptMax(e.target.value)}
+            onKeyDown={e => e.key === 'Enter' && doAdapt()}
+          />
+          <button
+            className="jp-Button jp-mod-styled sandfill-adapt"
+            data-testid="sandfill-adapt"
+            disabled={busy}
+            onClick={doAdapt}
+          >
+            Adapt
+          </button>
+        </div>
+        <button
+          className="jp-Button jp-mod-styled jp-mod-warn sandfill-shutdown"
+          data-testid="sandfill-shutdown"
+          disabled={busy}
+          onClick={() => void panel.shutdown(cluster)}
+        >
+          Shut down
+        </button>
+      </div>
+      <JobTable jobs={jobs} now={now} />
+    </article>
+  );
+}
+
+function JobTable({ jobs, now }: { jobs: IWorkerJob[]; now: number }): JSX.Element {
+  if (!jobs.length) {
+    return <p className="sandfill-empty sandfill-no-jobs">No worker jobs.</p>;
+  }
+  return (
+    <table className="sandfill-jobs" data-testid="sandfill-jobs">
+      <thead>
+        <tr>
+          <th>Job</th>
+          <th>State</th>
+          <th>Details</th>
+          <th>Node</th>
+          <th>Workers</th>
+        </tr>
+      </thead>
+      <tbody>
+        {jobs.map(job => {
+          const d = describeJob(job, now);
+          return (
+            <tr
+              key={job.job_id}
+              className={`sandfill-job sandfill-job-${d.state}`}
+              data-testid="sandfill-job"
+              data-job-id={job.job_id}
+              data-state={d.state}
+              title={d.title}
+            >
+              <td className="sandfill-job-id">{d.jobId}</td>
+              <td>
+                <span className={d.badgeClass}>{d.label}</span>
+              </td>
+              <td className="sandfill-job-detail">
+                {d.reason && <span className="sandfill-job-reason">{d.reason}</span>}
+                {d.state === 'pending' && (
+                  <span className="sandfill-job-start">
+                    {d.estimatedStart ? `starts ${d.estimatedStart}` : 'start not estimated'}
+                  </span>
+                )}
+                {d.state === 'retiring' && (
+                  <span className="sandfill-job-retiring">retiring</span>
+                )}
+                {d.timeLeft && (
+                  <span className="sandfill-job-left">{d.timeLeft} left</span>
+                )}
+                {d.endedWhy && <span className="sandfill-job-why">{d.endedWhy}</span>}
+                {d.state === 'unknown' && (
+                  <span className="sandfill-job-unknown">{d.detail}</span>
+                )}
+              </td>
+              <td className="sandfill-job-node">{d.node}</td>
+              <td className="sandfill-job-workers">{d.workers}</td>
+            </tr>
+          );
+        })}
+      </tbody>
+    </table>
+  );
+}
