@@ -1,0 +1,279 @@
+"""ONE batched queue poller per process (per Slurm cluster).
+
+Every part of sandfill that wants to know a job's state asks this poller, which keeps a
+cache and runs a single ``squeue -j <all watched ids>`` per round. It polls fast while
+something is pending, changing or unknown and slowly when everything is steady, with
+jitter so that many processes do not poll in step. A failed query marks every watched job
+UNKNOWN (keeping the last facts) — never "gone"; a job the controller answered about and no
+longer lists is looked up once in accounting (``sacct``) for its final state.
+
+The poller runs in its own daemon thread, so callers on any event loop (the hub's, a
+Dask cluster's, a Jupyter server's) share it; async callers await ``refresh()`` or
+``wait_for()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sandfill.slurm.client import SlurmClient, check_job_id
+from sandfill.slurm.commands import SlurmCommandError
+from sandfill.slurm.parse import GONE, UNKNOWN, JobStatus
+
+log = logging.getLogger("sandfill.slurm.poller")
+
+Listener = Callable[[dict[str, JobStatus]], None]
+
+
+@dataclass
+class PollerStats:
+    polls: int = 0  # squeue calls made
+    failures: int = 0  # squeue calls that failed (jobs reported UNKNOWN)
+    sacct_calls: int = 0
+    last_error: str | None = None
+    last_poll: float | None = None
+
+
+class QueuePoller:
+    _shared: dict[str | None, QueuePoller] = {}
+    _shared_lock = threading.Lock()
+
+    def __init__(
+        self,
+        client: SlurmClient | None = None,
+        *,
+        fast_interval: float = 1.0,
+        slow_interval: float = 10.0,
+        jitter: float = 0.1,
+        use_sacct: bool = True,
+    ) -> None:
+        self.client = client or SlurmClient()
+        self.fast_interval = fast_interval
+        self.slow_interval = slow_interval
+        self.jitter = jitter
+        self.use_sacct = use_sacct
+        self.stats = PollerStats()
+        self._watched: dict[str, int] = {}  # job id → number of watchers
+        self._status: dict[str, JobStatus] = {}
+        self._listeners: list[Listener] = []
+        self._waiters: list[concurrent.futures.Future[dict[str, JobStatus]]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._changed_recently = False
+
+    # ---- the one per process ------------------------------------------------------------
+    @classmethod
+    def shared(cls, slurm_conf: str | os.PathLike[str] | None = None, **kwargs: float) -> QueuePoller:
+        key = str(slurm_conf) if slurm_conf else os.environ.get("SLURM_CONF")
+        with cls._shared_lock:
+            p = cls._shared.get(key)
+            if p is None:
+                p = cls(SlurmClient(key), **kwargs)  # type: ignore[arg-type]
+                cls._shared[key] = p
+            return p
+
+    # ---- watching -------------------------------------------------------------------------
+    def watch(self, job_ids: str | Iterable[str]) -> None:
+        ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
+        with self._lock:
+            for j in ids:
+                j = check_job_id(j)
+                self._watched[j] = self._watched.get(j, 0) + 1
+        self._ensure_thread()
+        self._wake.set()
+
+    def unwatch(self, job_ids: str | Iterable[str]) -> None:
+        ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
+        with self._lock:
+            for j in ids:
+                n = self._watched.get(j, 0) - 1
+                if n <= 0:
+                    self._watched.pop(j, None)
+                    self._status.pop(j, None)
+                else:
+                    self._watched[j] = n
+
+    @property
+    def watched(self) -> list[str]:
+        with self._lock:
+            return list(self._watched)
+
+    def status(self, job_id: str) -> JobStatus | None:
+        """The cached status (no query). None until the first poll that included the job."""
+        with self._lock:
+            return self._status.get(job_id)
+
+    def snapshot(self) -> dict[str, JobStatus]:
+        with self._lock:
+            return dict(self._status)
+
+    def add_listener(self, fn: Listener) -> None:
+        """``fn(changed)`` is called from the poller thread after each round with the
+        statuses that changed. Use ``loop.call_soon_threadsafe`` to hop to a loop."""
+        with self._lock:
+            self._listeners.append(fn)
+
+    def remove_listener(self, fn: Listener) -> None:
+        with self._lock:
+            if fn in self._listeners:
+                self._listeners.remove(fn)
+
+    # ---- asking for fresh data ------------------------------------------------------------
+    def request_refresh(self) -> concurrent.futures.Future[dict[str, JobStatus]]:
+        """A future resolved by the next round that starts after this call. Concurrent
+        requests share one round (one squeue)."""
+        fut: concurrent.futures.Future[dict[str, JobStatus]] = concurrent.futures.Future()
+        with self._lock:
+            self._waiters.append(fut)
+        self._ensure_thread()
+        self._wake.set()
+        return fut
+
+    async def refresh(self) -> dict[str, JobStatus]:
+        return await asyncio.wrap_future(self.request_refresh())
+
+    async def wait_for(
+        self, job_id: str, predicate: Callable[[JobStatus], bool], timeout: float
+    ) -> JobStatus:
+        """Wait (without extra queries) until the job's cached status satisfies ``predicate``."""
+        self.watch(job_id)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                st = self.status(job_id)
+                if st is not None and predicate(st):
+                    return st
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"job {job_id}: condition not met within {timeout:.0f} s (last: {st})")
+                fut = self.request_next_round()
+                try:
+                    await asyncio.wait_for(asyncio.wrap_future(fut), left)
+                except TimeoutError:
+                    pass
+        finally:
+            self.unwatch(job_id)
+
+    def request_next_round(self) -> concurrent.futures.Future[dict[str, JobStatus]]:
+        """A future resolved after the next round, without hurrying it."""
+        fut: concurrent.futures.Future[dict[str, JobStatus]] = concurrent.futures.Future()
+        with self._lock:
+            self._waiters.append(fut)
+        self._ensure_thread()
+        return fut
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with QueuePoller._shared_lock:
+            for k, v in list(QueuePoller._shared.items()):
+                if v is self:
+                    del QueuePoller._shared[k]
+
+    # ---- the loop -------------------------------------------------------------------------
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, name="sandfill-queue-poller", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                waiters, self._waiters = self._waiters, []
+                active = [j for j in self._watched if not (self._status.get(j) and self._status[j].ended)]
+            if active:
+                self.poll_once(active)
+            snap = self.snapshot()
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(snap)
+            self._wake.wait(self._next_interval())
+            self._wake.clear()
+
+    def _next_interval(self) -> float:
+        with self._lock:
+            sts = [self._status.get(j) for j in self._watched]
+        busy = self._changed_recently or any(
+            s is None or s.pending or not s.known or s.state == "COMPLETING" for s in sts if s is None or not s.ended
+        )
+        base = self.fast_interval if busy else self.slow_interval
+        return base * (1 + random.uniform(-self.jitter, self.jitter))
+
+    def poll_once(self, job_ids: list[str]) -> dict[str, JobStatus]:
+        """One round: one squeue for ``job_ids`` (and one sacct for vanished ones)."""
+        self.stats.polls += 1
+        self.stats.last_poll = time.time()
+        try:
+            found = self.client.squeue_sync(job_ids)
+        except SlurmCommandError as exc:
+            self.stats.failures += 1
+            self.stats.last_error = str(exc)
+            log.warning("queue query failed, jobs reported unknown: %s", exc)
+            with self._lock:
+                new = {
+                    j: (self._status[j].as_unknown() if j in self._status else JobStatus(j, UNKNOWN))
+                    for j in job_ids
+                    if j in self._watched
+                }
+            self._publish(new)
+            return new
+        self.stats.last_error = None
+        missing = [j for j in job_ids if j not in found]
+        if missing:
+            found.update(self._final_states(missing))
+        self._publish(found)
+        return found
+
+    def _final_states(self, job_ids: list[str]) -> dict[str, JobStatus]:
+        final: dict[str, JobStatus] = {}
+        if self.use_sacct:
+            self.stats.sacct_calls += 1
+            try:
+                final = self.client.sacct_final_sync(job_ids)
+            except SlurmCommandError as exc:
+                log.info("sacct lookup failed for %s: %s", job_ids, exc)
+        now = time.time()
+        for j in job_ids:
+            st = final.get(j)
+            if st is None or not st.ended:
+                # the controller answered without the job and accounting has no final
+                # record: it is gone (no reason known)
+                final[j] = JobStatus(j, GONE, observed=now)
+        return final
+
+    def _publish(self, new: dict[str, JobStatus]) -> None:
+        changed: dict[str, JobStatus] = {}
+        with self._lock:
+            for j, st in new.items():
+                if j not in self._watched:
+                    continue
+                old = self._status.get(j)
+                if old is None or _facts(old) != _facts(st):
+                    changed[j] = st
+                self._status[j] = st
+            listeners = list(self._listeners)
+        self._changed_recently = bool(changed)
+        if changed:
+            for fn in listeners:
+                try:
+                    fn(changed)
+                except Exception:  # a listener's bug must not stop the poller
+                    log.exception("queue poller listener failed")
+
+
+def _facts(st: JobStatus) -> tuple[object, ...]:
+    return (st.state, st.reason, st.nodes, st.start_time, st.end_time, st.time_limit)

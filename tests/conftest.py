@@ -1,0 +1,70 @@
+"""Shared fixtures. Tests marked ``slurm`` run against a real devcluster booted once per test
+session in its own state directory; if it cannot boot, those tests FAIL (never skip)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sandfill.devcluster import DevCluster
+from sandfill.slurm import SlurmClient
+
+
+def wait_until(what: str, check: Callable[[], object], timeout: float = 60.0, interval: float = 0.25) -> object:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture(scope="session")
+def devcluster() -> Iterator[DevCluster]:
+    existing = os.environ.get("SANDFILL_TEST_STATE_DIR")
+    if existing:  # reuse a cluster booted by `make test` / a developer
+        c = DevCluster(existing)
+        if not c.is_running():
+            c.up(log=lambda *_: None)
+        yield c
+        return
+    root = Path(tempfile.mkdtemp(prefix="sandfill-test-", dir="/tmp"))
+    root.chmod(0o755)
+    c = DevCluster(root / "dc")
+    c.up(log=lambda *_: None)
+    try:
+        yield c
+    finally:
+        c.down(log=lambda *_: None)
+
+
+@pytest.fixture
+def slurm(devcluster: DevCluster) -> Iterator[SlurmClient]:
+    """A client for the devcluster; cancels every job the test submitted through it."""
+    client = SlurmClient(devcluster.slurm_conf)
+    before = set(client.squeue_sync())
+    yield client
+    after = set(client.squeue_sync()) - before
+    if after:
+        import subprocess
+
+        subprocess.run(["scancel", *sorted(after)], env=client.env, check=False)
+        wait_until(
+            "the test's jobs to leave the nodes",
+            lambda: not any(s.running for j, s in client.squeue_sync(after).items()),
+            timeout=60,
+        )
+
+
+SLEEP = "#!/bin/sh\nsleep {seconds}\n"
+
+
+def sleep_script(seconds: int) -> str:
+    return SLEEP.format(seconds=int(seconds))

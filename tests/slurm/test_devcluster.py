@@ -1,0 +1,120 @@
+"""The embedded devcluster is a real Slurm: these tests talk to it."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from sandfill.devcluster import DevCluster
+from sandfill.devcluster.daemons import processes_using
+from sandfill.slurm import SlurmClient
+
+from tests.conftest import sleep_script, wait_until
+
+pytestmark = pytest.mark.slurm
+
+
+def _sinfo(c: DevCluster) -> dict[str, str]:
+    out = subprocess.run(["sinfo", "-h", "-N", "-p", "batch", "-o", "%N %t"], env=c.subprocess_env(), capture_output=True, text=True, check=True).stdout
+    return dict(line.split() for line in out.splitlines())
+
+
+def test_up_lists_idle_nodes(devcluster: DevCluster) -> None:
+    nodes = wait_until("all nodes idle", lambda: (s := _sinfo(devcluster)) and all(v == "idle" for v in s.values()) and s)
+    assert sorted(nodes) == ["node1", "node2", "node3", "node4"]
+    st = devcluster.status()
+    names = {d["name"] for d in st["daemons"]}
+    assert {"munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd-node1", "slurmd-node4"} <= names
+    assert all(d["alive"] for d in st["daemons"])
+
+
+def test_two_node_job_runs_on_distinct_nodes_and_is_accounted(devcluster: DevCluster, slurm: SlurmClient, tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    out = tmp_path / "out.txt"
+    script = "#!/bin/sh\nsrun --ntasks-per-node=1 printenv SLURMD_NODENAME\n"
+    jid = slurm.submit_sync(script, ["-N", "2", "--ntasks-per-node=1", "-p", "batch", "-t", "1", "-o", str(out)])
+    final = wait_until("the job to end", lambda: (s := slurm.squeue_sync([jid]).get(jid)) and s.ended and s, timeout=60)
+    assert final.state == "COMPLETED"
+    nodes = out.read_text().split()
+    assert len(nodes) == 2 and len(set(nodes)) == 2, nodes
+    acct = wait_until(
+        "sacct to record the job's end",
+        lambda: (a := slurm.sacct_final_sync([jid]).get(jid)) and a.ended and a.nodes and "[" in a.nodes and a,
+        timeout=60,
+    )
+    # slurmdbd first records the batch host and fills in the allocation a moment later
+    assert acct.state == "COMPLETED"
+    assert acct.nodes == f"node[{'-'.join(sorted(n[4:] for n in nodes))}]" or "," in acct.nodes
+
+
+def test_qos_per_user_cpu_cap_holds_job_with_qos_reason(devcluster: DevCluster, slurm: SlurmClient) -> None:
+    env = devcluster.subprocess_env()
+    subprocess.run(["sacctmgr", "-i", "add", "qos", "capped", "MaxTRESPerUser=cpu=2"], env=env, capture_output=True, check=False)
+    subprocess.run(["sacctmgr", "-i", "modify", "user", "root", "set", "qos+=capped"], env=env, capture_output=True, check=True)
+    first = slurm.submit_sync(sleep_script(300), ["-c", "2", "--qos=capped", "-p", "batch", "-t", "5"])
+    second = slurm.submit_sync(sleep_script(300), ["-c", "1", "--qos=capped", "-p", "batch", "-t", "5"])
+    wait_until("first job running", lambda: slurm.squeue_sync([first])[first].running)
+    st = wait_until(
+        "second job held by the QOS",
+        lambda: (s := slurm.squeue_sync([second])[second]) and s.reason and s.reason.startswith("QOSMax") and s,
+        timeout=30,
+    )
+    assert st.pending and st.reason == "QOSMaxCpuPerUserLimit"
+
+
+def test_up_twice_second_cluster_and_down_leaves_nothing(devcluster: DevCluster) -> None:
+    root = Path(tempfile.mkdtemp(prefix="sandfill-second-", dir="/tmp"))
+    root.chmod(0o755)
+    second = DevCluster(root)
+    messages: list[str] = []
+    try:
+        assert second.up(nodes=2, cpus=4, log=messages.append) is True
+        assert second.up(nodes=2, cpus=4, log=messages.append) is False  # harmless no-op
+        assert "already running" in messages[-1]
+        # distinct ports from the first cluster, both answer
+        a, b = devcluster.info(), second.info()
+        assert a and b and not (set(_ports(a.ports)) & set(_ports(b.ports)))
+        assert sorted(_sinfo(second)) == ["node1", "node2"]
+        assert sorted(_sinfo(devcluster)) == ["node1", "node2", "node3", "node4"]
+        # a running job on the second cluster must not survive `down`
+        client = SlurmClient(second.slurm_conf)
+        jid = client.submit_sync(sleep_script(600), ["-c", "1", "-t", "10"])
+        wait_until("job running", lambda: client.squeue_sync([jid])[jid].running)
+        pids = [d.pid for d in second.daemons()]
+    finally:
+        second.down(log=messages.append)
+    assert not processes_using(root)
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    # the first cluster is untouched
+    assert _sinfo(devcluster)
+
+
+def _ports(p: dict[str, object]) -> list[int]:
+    out: list[int] = []
+    for v in p.values():
+        out.extend(v if isinstance(v, list | tuple) else [v])  # type: ignore[arg-type]
+    return out
+
+
+def test_cli_env_and_status(devcluster: DevCluster, capsys: pytest.CaptureFixture[str]) -> None:
+    from sandfill.cli import main
+
+    assert main(["devcluster", "--state-dir", str(devcluster.layout.root), "env"]) == 0
+    assert f"export SLURM_CONF={devcluster.slurm_conf}" in capsys.readouterr().out
+    assert main(["devcluster", "--state-dir", str(devcluster.layout.root), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "slurmctld" in out and "running" in out and "PARTITION" in out
+
+
+def test_cli_rejects_bad_flags(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from sandfill.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["devcluster", "--state-dir", str(tmp_path), "up", "--nodes", "-3"])
+    assert "--nodes must be at least 1, got -3" in capsys.readouterr().err
+    assert main(["devcluster", "--state-dir", str(tmp_path), "up", "--users", "bob;rm -rf /"]) == 2
+    assert "not a valid user name" in capsys.readouterr().err
+    assert not (tmp_path / "etc").exists()  # nothing was written
