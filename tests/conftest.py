@@ -5,25 +5,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sandfill.devcluster import DevCluster
 from sandfill.slurm import SlurmClient
-
-
-def wait_until(what: str, check: Callable[[], object], timeout: float = 60.0, interval: float = 0.25) -> object:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+from sandfill.testing import wait_until
 
 
 @pytest.fixture(scope="session")
@@ -61,10 +49,3 @@ def slurm(devcluster: DevCluster) -> Iterator[SlurmClient]:
             lambda: not any(s.running for j, s in client.squeue_sync(after).items()),
             timeout=60,
         )
-
-
-SLEEP = "#!/bin/sh\nsleep {seconds}\n"
-
-
-def sleep_script(seconds: int) -> str:
-    return SLEEP.format(seconds=int(seconds))

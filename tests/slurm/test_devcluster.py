@@ -10,8 +10,7 @@ import pytest
 from sandfill.devcluster import DevCluster
 from sandfill.devcluster.daemons import processes_using
 from sandfill.slurm import SlurmClient
-
-from tests.conftest import sleep_script, wait_until
+from sandfill.testing import sleep_script, wait_until
 
 pytestmark = pytest.mark.slurm
 

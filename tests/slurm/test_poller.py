@@ -9,8 +9,7 @@ from sandfill.devcluster import DevCluster
 from sandfill.slurm import GONE, UNKNOWN, JobStatus, QueuePoller, SlurmClient
 from sandfill.slurm.commands import SlurmCommandError
 from sandfill.slurm.parse import queue_rpcs
-
-from tests.conftest import sleep_script
+from sandfill.testing import sleep_script
 
 
 @pytest.mark.slurm

@@ -1,0 +1,79 @@
+# sandfill — `make demo` runs the devcluster + hub; `make test` runs the tests.
+# Both do all their set-up on a fresh Debian 12 machine as root.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+APT_PACKAGES := slurm-wlm slurmdbd munge mariadb-server mariadb-client sudo chromium python3-venv python3-dev nodejs npm
+LABEXT_SRC := extensions/labextension
+LABEXT_OUT := extensions/lab/labextension
+LABEXT_DEST := $(VENV)/share/jupyter/labextensions/sandfill-labextension
+STAMP_PY := $(VENV)/.sandfill-installed
+STAMP_JS := $(LABEXT_OUT)/package.json
+PYTEST_ARGS ?=
+
+.PHONY: help setup system-packages venv labextension demo demo-clean test test-fast lint bench clean
+
+help:
+	@echo "make demo        boot the devcluster and the hub (prints URL and demo logins)"
+	@echo "make test        set up everything and run the test suite"
+	@echo "make demo-clean  remove the demo accounts and stop the demo"
+	@echo "make bench       run the benchmarks in tests/bench"
+	@echo "make lint        ruff"
+
+setup: system-packages venv labextension
+
+# Debian packages: installed only when something is missing. Not root? Say what to do.
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "sandfill: missing Debian packages:$$missing"; \
+	    echo "  run as root: apt-get update && apt-get install -y$$missing   (or: sudo make setup)"; \
+	    exit 1; \
+	  fi; \
+	  echo ">> apt-get install$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# The venv is built from the system python so that users' jobs can read it.
+venv: $(STAMP_PY)
+$(STAMP_PY): pyproject.toml
+	@test -x /usr/bin/python3 || { echo "sandfill: /usr/bin/python3 is missing (apt-get install python3)"; exit 1; }
+	@test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	@chmod -R a+rX $(VENV)
+	@touch $@
+
+# The JupyterLab front end: built once with npm, shipped prebuilt; the venv gets a copy.
+labextension: $(STAMP_JS)
+	@mkdir -p $(dir $(LABEXT_DEST))
+	@rm -rf $(LABEXT_DEST) && cp -r $(LABEXT_OUT) $(LABEXT_DEST) && chmod -R a+rX $(LABEXT_DEST)
+$(STAMP_JS): $(STAMP_PY) $(LABEXT_SRC)/package.json $(LABEXT_SRC)/package-lock.json $(wildcard $(LABEXT_SRC)/src/*) $(wildcard $(LABEXT_SRC)/style/*)
+	@command -v npm >/dev/null || { echo "sandfill: npm is missing (apt-get install nodejs npm)"; exit 1; }
+	cd $(LABEXT_SRC) && npm ci --no-audit --no-fund --loglevel=error && PATH=$(CURDIR)/$(VENV)/bin:$$PATH npm run build
+
+demo: setup
+	$(VENV)/bin/sandfill demo
+
+demo-clean: venv
+	$(VENV)/bin/sandfill demo --clean
+
+test: setup
+	cd $(LABEXT_SRC) && npm test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)
+
+test-fast: venv
+	$(VENV)/bin/python -m pytest -ra -m "not slurm and not browser" $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(LABEXT_OUT) $(LABEXT_SRC)/node_modules $(LABEXT_SRC)/lib build *.egg-info

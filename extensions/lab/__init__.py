@@ -1,0 +1,1 @@
+"""sandfill part (work in progress)."""

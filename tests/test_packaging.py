@@ -1,0 +1,74 @@
+"""Layout and packaging: import roots, the CLI's parts, environment.yml ⇄ pyproject.toml."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~\[; ]", req, maxsplit=1)[0].strip().lower().replace("_", "-")
+
+
+def _spec(req: str) -> str:
+    req = re.sub(r"\[.*?\]", "", req)
+    return req[len(_name(req)) :].replace(" ", "").replace("==", "=")
+
+
+def test_environment_yml_matches_pyproject() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r): _spec(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = {_name(d): _spec(d) for d in env["dependencies"] if isinstance(d, str)}
+    missing = sorted(set(wanted) - set(conda))
+    assert not missing, f"in pyproject.toml but not environment.yml: {missing}"
+    differ = {k: (wanted[k], conda[k]) for k in wanted if conda[k] != wanted[k]}
+    assert not differ, f"version constraints differ (pyproject, environment.yml): {differ}"
+    assert any(isinstance(d, dict) and "-e ." in d.get("pip", []) for d in env["dependencies"])
+
+
+@pytest.mark.parametrize("mod", ["sandfill", "sandfill.slurm", "sandfill.devcluster", "sandfill.policies", "sandfill.hub", "sandfill.dask", "sandfill.lab"])
+def test_import_roots(mod: str) -> None:
+    m = importlib.import_module(mod)
+    assert m.__name__ == mod
+
+
+@pytest.mark.parametrize("folder", ["policies", "hub_config", "extensions", "core"])
+def test_folder_names_are_not_import_roots(folder: str, tmp_path: Path) -> None:
+    # a clean interpreter outside the checkout: what an installed sandfill exposes
+    res = subprocess.run([sys.executable, "-c", f"import {folder}"], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode != 0 and "ModuleNotFoundError" in res.stderr
+
+
+def test_no_code_imports_a_folder_name() -> None:
+    bad = re.compile(r"^\s*(from|import)\s+(policies|hub_config|extensions|core)\b", re.M)
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in ROOT.rglob("*.py")
+        if ".venv" not in p.parts and "node_modules" not in p.parts and bad.search(p.read_text(errors="replace"))
+    ]
+    assert not offenders
+
+
+def test_cli_lists_each_parts_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    from sandfill.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "devcluster" in out
+
+
+def test_top_level_layout() -> None:
+    for p in ["hub_config", "extensions", "policies", "notebooks", "tests", "environment.yml", "README.md", "pyproject.toml", "Makefile", ".ci/run"]:
+        assert (ROOT / p).exists(), p
