@@ -324,7 +324,7 @@ export function describeJob(job: IWorkerJob, now: number): IJobDisplay {
       parts.push(
         job.slurm_state
           ? `Slurm: ${job.slurm_state}`
-          : 'queue state not known yet'
+          : 'state not known'
       );
     }
   }

@@ -11,18 +11,16 @@ import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { SandfillAPIError, SandfillClient } from './api';
+import { JobTable } from './jobs';
 import {
   ICluster,
   ICreateFromTemplate,
   ITemplate,
-  IWorkerJob,
   POLL_INTERVAL,
   connectSnippet,
   dashboardUrl,
-  describeJob,
   nextPollDelay,
   parseCount,
-  sortJobs,
   summaryLine,
   targetLine
 } from './model';
@@ -43,6 +41,10 @@ function messageOf(error: unknown): string {
     return error.message;
   }
   return String(error);
+}
+
+function liveJobs(cluster: ICluster): number {
+  return (cluster.jobs || []).filter(j => j.state !== 'ended').length;
 }
 
 export class SandfillPanel extends ReactWidget {
@@ -127,7 +129,7 @@ export class SandfillPanel extends ReactWidget {
   async shutdown(cluster: ICluster): Promise<boolean> {
     const answer = await showDialog({
       title: 'Shut down cluster',
-      body: `Shut down "${cluster.name}" and cancel its ${cluster.jobs.length} worker job(s)?`,
+      body: `Shut down "${cluster.name}" and cancel its ${liveJobs(cluster)} worker job(s)?`,
       buttons: [
         Dialog.cancelButton(),
         Dialog.warnButton({ label: 'Shut down' })
@@ -474,7 +476,6 @@ function ClusterCard({ panel, cluster, now }: IClusterProps): JSX.Element {
   const [adaptMin, setAdaptMin] = React.useState(String(t.minimum ?? 0));
   const [adaptMax, setAdaptMax] = React.useState(String(t.maximum ?? 4));
   const busy = panel.busy.has(cluster.id);
-  const jobs = sortJobs(cluster.jobs || []);
 
   const doScale = () => {
     const n = parseCount(scaleN);
@@ -597,66 +598,7 @@ function ClusterCard({ panel, cluster, now }: IClusterProps): JSX.Element {
           Shut down
         </button>
       </div>
-      <JobTable jobs={jobs} now={now} />
+      <JobTable jobs={cluster.jobs || []} now={now} />
     </article>
-  );
-}
-
-function JobTable({ jobs, now }: { jobs: IWorkerJob[]; now: number }): JSX.Element {
-  if (!jobs.length) {
-    return <p className="sandfill-empty sandfill-no-jobs">No worker jobs.</p>;
-  }
-  return (
-    <table className="sandfill-jobs" data-testid="sandfill-jobs">
-      <thead>
-        <tr>
-          <th>Job</th>
-          <th>State</th>
-          <th>Details</th>
-          <th>Node</th>
-          <th>Workers</th>
-        </tr>
-      </thead>
-      <tbody>
-        {jobs.map(job => {
-          const d = describeJob(job, now);
-          return (
-            <tr
-              key={job.job_id}
-              className={`sandfill-job sandfill-job-${d.state}`}
-              data-testid="sandfill-job"
-              data-job-id={job.job_id}
-              data-state={d.state}
-              title={d.title}
-            >
-              <td className="sandfill-job-id">{d.jobId}</td>
-              <td>
-                <span className={d.badgeClass}>{d.label}</span>
-              </td>
-              <td className="sandfill-job-detail">
-                {d.reason && <span className="sandfill-job-reason">{d.reason}</span>}
-                {d.state === 'pending' && (
-                  <span className="sandfill-job-start">
-                    {d.estimatedStart ? `starts ${d.estimatedStart}` : 'start not estimated'}
-                  </span>
-                )}
-                {d.state === 'retiring' && (
-                  <span className="sandfill-job-retiring">retiring</span>
-                )}
-                {d.timeLeft && (
-                  <span className="sandfill-job-left">{d.timeLeft} left</span>
-                )}
-                {d.endedWhy && <span className="sandfill-job-why">{d.endedWhy}</span>}
-                {d.state === 'unknown' && (
-                  <span className="sandfill-job-unknown">{d.detail}</span>
-                )}
-              </td>
-              <td className="sandfill-job-node">{d.node}</td>
-              <td className="sandfill-job-workers">{d.workers}</td>
-            </tr>
-          );
-        })}
-      </tbody>
-    </table>
   );
 }

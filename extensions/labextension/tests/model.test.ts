@@ -213,7 +213,7 @@ describe('describeJob', () => {
     const d = describeJob(job({ state: 'unknown' }), NOW);
     expect(d.label).toBe('Unknown');
     expect(d.badgeClass).toContain('sandfill-badge-unknown');
-    expect(d.detail).toBe('queue state not known yet');
+    expect(d.detail).toBe('state not known');
     const d2 = describeJob(job({ state: 'unknown', slurm_state: 'SUSPENDED' }), NOW);
     expect(d2.detail).toBe('Slurm: SUSPENDED');
   });
