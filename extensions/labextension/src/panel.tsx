@@ -425,7 +425,7 @@ function CreateForm({ panel }: { panel: SandfillPanel }): JSX.Element {
       {info && (
         <div className="sandfill-template-info" data-testid="sandfill-template-info">
           {info.description ? `${info.description} — ` : ''}
-          {info.cores} cores, {info.memory} per job, walltime {info.min_walltime}–
+          {info.cores} {info.cores === 1 ? 'core' : 'cores'}, {info.memory} per job, walltime {info.min_walltime}–
           {info.max_walltime}
           {info.partition ? `, partition ${info.partition}` : ''}
           {info.qos ? `, QOS ${info.qos}` : ''}
