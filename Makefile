@@ -44,6 +44,8 @@ $(STAMP_PY): pyproject.toml
 	@test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test]'
+	@command -v npm >/dev/null || { echo "sandfill: npm is missing (apt-get install nodejs npm)"; exit 1; }
+	npm install -g --prefix $(VENV) --no-audit --no-fund --loglevel=error configurable-http-proxy@5
 	@chmod -R a+rX $(VENV)
 	@touch $@
 

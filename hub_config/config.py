@@ -1,0 +1,115 @@
+"""Turn a :class:`~sandfill.hub.site.SiteConfig` into JupyterHub configuration.
+
+Called by ``jupyterhub_config.py``; everything a site changes goes through the site file or
+the environment (see :mod:`sandfill.hub.site`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from sandfill.hub.handlers import extra_handlers, install_port_handler
+from sandfill.hub.site import SiteConfig
+from sandfill.hub.units import format_memory, format_walltime
+
+TEMPLATES = Path(__file__).with_name("templates")
+CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+
+
+def proxy_command() -> list[str]:
+    """configurable-http-proxy: the copy installed next to this Python (make setup puts it
+    in the venv), else the one on PATH."""
+    here = Path(sys.executable).parent / "configurable-http-proxy"
+    if here.exists():
+        return [str(here)]
+    found = shutil.which("configurable-http-proxy")
+    return [found] if found else ["configurable-http-proxy"]
+
+
+def apply_site(c: Any, site: SiteConfig) -> None:
+    """Fill the JupyterHub config object ``c`` from ``site``."""
+    import batchspawner  # noqa: F401  (must be imported at config load: its API route)
+
+    install_port_handler()  # …which we then replace by one that accepts only the port
+
+    state = Path(site.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    state.chmod(0o700)  # cookie secret, database: root only (the jobs never read it)
+
+    # where it listens
+    c.JupyterHub.ip = site.ip
+    c.JupyterHub.port = site.port
+    c.JupyterHub.hub_ip = site.hub_ip
+    c.JupyterHub.hub_port = site.hub_port
+    c.JupyterHub.hub_connect_ip = site.hub_connect_ip
+    c.JupyterHub.base_url = site.base_url
+    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{site.proxy_api_port}"
+    c.ConfigurableHTTPProxy.command = proxy_command()
+    c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+    # servers are Slurm jobs: they outlive a hub restart, which must not stop them
+    c.JupyterHub.cleanup_servers = False
+
+    # who may log in: the site's accounts, through PAM
+    c.JupyterHub.authenticator_class = "pam"
+    c.PAMAuthenticator.open_sessions = False
+    c.Authenticator.admin_users = set(site.admin_users)
+    if site.allow_all:
+        c.Authenticator.allow_all = True
+    else:
+        c.Authenticator.allowed_users = set(site.allowed_users)
+
+    # the spawner
+    c.JupyterHub.spawner_class = "sandfill"
+    s = c.BackfillSlurmSpawner
+    if site.slurm_conf:
+        s.slurm_conf = site.slurm_conf
+    s.partitions = list(site.partitions)
+    s.default_partition = site.default_partition
+    s.max_cpus = site.max_cpus
+    s.max_memory = site.max_memory_mb
+    s.max_walltime = site.max_walltime_s
+    s.profiles = [
+        {
+            "name": p.name,
+            "description": p.description,
+            "cpus": p.cpus,
+            "memory": format_memory(p.memory_mb),
+            "walltime": format_walltime(p.walltime_s),
+            **({"partition": p.partition} if p.partition else {}),
+        }
+        for p in site.profiles
+    ]
+    s.ip = site.server_ip
+    if site.exec_host:
+        s.exec_host = site.exec_host
+    s.walltime_warning = site.walltime_warning_s
+    s.start_timeout = site.start_timeout
+    s.http_timeout = 120
+    s.poll_interval = site.poll_interval  # cheap: poll() reads the shared poller's cache
+    s.default_url = "/lab"
+
+    # sandfill's pages and API, and the port route
+    c.JupyterHub.extra_handlers = list(extra_handlers)
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
+
+    # the idle culler, as a hub service with a role of explicit scopes
+    c.JupyterHub.services = [
+        {
+            "name": "idle-culler",
+            "command": [
+                sys.executable,
+                "-m",
+                "jupyterhub_idle_culler",
+                f"--timeout={site.cull_idle_s}",
+                f"--cull-every={site.cull_every_s}",
+            ],
+        }
+    ]
+    c.JupyterHub.load_roles = [
+        {"name": "idle-culler", "description": "Stop idle servers", "scopes": CULLER_SCOPES, "services": ["idle-culler"]}
+    ]

@@ -1,0 +1,144 @@
+"""The hub's sandfill routes.
+
+- ``POST /hub/api/batchspawner`` — the port report of a starting server. It replaces
+  batchspawner's stock handler (which sets *any* attribute the request names on the
+  spawner): only ``{"port": <1-65535>}`` is accepted, only with the starting server's own
+  token, only while it is starting. Anything else is a 400/403/409.
+- ``GET /hub/api/sandfill/users/{name}/server/job`` — the server job (state, reason, time
+  left, how the last job ended) as JSON.
+- ``GET /hub/api/sandfill/users/{name}/server/log`` — the tail of the job's log as JSON.
+- ``GET /hub/sandfill/job[/{name}]`` — the same as a page (linked from the home page).
+
+The three read routes need the ``read:servers`` scope on that user: a user reads their
+own, an admin anyone's; another user gets 403.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+import batchspawner.api  # noqa: F401  (registers the stock route first; we replace it below)
+from jupyterhub import apihandlers
+from jupyterhub.apihandlers import APIHandler
+from jupyterhub.handlers import BaseHandler
+from jupyterhub.scopes import needs_scope
+from jupyterhub.utils import url_path_join
+from sandfill.hub.joblog import read_log_tail
+from tornado import web
+
+PORT_ROUTE = r"/api/batchspawner"
+
+
+class PortReportHandler(APIHandler):
+    """A starting server reports the port it listens on — and nothing else."""
+
+    def check_xsrf_cookie(self) -> None:  # token-authenticated API call from the job
+        return None
+
+    def post(self) -> None:
+        user = self.current_user
+        token = self.get_auth_token()
+        if user is None or not token:
+            raise web.HTTPError(403, "a server token is required")
+        spawner = None
+        for s in getattr(user, "spawners", {}).values():
+            if s.api_token and hmac.compare_digest(str(s.api_token), str(token)):
+                spawner = s
+                break
+        if spawner is None:
+            raise web.HTTPError(403, "only a starting server's own token may report its port")
+        try:
+            body = json.loads(self.request.body or b"null")
+        except ValueError:
+            raise web.HTTPError(400, "the body must be JSON: {\"port\": <number>}") from None
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "the body must be a JSON object: {\"port\": <number>}")
+        extra = sorted(str(k) for k in body if k != "port")
+        if extra:
+            raise web.HTTPError(400, f"only 'port' may be reported; rejected key(s): {', '.join(extra)}")
+        port = body.get("port")
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise web.HTTPError(400, f"port: {port!r} is not a TCP port (1-65535)")
+        if spawner.pending != "spawn":
+            raise web.HTTPError(409, "the server is not starting; its port cannot change now")
+        if hasattr(spawner, "report_port"):
+            spawner.report_port(port)
+        else:  # a stock batchspawner spawner behind this hub
+            spawner.port = port
+        self.log.info("Server %s reported port %d", spawner._log_name, port)
+        self.set_status(201)
+        self.finish(json.dumps({"message": "port recorded", "port": port}))
+
+
+def _spawner_for(handler: BaseHandler, user_name: str) -> Any:
+    user = handler.find_user(user_name)
+    if user is None:
+        raise web.HTTPError(404, f"no such user: {user_name}")
+    return user.spawner
+
+
+def _job(spawner: Any) -> dict[str, Any]:
+    if hasattr(spawner, "job_info"):
+        return spawner.job_info()  # type: ignore[no-any-return]
+    return {"job_id": getattr(spawner, "job_id", None)}
+
+
+def _log(spawner: Any, user_name: str) -> dict[str, Any]:
+    path = getattr(spawner, "job_output_path", "") or ""
+    job_id = getattr(spawner, "job_id", "") or None
+    last = getattr(spawner, "last_end", {}) or {}
+    if not path and last:
+        path, job_id = last.get("log_path") or "", last.get("job_id")
+    text = read_log_tail(path, user_name, getattr(spawner, "log_tail_bytes", 8192)) if path else None
+    return {"job_id": job_id, "path": path or None, "text": text}
+
+
+class JobAPIHandler(APIHandler):
+    @needs_scope("read:servers")
+    def get(self, user_name: str) -> None:
+        self.finish(json.dumps(_job(_spawner_for(self, user_name))))
+
+
+class JobLogAPIHandler(APIHandler):
+    @needs_scope("read:servers")
+    def get(self, user_name: str) -> None:
+        self.finish(json.dumps(_log(_spawner_for(self, user_name), user_name)))
+
+
+class JobPageHandler(BaseHandler):
+    @web.authenticated
+    def get(self, user_name: str | None = None) -> Any:
+        if not user_name:
+            return self.redirect(url_path_join(self.hub.base_url, "sandfill/job", self.current_user.name))
+        return self._page(user_name)
+
+    @needs_scope("read:servers")
+    async def _page(self, user_name: str) -> None:
+        spawner = _spawner_for(self, user_name)
+        html = await self.render_template(
+            "sandfill_job.html",
+            for_user=user_name,
+            job=_job(spawner),
+            log=_log(spawner, user_name),
+            api_url=url_path_join(self.hub.base_url, "api/sandfill/users", user_name, "server"),
+        )
+        self.finish(html)
+
+
+def install_port_handler() -> None:
+    """Replace batchspawner's port route in JupyterHub's default API handlers (in place,
+    before the app builds its routes — i.e. at config load)."""
+    handlers = apihandlers.default_handlers
+    handlers[:] = [h for h in handlers if h[0] != PORT_ROUTE]
+    handlers.append((PORT_ROUTE, PortReportHandler))
+
+
+#: for ``c.JupyterHub.extra_handlers``
+extra_handlers: list[tuple[str, type]] = [
+    (r"/api/sandfill/users/([^/]+)/server/job", JobAPIHandler),
+    (r"/api/sandfill/users/([^/]+)/server/log", JobLogAPIHandler),
+    (r"/sandfill/job/?", JobPageHandler),
+    (r"/sandfill/job/([^/]+)", JobPageHandler),
+]
