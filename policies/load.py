@@ -15,7 +15,6 @@ from importlib import resources
 from typing import Any
 
 import yaml
-
 from sandfill.policies.duration import Duration
 from sandfill.policies.errors import _NO_VALUE, PolicyError, Problem
 from sandfill.policies.model import (
@@ -80,7 +79,9 @@ def load_policy(
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except OSError as exc:
-        raise PolicyError([Problem("", _NO_VALUE, f"cannot read {path}: {exc.strerror}")], path)
+        raise PolicyError(
+            [Problem("", _NO_VALUE, f"cannot read {path}: {exc.strerror}")], path
+        ) from None
     return policy_from_yaml(text, source=path, shape=shape)
 
 
@@ -94,7 +95,9 @@ def policy_from_yaml(
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = getattr(exc, "problem", None) or str(exc)
-        raise PolicyError([Problem("", _NO_VALUE, f"invalid YAML: {where}{what}")], source)
+        raise PolicyError(
+            [Problem("", _NO_VALUE, f"invalid YAML: {where}{what}")], source
+        ) from None
     name = os.path.splitext(os.path.basename(source))[0] if source else "policy"
     return policy_from_mapping(data, shape=shape, source=source, default_name=name)
 

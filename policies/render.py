@@ -37,8 +37,9 @@ def render_slurm_conf(policy: Policy, *, nodes: str, accounting: bool) -> str:
         if tier.partition in seen:  # tiers sharing an identical partition
             continue
         seen.add(tier.partition)
-        lines.append(_partition_line(policy, tier, nodes, tier.partition == default.partition,
-                                     accounting))
+        lines.append(
+            _partition_line(policy, tier, nodes, tier.partition == default.partition, accounting)
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -69,8 +70,9 @@ def render_sacctmgr(policy: Policy) -> list[list[str]]:
                 settings.append("Preempt=" + ",".join(t.qos.name for t in victims))
             if tier.preemptable:
                 settings.append(f"PreemptMode={tier.preempt_mode.capitalize()}")
-        cmds.append(["sacctmgr", "-i", "modify", "qos", "where", f"name={q.name}", "set",
-                     *settings])
+        cmds.append(
+            ["sacctmgr", "-i", "modify", "qos", "where", f"name={q.name}", "set", *settings]
+        )
     return cmds
 
 
@@ -89,8 +91,7 @@ def settings_without_accounting(policy: Policy) -> list[str]:
         q = t.qos
         if q.max_jobs_per_user is not None:
             out.append(
-                f"tiers.{t.name}.qos.max_jobs_per_user={q.max_jobs_per_user} "
-                "(QOS MaxJobsPerUser)"
+                f"tiers.{t.name}.qos.max_jobs_per_user={q.max_jobs_per_user} (QOS MaxJobsPerUser)"
             )
         if q.max_cpus_per_user is not None:
             out.append(
@@ -163,9 +164,7 @@ def _preempt_lines(policy: Policy) -> list[str]:
     return lines
 
 
-def _partition_line(
-    policy: Policy, tier: Tier, nodes: str, default: bool, accounting: bool
-) -> str:
+def _partition_line(policy: Policy, tier: Tier, nodes: str, default: bool, accounting: bool) -> str:
     parts = [
         f"PartitionName={tier.partition}",
         f"Nodes={nodes}",
