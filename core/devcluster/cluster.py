@@ -3,6 +3,7 @@ loopback, everything under one state directory, stopped by the PIDs it started."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -260,6 +261,22 @@ class DevCluster:
                 daemons.stop(d)
                 return d
         raise DevClusterError(f"no daemon named {name!r} in this devcluster")
+
+    def kill_node(self, node: str) -> int:
+        """Simulate a node failure: SIGKILL the node's slurmd and every job process on it.
+        Returns how many job processes were killed. ``start_daemon(f"slurmd-{node}")`` and
+        ``scontrol update nodename=… state=resume`` bring it back."""
+        d = next((d for d in self.daemons() if d.name == f"slurmd-{node}"), None)
+        if d is None:
+            raise DevClusterError(f"no node named {node!r} in this devcluster")
+        if daemons.is_alive(d):
+            os.kill(d.pid, signal.SIGKILL)
+        victims = daemons.processes_on_node(self.layout.root, node)
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        daemons.reap()
+        return len(victims)
 
     def start_daemon(self, name: str, timeout: float = 60.0) -> daemons.Daemon:
         ds = self.daemons()

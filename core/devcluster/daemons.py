@@ -200,3 +200,31 @@ def _under(proc_dir: Path, root_s: str) -> bool:
     except OSError:
         return False
     return f"SLURM_CONF={root_s}/".encode() in env
+
+
+def processes_on_node(root: Path, node: str) -> list[int]:
+    """Job processes of devcluster node ``node``: slurmstepd holding files in the node's spool
+    directory, and every process whose environment says ``SLURMD_NODENAME=node`` under this
+    cluster's SLURM_CONF."""
+    spool = str((root / "spool" / node).resolve())
+    conf = f"SLURM_CONF={root.resolve()}/".encode()
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        hit = conf in env and f"SLURMD_NODENAME={node}\0".encode() in env + b"\0"
+        if not hit:
+            try:
+                hit = any(
+                    os.readlink(fd).startswith(spool + "/") or os.readlink(fd) == spool
+                    for fd in (entry / "fd").iterdir()
+                )
+            except OSError:
+                hit = False
+        if hit:
+            found.append(int(entry.name))
+    return found

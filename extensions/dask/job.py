@@ -1,0 +1,133 @@
+"""One worker job: its walltime fitted to the schedule at submit time, and a prologue that
+asks the queue for the job's real end time so that every worker process retires gracefully
+``retire-margin`` before Slurm would kill it."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+from typing import Any
+
+from dask_jobqueue.slurm import SLURMJob
+from distributed.deploy.spec import ProcessInterface
+from sandfill.dask.config import CONFIG_NAME, seconds, setting
+from sandfill.dask.planner import GapPlanner, Plan
+from sandfill.slurm import SlurmClient
+from sandfill.slurm.parse import format_duration
+
+log = logging.getLogger("sandfill.dask.job")
+
+# The job asks the queue for its own end time (Slurm 22.05 sets no variable for it) and gives
+# the Dask workers a lifetime that ends retire-margin before it. One squeue per job.
+LIFETIME_PROLOGUE = """\
+sandfill_end=$(squeue -h -j "$SLURM_JOB_ID" -o %e 2>/dev/null)
+sandfill_end_s=$(date -d "$sandfill_end" +%s 2>/dev/null || echo 0)
+if [ "$sandfill_end_s" -gt 0 ]; then
+  export SANDFILL_JOB_END="$sandfill_end_s"
+  SANDFILL_LIFETIME=$(( sandfill_end_s - $(date +%s) - {margin} ))
+else
+  SANDFILL_LIFETIME={fallback}
+fi
+[ "$SANDFILL_LIFETIME" -lt 10 ] && SANDFILL_LIFETIME=10
+echo "sandfill: job $SLURM_JOB_ID ends at $sandfill_end; workers retire after $SANDFILL_LIFETIME s"
+"""
+
+
+class BackfillSLURMJob(SLURMJob):
+    config_name = CONFIG_NAME
+
+    def __init__(
+        self,
+        scheduler: str | None = None,
+        name: str | None = None,
+        *,
+        client: SlurmClient | None = None,
+        planner: GapPlanner | None = None,
+        qos: str | None = None,
+        min_walltime: Any = None,
+        max_walltime: Any = None,
+        retire_margin: Any = None,
+        on_submit: Any = None,
+        plan: Plan | None = None,
+        config_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        cfg = config_name or CONFIG_NAME
+        self.min_walltime = seconds("min-walltime", min_walltime, cfg)
+        self.max_walltime = seconds("max-walltime", max_walltime, cfg)
+        if self.min_walltime <= 0 or self.max_walltime < self.min_walltime:
+            raise ValueError(
+                f"need 0 < min-walltime <= max-walltime, got {self.min_walltime:.0f} s and {self.max_walltime:.0f} s"
+            )
+        self.retire_margin = seconds("retire-margin", retire_margin, cfg)
+        if not 0 <= self.retire_margin < self.min_walltime - 10:
+            raise ValueError(
+                f"retire-margin ({self.retire_margin:.0f} s) must leave at least 10 s of the "
+                f"min-walltime ({self.min_walltime:.0f} s)"
+            )
+        margin = int(self.retire_margin)
+        prologue = LIFETIME_PROLOGUE.format(margin=margin, fallback=int(self.min_walltime) - margin)
+        extra_args = list(kwargs.pop("worker_extra_args", None) or setting("worker-extra-args", None, cfg) or [])
+        extra_args += ["--lifetime", "${SANDFILL_LIFETIME}s", "--lifetime-stagger", "0s"]
+        user_prologue = list(kwargs.pop("job_script_prologue", None) or setting("job-script-prologue", None, cfg) or [])
+        super().__init__(
+            scheduler=scheduler,
+            name=name,
+            walltime=format_duration(self.min_walltime),
+            worker_extra_args=extra_args,
+            job_script_prologue=[*user_prologue, prologue],
+            config_name=cfg,
+            **kwargs,
+        )
+        self.qos = qos if qos is not None else setting("qos", None, cfg)
+        if self.qos:
+            self.job_header += f"\n#SBATCH --qos={self.qos}"
+        self.partition = kwargs.get("queue") or setting("queue", None, cfg)
+        self.client = client or SlurmClient(setting("slurm-conf", None, cfg))
+        self.planner = planner
+        self.plan: Plan | None = plan
+        self.on_submit = on_submit
+
+    def _set_walltime(self, walltime: int, time_min: int | None) -> None:
+        lines = [ln for ln in self.job_header.splitlines() if not re.match(r"#SBATCH (-t|--time)", ln)]
+        lines.append(f"#SBATCH -t {format_duration(walltime)}")
+        if time_min:
+            lines.append(f"#SBATCH --time-min={format_duration(time_min)}")
+        self.job_header = "\n".join(lines)
+
+    async def start(self) -> None:
+        if self.plan is None and self.planner is not None:
+            self.plan = await self.planner.pick(**self.shape())
+        if self.plan is not None:
+            self._set_walltime(self.plan.walltime, self.plan.time_min)
+            log.info("worker %s: walltime %s (%s)", self.name, format_duration(self.plan.walltime), self.plan.why)
+        else:
+            self._set_walltime(int(self.max_walltime), None)
+        self.job_id = await self.client.submit(self.job_script())
+        if self.on_submit is not None:
+            self.on_submit(self)
+        await ProcessInterface.start(self)
+
+    async def close(self) -> None:
+        if self.job_id:
+            try:
+                await self.client.cancel([self.job_id])
+            except Exception as exc:  # already gone: nothing to cancel
+                log.debug("scancel %s: %s", self.job_id, exc)
+        await ProcessInterface.close(self)
+
+    def shape(self) -> dict[str, Any]:
+        """What the planner needs to know about this job."""
+        return {
+            "cores": int(self.worker_cores),
+            "memory_mb": int(self.worker_memory // 2**20) if self.worker_memory else 0,
+            "partition": self.partition,
+            "qos": self.qos,
+            "min_walltime": self.min_walltime,
+            "max_walltime": self.max_walltime,
+        }
+
+    @property
+    def command_line(self) -> list[str]:
+        return shlex.split(self._command_template)

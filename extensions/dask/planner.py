@@ -1,0 +1,177 @@
+"""Fit worker walltimes into the gaps of the schedule ("sand between the rocks").
+
+One look at the schedule — free CPUs per node (``sinfo``), the planned starts and nodes of
+pending jobs (``squeue --start`` fields), advance reservations (``scontrol show res``) and one
+``sbatch --test-only`` confirmation — serves every job submitted within ``ttl`` seconds. Each
+pick then books its CPUs in that cached picture, so fifty new workers cost three or four
+scheduler calls, not fifty.
+
+The longest walltime in ``[min, max]`` that ends before the first planned start on some node
+with enough free CPUs wins. No such gap: the job asks for the shortest useful walltime and
+waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+from sandfill.slurm import SlurmClient, SlurmCommandError
+from sandfill.slurm.parse import expand_hostlist, parse_duration, parse_timestamp
+
+log = logging.getLogger("sandfill.dask.planner")
+
+
+@dataclass(frozen=True)
+class Plan:
+    walltime: int  # seconds, whole minutes (Slurm's unit)
+    time_min: int | None  # --time-min to send, seconds
+    fits_now: bool  # a gap was found: the job should start at once
+    node: str | None
+    why: str
+    hold: bool = False  # do not submit yet: it would jump ahead of a planned start
+
+
+@dataclass
+class ScheduleView:
+    """What the planner knows of the schedule at ``taken``."""
+
+    taken: float
+    free_cpus: dict[str, int]
+    free_mem_mb: dict[str, int]
+    blocked_from: dict[str, float]  # node → earliest planned start of another job/reservation
+    partition_max: int | None  # seconds
+    test_only_ok: bool | None = None  # Slurm confirmed "starts now" for this shape
+    booked: dict[str, int] = field(default_factory=dict)
+
+
+class GapPlanner:
+    def __init__(self, client: SlurmClient, *, ttl: float = 10.0, safety: float = 60.0) -> None:
+        self.client = client
+        self.ttl = ttl
+        self.safety = safety  # keep this far from a planned start (Slurm plans in minutes)
+        self._views: dict[str, ScheduleView] = {}
+        self._lock = asyncio.Lock()
+        self.probes = 0  # scheduler calls made (for tests and benchmarks)
+
+    async def pick(
+        self,
+        *,
+        cores: int,
+        memory_mb: int,
+        partition: str | None,
+        qos: str | None,
+        min_walltime: float,
+        max_walltime: float,
+        now: float | None = None,
+    ) -> Plan:
+        async with self._lock:
+            key = partition or ""
+            view = self._views.get(key)
+            t = time.time() if now is None else now
+            if view is None or t - view.taken > self.ttl:
+                view = await self._look(partition)
+                self._views[key] = view
+            plan = self._fit(view, cores, memory_mb, min_walltime, max_walltime, t)
+            if plan.fits_now and view.test_only_ok is None:
+                view.test_only_ok = await self._confirm(partition, qos, cores, memory_mb, plan.walltime, t)
+                if not view.test_only_ok:
+                    plan = self._no_gap(min_walltime, max_walltime, view, "Slurm says a job of this shape would not start now")
+            elif plan.fits_now and view.test_only_ok is False:
+                plan = self._no_gap(min_walltime, max_walltime, view, "Slurm says a job of this shape would not start now")
+            if plan.fits_now and plan.node:
+                view.free_cpus[plan.node] -= cores
+                view.free_mem_mb[plan.node] -= memory_mb
+                view.booked[plan.node] = view.booked.get(plan.node, 0) + cores
+            return plan
+
+    def invalidate(self) -> None:
+        self._views.clear()
+
+    # ---- the picture ------------------------------------------------------------------------
+    async def _look(self, partition: str | None) -> ScheduleView:
+        taken = time.time()
+        sinfo_argv = ["sinfo", "-h", "-N", "-o", "%N|%C|%e|%t|%l"]
+        if partition:
+            sinfo_argv += ["-p", partition]
+        self.probes += 3
+        sinfo, squeue, res = await asyncio.gather(
+            self.client.command(sinfo_argv),
+            self.client.command(["squeue", "-h", "-t", "PD", "-o", "%S|%Y"]),
+            self.client.command(["scontrol", "show", "res", "-o"], check=False),
+        )
+        free: dict[str, int] = {}
+        mem: dict[str, int] = {}
+        pmax: int | None = None
+        for line in sinfo.stdout.splitlines():
+            node, cpus, free_mem, state, limit = (line.split("|") + [""] * 5)[:5]
+            if state.rstrip("*~#$@") not in {"idle", "mix", "alloc", "plnd", "comp"}:
+                continue  # down, drained, reserved…
+            _a, idle, _o, _t = (int(x) for x in cpus.split("/"))
+            free[node] = idle
+            mem[node] = int(free_mem) if free_mem.isdigit() else 10**9
+            pmax = parse_duration(limit) if limit else None
+        blocked: dict[str, float] = {}
+        for line in squeue.stdout.splitlines():
+            start_s, _, nodes = line.partition("|")
+            start = parse_timestamp(start_s)
+            if start is None or not nodes.strip() or nodes.strip() == "(null)":
+                continue
+            for n in expand_hostlist(nodes.strip()):
+                blocked[n] = min(blocked.get(n, math.inf), start)
+        if res.returncode == 0:
+            for line in res.stdout.splitlines():
+                fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+                start = parse_timestamp(fields.get("StartTime", ""))
+                if start is None:
+                    continue
+                for n in expand_hostlist(fields.get("Nodes", "")):
+                    blocked[n] = min(blocked.get(n, math.inf), start)
+        return ScheduleView(taken, free, mem, blocked, pmax)
+
+    async def _confirm(self, partition: str | None, qos: str | None, cores: int, memory_mb: int, walltime: int, now: float) -> bool:
+        args = ["-n", "1", f"--cpus-per-task={cores}", f"--mem={memory_mb}M", f"--time={max(1, walltime // 60)}"]
+        if partition:
+            args.append(f"--partition={partition}")
+        if qos:
+            args.append(f"--qos={qos}")
+        self.probes += 1
+        try:
+            ans = await self.client.test_only("#!/bin/sh\ntrue\n", args)
+        except SlurmCommandError as exc:
+            log.info("sbatch --test-only refused the worker shape: %s", exc)
+            return False
+        return ans is not None and ans.start_time <= now + 5
+
+    # ---- the fit ----------------------------------------------------------------------------
+    def _fit(self, view: ScheduleView, cores: int, memory_mb: int, lo: float, hi: float, now: float) -> Plan:
+        if view.partition_max is not None:
+            hi = min(hi, view.partition_max)
+            lo = min(lo, hi)
+        best: tuple[float, str] | None = None
+        for node, free in view.free_cpus.items():
+            if free < cores or view.free_mem_mb.get(node, 0) < memory_mb:
+                continue
+            room = view.blocked_from.get(node, math.inf) - now - self.safety
+            fit = min(hi, room)
+            if fit >= lo and (best is None or fit > best[0]):
+                best = (fit, node)
+        if best is None:
+            return self._no_gap(lo, hi, view, "no node has free CPUs until a planned start at least min-walltime away")
+        walltime = max(int(lo // 60) * 60, int(best[0] // 60) * 60)
+        return Plan(walltime, int(math.ceil(lo / 60)) * 60 if walltime > lo else None, True, best[1], f"fits on {best[1]}")
+
+    @staticmethod
+    def _no_gap(lo: float, hi: float, view: ScheduleView, why: str) -> Plan:
+        """No gap now. With a planned start on the partition's nodes, a submitted job could
+        start ahead of it (a higher partition tier, or CPUs freed early) and delay it: hold
+        the job back. Without one, queue it with the shortest useful walltime."""
+        walltime = int(math.ceil(lo / 60)) * 60
+        planned = [t for n, t in view.blocked_from.items() if n in view.free_cpus and t != math.inf]
+        if planned:
+            first = min(planned)
+            return Plan(walltime, None, False, None, f"{why}; waiting for a gap (planned start at {time.strftime('%H:%M:%S', time.localtime(first))})", hold=True)
+        return Plan(walltime, None, False, None, why)

@@ -1,0 +1,160 @@
+"""BackfillSLURMCluster against the real devcluster."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+from distributed import Client
+from sandfill.dask import BackfillSLURMCluster
+from sandfill.devcluster import DevCluster
+from sandfill.slurm import SlurmClient
+from sandfill.testing import sleep_script, wait_until
+
+pytestmark = pytest.mark.slurm
+
+
+@contextmanager
+def sampler(client: Client, interval: float = 0.5) -> Iterator[list[tuple[float, int]]]:
+    """Record (time, connected workers) in the background while the block runs."""
+    samples: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            samples.append((time.monotonic(), len(client.scheduler_info(n_workers=-1)["workers"])))
+            stop.wait(interval)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        t.join()
+
+
+def longest_below(samples: list[tuple[float, int]], threshold: int) -> float:
+    longest, start = 0.0, None
+    for t, n in samples:
+        if n < threshold:
+            start = t if start is None else start
+            longest = max(longest, t - start)
+        else:
+            start = None
+    return longest
+
+
+def test_job_script_is_typed_and_fitted(dask_cfg: dict[str, object]) -> None:
+    with BackfillSLURMCluster(qos="burst", min_walltime="00:02:00", max_walltime="00:10:00", retire_margin="45s") as c:
+        script = c.job_script()
+    assert "#SBATCH -p burst" in script and "#SBATCH --qos=burst" in script
+    assert "#SBATCH --cpus-per-task=1" in script and "#SBATCH --mem=1G" in script
+    assert 'squeue -h -j "$SLURM_JOB_ID" -o %e' in script  # the job asks for its real end
+    assert "- 45 ))" in script and "--lifetime ${SANDFILL_LIFETIME}s" in script
+    assert "tls://127.0.0.1:" in script and "--tls-ca-file" in script and "--tls-key" in script
+
+
+def test_bad_settings_are_named() -> None:
+    with pytest.raises(ValueError, match="min-walltime <= max-walltime"):
+        BackfillSLURMCluster(min_walltime="00:10:00", max_walltime="00:05:00", security=False)
+    with pytest.raises(ValueError, match="max-pending-jobs must be at least 1, got 0"):
+        BackfillSLURMCluster(max_pending_jobs=0, security=False)
+
+
+def test_holds_size_through_generations_and_keeps_data(dask_cfg: dict[str, object]) -> None:
+    """N workers held through >= 3 generations of walltime expiry; scattered data (which
+    cannot be recomputed) survives every worker being retired and replaced."""
+    n = 2
+    with BackfillSLURMCluster(
+        min_walltime="00:01:00", max_walltime="00:01:00", retire_margin="15s", replace_ahead="20s", lost_worker_grace="30s"
+    ) as cluster, Client(cluster) as client:
+        cluster.scale(n)
+        client.wait_for_workers(n, timeout=90)
+        first_jobs = {j.job_id for j in cluster.jobs if j.state == "running"}
+        assert len(first_jobs) == n
+        rng = np.random.default_rng(42)
+        chunks = [rng.random(1000) for _ in range(400)]
+        futures = client.scatter(chunks)
+        expected = float(sum(c.sum() for c in chunks))
+        with sampler(client) as samples:
+            wait_until(
+                "every first-generation job to retire",
+                lambda: {j.job_id for j in cluster.jobs if j.state == "ended"} >= first_jobs,
+                timeout=150,
+            )
+            # a tree reduction over the scattered chunks (thousands of tasks in all), run
+            # while the second generation retires
+            sums = client.map(np.sum, futures, pure=False)
+            while len(sums) > 1:
+                sums = [client.submit(lambda *xs: float(sum(xs)), *sums[i : i + 4], pure=False) for i in range(0, len(sums), 4)]
+            result = sums[0].result(timeout=150)
+            wait_until(
+                "three generations of retirement",
+                lambda: sum(1 for j in cluster.jobs if j.state == "ended" and j.ended_why == "retired") >= 3 * n,
+                timeout=240,
+            )
+        ended = [j for j in cluster.jobs if j.state == "ended"]
+        assert all(j.ended_why == "retired" for j in ended), [(j.job_id, j.ended_why) for j in ended]
+        assert result == pytest.approx(expected)
+        # the scattered data itself is still there, on workers that did not exist at first
+        assert client.submit(lambda xs: float(sum(x.sum() for x in xs)), futures).result(timeout=60) == pytest.approx(expected)
+        assert not first_jobs & {j.job_id for j in cluster.jobs if j.state in {"running", "retiring"}}
+    warm = [(t, k) for t, k in samples]
+    assert longest_below(warm, n - 1) <= 5.0, f"dipped below {n - 1} workers for too long"
+    assert min(k for _, k in warm) >= 1
+
+
+def test_pending_cap_and_scale_down_cancels_pending_first(dask_cfg: dict[str, object], devcluster: DevCluster, slurm: SlurmClient) -> None:
+    # fill the burst partition's CPUs so worker jobs stay pending (no reservation → queued)
+    rocks = [slurm.submit_sync(sleep_script(600), ["-p", "batch", "-c", "8", "-t", "15"]) for _ in range(4)]
+    wait_until("rocks running", lambda: all(s.running for s in slurm.squeue_sync(rocks).values()))
+    with BackfillSLURMCluster(cores=4, min_walltime="00:02:00", max_walltime="00:05:00", max_pending_jobs=3) as cluster:
+        cluster.scale(6)
+        wait_until("3 pending jobs", lambda: sum(1 for j in cluster.jobs if j.state == "pending" and j.job_id) == 3, timeout=60)
+        # the cap holds: no more jobs are submitted while they wait
+        queued = [s for s in slurm.squeue_sync().values() if s.partition == "burst" and s.pending]
+        assert len(queued) == 3
+        # free one node (8 CPUs): two 4-CPU workers start, and two more are queued to keep 3 pending
+        subprocess.run(["scancel", rocks[0]], env=slurm.env, check=True)
+        wait_until("two workers running", lambda: sum(1 for j in cluster.jobs if j.state == "running") == 2, timeout=90)
+        wait_until("3 pending again", lambda: sum(1 for j in cluster.jobs if j.state == "pending" and j.job_id) == 3, timeout=60)
+        running = {j.job_id for j in cluster.jobs if j.state == "running"}
+        pending = {j.job_id for j in cluster.jobs if j.state == "pending"}
+        cluster.scale(1)  # surplus 4: the 3 pending go first, then 1 of the 2 running
+        wait_until(
+            "pending jobs cancelled",
+            lambda: not any(s.pending for s in slurm.squeue_sync().values() if s.partition == "burst"),
+            timeout=60,
+        )
+        live = {j.job_id for j in cluster.jobs if j.state in {"running", "retiring"}}
+        assert len(live) == 1 and live <= running
+        scaled = {j.job_id for j in cluster.jobs if j.ended_why == "scaled down"}
+        assert pending <= scaled and len(scaled & running) == 1
+
+
+def test_killed_node_workers_are_replaced(dask_cfg: dict[str, object], devcluster: DevCluster) -> None:
+    with BackfillSLURMCluster(min_walltime="00:05:00", max_walltime="00:10:00", lost_worker_grace="3s") as cluster, Client(cluster) as client:
+        cluster.scale(3)
+        client.wait_for_workers(3, timeout=90)
+        victim = next(j.node for j in cluster.jobs if j.state == "running")
+        lost = {j.job_id for j in cluster.jobs if j.node == victim}
+        try:
+            assert devcluster.kill_node(victim) >= 1
+            wait_until(
+                "3 workers again, none on the failed node",
+                lambda: len([j for j in cluster.jobs if j.state == "running" and j.node != victim and j.workers]) >= 3,
+                timeout=150,
+            )
+            ended = {j.job_id: j.ended_why for j in cluster.jobs if j.state == "ended"}
+            assert lost <= set(ended), (lost, ended)
+            assert all(ended[j] in {"lost: workers disconnected", "node failure"} for j in lost)
+        finally:
+            devcluster.start_daemon(f"slurmd-{victim}")
+            subprocess.run(["scontrol", "update", f"nodename={victim}", "state=resume"], env=devcluster.subprocess_env(), capture_output=True)
+            wait_until(f"{victim} back", lambda: "idle" in subprocess.run(["sinfo", "-h", "-n", victim, "-o", "%t"], env=devcluster.subprocess_env(), capture_output=True, text=True).stdout or "mix" in subprocess.run(["sinfo", "-h", "-n", victim, "-o", "%t"], env=devcluster.subprocess_env(), capture_output=True, text=True).stdout, timeout=60)

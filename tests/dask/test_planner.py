@@ -1,0 +1,84 @@
+"""The gap planner's arithmetic against a scripted Slurm (pure logic; the real thing is in
+test_cluster.py)."""
+
+from __future__ import annotations
+
+import time
+
+from sandfill.dask.planner import GapPlanner
+from sandfill.slurm.commands import Result
+from sandfill.slurm.parse import TestOnlyAnswer
+
+
+def _ts(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t))
+
+
+class FakeSlurm:
+    def __init__(self, sinfo: str, squeue: str, res: str = "", test_only_start: float | None = None) -> None:
+        self.out = {"sinfo": sinfo, "squeue": squeue, "scontrol": res}
+        self.calls: list[str] = []
+        self.test_only_start = test_only_start
+
+    async def command(self, argv: list[str], *, input: str | None = None, check: bool = True) -> Result:
+        self.calls.append(argv[0])
+        return Result(argv, 0, self.out[argv[0]], "")
+
+    async def test_only(self, script: str, args: list[str]) -> TestOnlyAnswer:
+        self.calls.append("test-only")
+        return TestOnlyAnswer(self.test_only_start or time.time(), 1, "node1", "burst")
+
+
+def _sinfo(free: dict[str, int], limit: str = "1:00:00") -> str:
+    return "\n".join(f"{n}|{8 - f}/{f}/0/8|16000|mix|{limit}" for n, f in free.items())
+
+
+async def test_walltime_ends_before_the_reservation() -> None:
+    now = time.time()
+    fake = FakeSlurm(_sinfo({"node1": 2, "node2": 2}), f"{_ts(now + 600)}|node[1-2]\n")
+    p = GapPlanner(fake, ttl=60, safety=60)  # type: ignore[arg-type]
+    plan = await p.pick(cores=1, memory_mb=1000, partition="burst", qos=None, min_walltime=120, max_walltime=3600, now=now)
+    assert plan.fits_now and not plan.hold
+    assert 120 <= plan.walltime <= 600 - 60 and plan.walltime % 60 == 0
+    assert now + plan.walltime <= now + 600  # ends before the planned start
+
+
+async def test_longest_gap_wins_and_capped_by_max_and_partition() -> None:
+    now = time.time()
+    fake = FakeSlurm(_sinfo({"node1": 2, "node2": 2}, limit="30:00"), f"{_ts(now + 600)}|node1\n")
+    p = GapPlanner(fake, ttl=60)  # type: ignore[arg-type]
+    plan = await p.pick(cores=1, memory_mb=1, partition="burst", qos=None, min_walltime=60, max_walltime=3600, now=now)
+    assert plan.node == "node2" and plan.walltime == 1800  # partition MaxTime 30 min
+
+
+async def test_no_gap_before_a_planned_start_holds_the_job() -> None:
+    now = time.time()
+    fake = FakeSlurm(_sinfo({"node1": 2}), f"{_ts(now + 90)}|node1\n")
+    p = GapPlanner(fake, ttl=60)  # type: ignore[arg-type]
+    plan = await p.pick(cores=1, memory_mb=1, partition="burst", qos=None, min_walltime=300, max_walltime=3600, now=now)
+    assert plan.hold and not plan.fits_now and plan.walltime == 300  # the shortest useful
+    assert "waiting for a gap" in plan.why
+
+
+async def test_full_cluster_without_reservation_queues_shortest_walltime() -> None:
+    fake = FakeSlurm(_sinfo({"node1": 0}), "")
+    p = GapPlanner(fake, ttl=60)  # type: ignore[arg-type]
+    plan = await p.pick(cores=1, memory_mb=1, partition="burst", qos=None, min_walltime=300, max_walltime=3600)
+    assert not plan.fits_now and not plan.hold and plan.walltime == 300
+
+
+async def test_one_look_serves_many_jobs_and_books_cpus() -> None:
+    fake = FakeSlurm(_sinfo({"node1": 3, "node2": 2}), "")
+    p = GapPlanner(fake, ttl=3600)  # type: ignore[arg-type]
+    plans = [await p.pick(cores=1, memory_mb=1, partition="burst", qos=None, min_walltime=60, max_walltime=600) for _ in range(7)]
+    assert [pl.fits_now for pl in plans] == [True] * 5 + [False] * 2  # only 5 free CPUs
+    assert sorted(pl.node for pl in plans[:5]) == ["node1"] * 3 + ["node2"] * 2
+    assert fake.calls.count("sinfo") == 1 and fake.calls.count("test-only") == 1
+    assert p.probes == 4
+
+
+async def test_slurm_refusing_the_shape_means_no_gap() -> None:
+    fake = FakeSlurm(_sinfo({"node1": 4}), "", test_only_start=time.time() + 3600)
+    p = GapPlanner(fake, ttl=60)  # type: ignore[arg-type]
+    plan = await p.pick(cores=1, memory_mb=1, partition="burst", qos="capped", min_walltime=60, max_walltime=600)
+    assert not plan.fits_now and "would not start now" in plan.why
