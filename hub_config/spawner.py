@@ -459,7 +459,7 @@ class BackfillSlurmSpawner(SlurmSpawner):
         self.ip = self._bind_ip
         self._port_reported.clear()
         if self.server:
-            self.server.port = 0
+            self.server.port = 0  # so that JupyterHub's assignment of the real port is a change
         await self.submit_batch_script()
         self._changed.set()
         st = await self._status()
@@ -488,10 +488,11 @@ class BackfillSlurmSpawner(SlurmSpawner):
         return self.ip, self.port
 
     def report_port(self, port: int) -> None:
-        """Called by the port-report handler with a validated port."""
+        """Called by the port-report handler with a validated port. Only the spawner's
+        ``port`` changes: JupyterHub copies it into its server record (and commits) when
+        ``start()`` returns. (Writing the record here would be rolled back with the
+        request's session, and JupyterHub would then see no change to save.)"""
         self.port = port
-        if self.server:
-            self.server.port = port
         self._port_reported.set()
         self._changed.set()
 
