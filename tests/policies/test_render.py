@@ -1,0 +1,111 @@
+"""The rendered slurm.conf fragment and sacctmgr commands, as text."""
+
+from __future__ import annotations
+
+from sandfill.policies import load_policy, policy_from_mapping, policy_to_mapping
+from sandfill.policies.render import (
+    render_sacctmgr,
+    render_slurm_conf,
+    settings_without_accounting,
+)
+
+
+def _scavenger_policy():
+    m = policy_to_mapping(load_policy())
+    m["tiers"]["scavenger"] = {"max_walltime": "1-00:00:00", "priority_tier": 0,
+                               "priority_job_factor": 1, "preempt_mode": "requeue"}
+    m["preemption"] = {"type": "partition_prio", "mode": "requeue"}
+    return policy_from_mapping(m)
+
+
+def test_default_fragment() -> None:
+    text = render_slurm_conf(load_policy(), nodes="node[1-4]", accounting=True)
+    lines = text.splitlines()
+    assert "PriorityType=priority/multifactor" in lines
+    assert "PriorityWeightAge=1000" in lines
+    assert "PriorityWeightJobSize=1000" in lines
+    assert "PriorityWeightPartition=10000" in lines
+    assert "PriorityWeightQOS=10000" in lines
+    assert "PriorityMaxAge=7-00:00:00" in lines
+    assert "SchedulerType=sched/backfill" in lines
+    assert (
+        "SchedulerParameters=bf_interval=30,bf_window=2880,bf_resolution=60,"
+        "bf_max_job_test=500,bf_continue" in lines
+    )
+    assert "PreemptType=preempt/none" in lines
+    assert (
+        "PartitionName=interactive Nodes=node[1-4] MaxTime=08:00:00 DefaultTime=04:00:00 "
+        "MaxNodes=1 PriorityTier=100 PriorityJobFactor=1000 Default=NO State=UP "
+        "QOS=interactive" in lines
+    )
+    assert (
+        "PartitionName=batch Nodes=node[1-4] MaxTime=2-00:00:00 DefaultTime=01:00:00 "
+        "MaxNodes=4 PriorityTier=1 PriorityJobFactor=100 Default=YES State=UP QOS=batch"
+        in lines
+    )
+    assert sum(line.startswith("PartitionName=") for line in lines) == 3
+    assert sum("Default=YES" in line for line in lines) == 1
+    for forbidden in ("NodeName", "SlurmctldPort", "AccountingStorage", "SlurmdPort", "Include"):
+        assert forbidden not in text
+
+
+def test_fragment_without_accounting_has_no_qos() -> None:
+    text = render_slurm_conf(load_policy(), nodes="node[1-4]", accounting=False)
+    assert " QOS=" not in text
+    assert "PartitionName=burst" in text
+
+
+def test_partition_prio_sets_preemptmode_on_every_partition() -> None:
+    text = render_slurm_conf(_scavenger_policy(), nodes="n[1-2]", accounting=False)
+    lines = text.splitlines()
+    assert "PreemptType=preempt/partition_prio" in lines
+    assert "PreemptMode=REQUEUE" in lines
+    assert "JobRequeue=1" in lines
+    parts = [ln for ln in lines if ln.startswith("PartitionName=")]
+    assert len(parts) == 4
+    for ln in parts:
+        if ln.startswith("PartitionName=scavenger"):
+            assert ln.endswith("PreemptMode=REQUEUE")
+        else:
+            assert ln.endswith("PreemptMode=OFF")
+
+
+def test_basic_priority_and_builtin() -> None:
+    p = policy_from_mapping({"tiers": {"b": {"max_walltime": 60}}, "roles": {"default": "b"},
+                             "scheduler": {"type": "builtin"}})
+    text = render_slurm_conf(p, nodes="node1", accounting=False)
+    assert "PriorityType=priority/basic" in text
+    assert "PriorityWeight" not in text
+    assert "SchedulerType=sched/builtin" in text
+    assert "PartitionName=b Nodes=node1 MaxTime=01:00:00 MaxNodes=UNLIMITED" in text
+
+
+def test_sacctmgr_commands() -> None:
+    cmds = render_sacctmgr(load_policy())
+    assert cmds[0] == ["sacctmgr", "-i", "add", "qos", "interactive"]
+    assert cmds[1] == ["sacctmgr", "-i", "modify", "qos", "where", "name=interactive", "set",
+                       "Priority=1000", "MaxJobsPerUser=2", "MaxTRESPerUser=cpu=-1"]
+    assert ["sacctmgr", "-i", "modify", "qos", "where", "name=burst", "set", "Priority=500",
+            "MaxJobsPerUser=-1", "MaxTRESPerUser=cpu=16"] in cmds
+    assert len(cmds) == 6
+    assert all(isinstance(a, str) for c in cmds for a in c)
+
+
+def test_sacctmgr_qos_preemption() -> None:
+    m = policy_to_mapping(_scavenger_policy())
+    m["preemption"]["type"] = "qos"
+    cmds = render_sacctmgr(policy_from_mapping(m))
+    batch = next(c for c in cmds if "name=batch" in c)
+    assert "Preempt=scavenger" in batch
+    scav = next(c for c in cmds if "name=scavenger" in c)
+    assert "PreemptMode=Requeue" in scav
+    text = render_slurm_conf(policy_from_mapping(m), nodes="n1", accounting=True)
+    assert "PreemptType=preempt/qos" in text
+
+
+def test_settings_without_accounting() -> None:
+    items = settings_without_accounting(load_policy())
+    assert any(i.startswith("tiers.interactive.qos.max_jobs_per_user=2") for i in items)
+    assert any(i.startswith("tiers.burst.qos.max_cpus_per_user=16") for i in items)
+    assert any(i.startswith("priority.weights.age=1000") for i in items)
+    assert not any("partition" in i.split()[0] for i in items)
