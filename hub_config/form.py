@@ -25,7 +25,7 @@ CUSTOM = "custom"
 MAX_FIELD_LEN = 64
 _SAFE = {
     "profile": re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
-    "cpus": re.compile(r"^[0-9]+$"),
+    "cpus": re.compile(r"^-?[0-9]+$"),  # a negative number gets the range message
     "memory": re.compile(r"^[0-9]+(\.[0-9]+)? ?[A-Za-z]*$"),
     "walltime": re.compile(r"^[0-9][0-9:.-]*( ?[A-Za-z]+)?$"),
     "partition": re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
@@ -47,7 +47,6 @@ class FormError(web.HTTPError):
         self.value = value
         self.reason = reason
         self.jupyterhub_message = message
-        self.log_message = message.replace("%", "%%")
 
     def __str__(self) -> str:
         return self.jupyterhub_message
@@ -184,7 +183,7 @@ def validate_request(options: Mapping[str, Any], choices: Choices) -> ResourceRe
     cpus_text = raw.get("cpus") or (str(profile.cpus) if profile else "")
     if not cpus_text:
         raise FormError("cpus", "", "is required")
-    cpus = int(cpus_text) if cpus_text.isdigit() and len(cpus_text) <= 6 else -1
+    cpus = int(cpus_text) if re.fullmatch(r"-?[0-9]{1,6}", cpus_text) else -1
     if not 1 <= cpus <= max_cpus:
         raise FormError("cpus", raw.get("cpus", cpus_text), f"must be a whole number from 1 to {max_cpus}")
 

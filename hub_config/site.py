@@ -224,10 +224,10 @@ def _bool(key: str, value: Any) -> bool:
 def _str(key: str, value: Any) -> str:
     if not isinstance(value, str | int | float) or isinstance(value, bool):
         raise SiteError(f"{key}: {value!r} is not a string")
-    text = str(value).strip()
+    text = str(value)
     if any(ch in text for ch in "\n\r\0"):
         raise SiteError(f"{key}: {value!r} contains a line break")
-    return text
+    return text.strip()
 
 
 def _names(key: str, value: Any, pattern: re.Pattern[str]) -> tuple[str, ...]:

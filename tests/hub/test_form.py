@@ -1,0 +1,181 @@
+"""The spawn form's validation and the batch script it leads to (no Slurm needed)."""
+
+from __future__ import annotations
+
+import pytest
+from sandfill.hub.form import (
+    Choices,
+    FormError,
+    ResourceRequest,
+    flatten_form,
+    render_form,
+    validate_request,
+)
+from sandfill.hub.scheduler import PartitionInfo
+from sandfill.hub.script import DEFAULT_TEMPLATE, ScriptError, build_context, render_script
+from sandfill.hub.site import Profile
+
+
+def _part(name: str, max_time: int = 8 * 3600, cpus: int = 8, up: bool = True) -> PartitionInfo:
+    return PartitionInfo(name, up, max_time, cpus, 4, 0, 32, 32, 16000)
+
+
+CHOICES = Choices(
+    profiles=(
+        Profile("small", "1 CPU, 2 h, interactive tier", 1, 2048, 7200, "interactive"),
+        Profile("big", "8 CPUs, 4 h", 8, 8192, 4 * 3600, "burst"),
+    ),
+    partitions={"interactive": _part("interactive"), "burst": _part("burst", max_time=3600), "batch": _part("batch", up=False)},
+    default_partition="interactive",
+    max_cpus=8,
+    max_memory_mb=8192,
+    max_walltime_s=8 * 3600,
+    accounts=("sandfill", "physics"),
+)
+
+# every field × every kind of bad value: each must be rejected, naming the field
+INJECTIONS = {
+    "newline": "1\n#SBATCH --uid=0",
+    "carriage return": "interactive\r",
+    "sbatch directive": "#SBATCH --qos=admin",
+    "command substitution": "$(touch /tmp/pwned)",
+    "backticks": "`id`",
+    "semicolon": "2; rm -rf ~",
+    "pipe": "1|sh",
+    "redirect": "1>/etc/passwd",
+    "space option": "1 --exclusive",
+    "quote": "1'",
+    "nul": "1\x00",
+    "very long": "1" * 500,
+}
+FIELDS = ["profile", "cpus", "memory", "walltime", "partition", "account"]
+
+
+@pytest.mark.parametrize("field", FIELDS)
+@pytest.mark.parametrize("kind", sorted(INJECTIONS))
+def test_injection_in_any_field_is_rejected_naming_the_field(field: str, kind: str) -> None:
+    with pytest.raises(FormError) as exc:
+        validate_request({field: INJECTIONS[kind]}, CHOICES)
+    assert exc.value.field == field
+    assert exc.value.status_code == 400
+    assert str(exc.value).startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "words"),
+    [
+        ({"partition": "gpu"}, "partition", "is not one of: interactive, burst, batch"),
+        ({"partition": "batch"}, "partition", "not accepting jobs"),
+        ({"cpus": "-1"}, "cpus", "from 1 to 8"),
+        ({"cpus": "0"}, "cpus", "from 1 to 8"),
+        ({"cpus": "9"}, "cpus", "from 1 to 8"),
+        ({"cpus": "99999999999999999999"}, "cpus", "from 1 to 8"),
+        ({"cpus": 2.5}, "cpus", "single text value"),
+        ({"cpus": True}, "cpus", "single text value"),
+        ({"cpus": ["1", "2"]}, "cpus", "single text value"),
+        ({"memory": "-4G"}, "memory", "not in the expected format"),
+        ({"memory": "9G"}, "memory", "more than the limit of 8G"),
+        ({"memory": "lots"}, "memory", "not in the expected format"),
+        ({"walltime": "-01:00:00"}, "walltime", "not in the expected format"),
+        ({"walltime": "00:00:00"}, "walltime", "longer than zero"),
+        ({"walltime": "99:00:00"}, "walltime", "longer than the limit of 08:00:00"),
+        ({"walltime": "02:00:00", "partition": "burst"}, "walltime", "limit of 01:00:00 on burst"),
+        ({"walltime": "01:75:00"}, "walltime", "up to 59"),
+        ({"account": "root"}, "account", "not one of your accounts"),
+        ({"profile": "huge"}, "profile", "is not one of: small, big, custom"),
+        ({"qos": "high"}, "qos", "not a known field"),
+        ({"req_options": "--uid=0"}, "req_options", "not a known field"),
+    ],
+)
+def test_out_of_bounds_values_are_rejected(options: dict[str, object], field: str, words: str) -> None:
+    with pytest.raises(FormError) as exc:
+        validate_request(options, CHOICES)
+    assert exc.value.field == field
+    assert words in str(exc.value)
+
+
+def test_profile_fills_fields_and_fields_override_within_limits() -> None:
+    assert validate_request({}, CHOICES) == ResourceRequest("small", 1, 2048, 7200, "interactive", None)
+    r = validate_request({"profile": "big", "walltime": "00:30:00"}, CHOICES)
+    assert r == ResourceRequest("big", 8, 8192, 1800, "burst", None)
+    r = validate_request({"profile": "custom", "cpus": "4", "memory": "3G", "walltime": "1:30", "partition": "interactive", "account": "physics"}, CHOICES)
+    assert r == ResourceRequest("custom", 4, 3072, 5400, "interactive", "physics")
+
+
+def test_validated_options_round_trip() -> None:
+    r = validate_request({"profile": "custom", "cpus": "3", "memory": "1500M", "walltime": "45min", "partition": "burst"}, CHOICES)
+    assert validate_request(r.as_options(), CHOICES) == r
+
+
+def test_flatten_form_rejects_repeated_fields() -> None:
+    assert flatten_form({"cpus": ["2"], "_xsrf": ["x"]}) == {"cpus": "2"}
+    with pytest.raises(FormError, match="exactly one value"):
+        flatten_form({"cpus": ["2", "3"]})
+
+
+def test_form_html_is_escaped_and_lists_profiles_and_availability() -> None:
+    evil = Choices(
+        profiles=(Profile("small", "<script>alert(1)</script>", 1, 1024, 3600, None),),
+        partitions={"interactive": _part("interactive")},
+        default_partition="interactive",
+        max_cpus=8,
+        max_memory_mb=8192,
+        max_walltime_s=3600,
+    )
+    html = render_form(evil)
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    html = render_form(CHOICES)
+    assert 'value="small"' in html and 'value="big"' in html and "32 of 32" in html
+    assert '<option value="physics"' in html
+
+
+def _context(request: ResourceRequest, **kw: object) -> str:
+    args: dict[str, object] = dict(
+        username="alice",
+        home="/home/alice",
+        output="/home/alice/sandfill-jupyter-%j.log",
+        env={"JUPYTERHUB_API_TOKEN": "secret", "SLURM_CONF": "/etc/slurm/slurm.conf"},
+        path="/opt/venv/bin:/usr/bin:/bin",
+        command=["/opt/venv/bin/batchspawner-singleuser", "/opt/venv/bin/jupyterhub-singleuser", "--debug"],
+    )
+    args.update(kw)
+    return render_script(DEFAULT_TEMPLATE, build_context(request, **args))  # type: ignore[arg-type]
+
+
+def test_script_has_exactly_the_validated_values() -> None:
+    r = validate_request({"profile": "custom", "cpus": "4", "memory": "3G", "walltime": "1:30", "account": "physics"}, CHOICES)
+    script = _context(r)
+    directives = [line for line in script.splitlines() if line.startswith("#SBATCH")]
+    assert directives == [
+        "#SBATCH --job-name=jupyterhub-alice",
+        "#SBATCH --partition=interactive",
+        "#SBATCH --nodes=1",
+        "#SBATCH --ntasks=1",
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH --mem=3072M",
+        "#SBATCH --time=01:30:00",
+        "#SBATCH --account=physics",
+        "#SBATCH --output=/home/alice/sandfill-jupyter-%j.log",
+        "#SBATCH --chdir=/home/alice",
+        "#SBATCH --export=JUPYTERHUB_API_TOKEN,SLURM_CONF",
+    ]
+    assert "secret" not in script  # the token travels in sbatch's environment, not the script
+    assert script.rstrip().endswith("exec /opt/venv/bin/batchspawner-singleuser /opt/venv/bin/jupyterhub-singleuser --debug")
+
+
+def test_script_context_refuses_unsafe_values_even_if_validation_were_bypassed() -> None:
+    bad = ResourceRequest("custom", 1, 1024, 3600, "interactive\n#SBATCH --uid=0")
+    with pytest.raises(ScriptError):
+        _context(bad)
+    with pytest.raises(ScriptError):
+        _context(ResourceRequest("custom", 1, 1024, 3600, "interactive"), home="/home/a b")
+    with pytest.raises(ScriptError):
+        _context(ResourceRequest("custom", 1, 1024, 3600, "interactive"), extra_directives=["#SBATCH --qos=x\n#SBATCH --uid=0"])
+
+
+def test_user_options_cannot_reach_the_template() -> None:
+    # stock batchspawner merges user_options into the template variables last; here the
+    # template is rendered from the ScriptContext fields only
+    r = validate_request({}, CHOICES)
+    script = _context(r)
+    assert "{{" not in script and "options" not in script
