@@ -1,0 +1,244 @@
+"""The hub against the real devcluster: spawn, injection attempts, the port route, isolation
+between users, a slurmctld outage, ended jobs, a hub restart, pending information and the
+scheduler load of polling."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sandfill.devcluster import DevCluster
+from sandfill.slurm import SlurmClient
+from sandfill.slurm.parse import queue_rpcs
+from sandfill.testing import wait_until
+
+pytestmark = pytest.mark.slurm
+
+Hub = Any  # the conftest's Hub helper (importlib mode: not importable by name)
+
+
+def _jobs_of(client: SlurmClient, user: str) -> list[str]:
+    res = subprocess.run(["squeue", "-h", "-u", user, "-t", "all", "-o", "%i"], env=client.env, capture_output=True, text=True, check=True)
+    return res.stdout.split()
+
+
+def _sacct_of(client: SlurmClient, user: str) -> list[str]:
+    res = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-u", user, "-S", "now-1days", "-o", "JobID"], env=client.env, capture_output=True, text=True, check=True
+    )
+    return res.stdout.split()
+
+
+def test_spawn_reach_log_walltime_and_stop(clean_servers: Hub, slurm: SlurmClient) -> None:
+    hub = clean_servers
+    job = hub.spawn("sftest-ada", {"profile": "small"})
+    job_id = job["job_id"]
+    assert job["state"] == "RUNNING" and job["partition"] == "interactive"
+    assert 0 < job["time_left"] <= 2 * 3600
+    st = slurm.squeue_sync([job_id])[job_id]
+    assert st.user == "sftest-ada" and st.partition == "interactive" and st.time_limit == 2 * 3600
+    assert hub.reach("sftest-ada") == 200
+
+    status, log = hub.api("GET", "/sandfill/users/sftest-ada/server/log", "sftest-ada")
+    assert status == 200 and log["job_id"] == job_id
+    assert f"sandfill: notebook server job {job_id}" in log["text"]
+    browser = hub.browser_session("sftest-ada")
+    status, page = browser.get("/hub/sandfill/job/sftest-ada")
+    assert status == 200 and f'id="sandfill-job-id">{job_id}<' in page and "sandfill-time-left" in page
+
+    # the server's walltime extension (what the Lab plugin asks)
+    status, body = hub.get("/user/sftest-ada/sandfill/walltime", "sftest-ada")
+    assert status == 200, body
+    import json
+
+    info = json.loads(body)
+    assert info["job_id"] == job_id and 0 < info["seconds_left"] <= 7200 and info["warn_before"] == 600
+    assert info["warning"] is False
+
+    hub.stop("sftest-ada")
+    wait_until("the job to end", lambda: (s := slurm.squeue_sync([job_id]).get(job_id)) is None or s.ended, timeout=30)
+    _, job = hub.job("sftest-ada")
+    assert job["job_id"] is None
+    assert job["last_end"]["job_id"] == job_id and job["last_end"]["state"] == "CANCELLED" and job["last_end"]["stopped_by_hub"]
+
+
+BAD_OPTIONS = [
+    ({"cpus": "1\n#SBATCH --uid=0"}, "cpus"),
+    ({"memory": "1G\n#SBATCH --partition=batch"}, "memory"),
+    ({"walltime": "01:00:00; touch /tmp/sandfill-pwned"}, "walltime"),
+    ({"partition": "#SBATCH --qos=admin"}, "partition"),
+    ({"partition": "gpu"}, "partition"),
+    ({"account": "$(id)"}, "account"),
+    ({"profile": "`id`"}, "profile"),
+    ({"cpus": "-4"}, "cpus"),
+    ({"cpus": "100000"}, "cpus"),
+    ({"memory": "999999G"}, "memory"),
+    ({"walltime": "9999:00:00"}, "walltime"),
+    ({"req_options": "--uid=0"}, "req_options"),
+    ({"cmd": "/bin/sh -c id"}, "cmd"),
+]
+
+
+def test_injection_attempts_are_rejected_and_submit_nothing(clean_servers: Hub, slurm: SlurmClient) -> None:
+    hub = clean_servers
+    user = "sftest-bob"
+    queue_before, acct_before = _jobs_of(slurm, user), _sacct_of(slurm, user)
+    browser = hub.browser_session(user)
+    for options, field in BAD_OPTIONS:
+        # the REST API (user_options)
+        status, body = hub.api("POST", f"/users/{user}/server", user, options)
+        assert status == 400, (options, status, body)
+        assert body["message"].startswith(f"{field}: "), body
+        wait_until("the failed spawn to settle", lambda: hub.server(user) is None or not hub.server(user)["pending"], timeout=20)
+        # the HTML form (what the browser posts)
+        form = {"profile": "small", "cpus": "1", "memory": "1G", "walltime": "01:00:00", "partition": "interactive"}
+        form.update(options)
+        status, html = browser.post(f"/hub/spawn/{user}", form)
+        assert status == 400, (options, status)
+        assert f"{field}: " in html and "sandfill-form" in html  # the form again, with the error
+    assert _jobs_of(slurm, user) == queue_before
+    assert _sacct_of(slurm, user) == acct_before
+
+
+def test_port_route_accepts_only_the_port_from_the_servers_own_token(clean_servers: Hub, server_token_of: Callable[[str], str]) -> None:
+    hub = clean_servers
+    hub.spawn("sftest-cy")
+    job_before = hub.job("sftest-cy")[1]
+    own = server_token_of("sftest-cy")
+    post = hub.proc.api
+    # not the server's token (the user's own API token): refused
+    status, body = post("POST", "/batchspawner", hub.tokens["sftest-cy"], {"port": 1234})
+    assert status == 403, body
+    # another key next to the port: refused, naming it (the stock handler would set it)
+    for payload, words in [
+        ({"port": 1234, "ip": "203.0.113.9"}, "rejected key(s): ip"),
+        ({"api_token": "x"}, "rejected key(s): api_token"),
+        ({"port": 1234, "exec_prefix": "sh -c id"}, "exec_prefix"),
+        ({"port": "1234"}, "not a TCP port"),
+        ({"port": 0}, "not a TCP port"),
+        ({"port": 70000}, "not a TCP port"),
+        ({"port": True}, "not a TCP port"),
+        ([1234], "JSON object"),
+    ]:
+        status, body = post("POST", "/batchspawner", own, payload)
+        assert status == 400 and words in body["message"], (payload, status, body)
+    # a valid port, but the server is running already: nothing may change now
+    status, body = post("POST", "/batchspawner", own, {"port": 1234})
+    assert status == 409, body
+    assert hub.reach("sftest-cy") == 200
+    assert hub.server("sftest-cy")["url"] == "/user/sftest-cy/"
+    assert hub.job("sftest-cy")[1]["job_id"] == job_before["job_id"]
+
+
+def test_users_cannot_read_or_touch_each_others_server(clean_servers: Hub) -> None:
+    hub = clean_servers
+    hub.spawn("sftest-ada")
+    assert hub.api("GET", "/sandfill/users/sftest-ada/server/log", "sftest-ada")[0] == 200
+    for path in ("/sandfill/users/sftest-ada/server/log", "/sandfill/users/sftest-ada/server/job"):
+        status, _ = hub.api("GET", path, "sftest-dee")
+        assert status in (403, 404), path
+    assert hub.browser_session("sftest-dee").get("/hub/sandfill/job/sftest-ada")[0] in (403, 404)
+    assert hub.reach("sftest-ada", as_user="sftest-dee") in (403, 404)
+    assert hub.api("DELETE", "/users/sftest-ada/server", "sftest-dee")[0] in (403, 404)
+    assert hub.server("sftest-ada") is not None and hub.reach("sftest-ada") == 200
+
+
+def test_slurmctld_outage_is_unknown_not_gone(clean_servers: Hub, devcluster: DevCluster, slurm: SlurmClient) -> None:
+    hub = clean_servers
+    users = ("sftest-ada", "sftest-bob")
+    jobs = {u: hub.spawn(u)["job_id"] for u in users}
+    devcluster.stop_daemon("slurmctld")
+    try:
+        # the hub notices the outage (the jobs are UNKNOWN) …
+        wait_until("the hub to see the outage", lambda: all(hub.job(u)[1]["state"] == "UNKNOWN" for u in users), timeout=30)
+        # … and for a minute (30 polls at poll_interval=2 s) keeps listing and reaching them
+        t_end = time.monotonic() + 60
+        while time.monotonic() < t_end:
+            for u in users:
+                s = hub.server(u)
+                assert s is not None and s["ready"], f"{u}'s server was dropped during the outage"
+                assert hub.reach(u) == 200
+            time.sleep(2)  # observation window, not synchronisation
+    finally:
+        devcluster.start_daemon("slurmctld")
+    wait_until("the jobs to be known again", lambda: all(hub.job(u)[1]["state"] == "RUNNING" for u in users), timeout=60)
+    for u in users:
+        assert hub.server(u) is not None and hub.reach(u) == 200
+        assert hub.job(u)[1]["job_id"] == jobs[u]
+    assert all(s.running for s in slurm.squeue_sync(list(jobs.values())).values())
+
+
+def test_ended_jobs_are_reported_with_reason_and_log_tail(clean_servers: Hub, slurm: SlurmClient) -> None:
+    hub = clean_servers
+    # a 1-minute walltime: the walltime warning (10 min before the end) is on at once
+    short = hub.spawn("sftest-cy", {"profile": "custom", "cpus": "1", "memory": "1G", "walltime": "00:01:00"})
+    status, body = hub.get("/user/sftest-cy/sandfill/walltime", "sftest-cy")
+    import json
+
+    info = json.loads(body)
+    assert status == 200 and info["warning"] is True and "Save your work" in info["message"]
+
+    # scancel from outside the hub
+    job_id = hub.spawn("sftest-bob")["job_id"]
+    subprocess.run(["scancel", job_id], env=slurm.env, check=True)
+    wait_until("the hub to report bob's server stopped", lambda: hub.server("sftest-bob") is None, timeout=30)
+    last = hub.job("sftest-bob")[1]["last_end"]
+    assert last["job_id"] == job_id and last["state"] == "CANCELLED" and not last["stopped_by_hub"]
+    assert f"notebook server job {job_id}" in last["log_tail"]
+
+    # the walltime ends
+    wait_until("cy's server to reach its walltime", lambda: hub.server("sftest-cy") is None, timeout=150, interval=1)
+    last = hub.job("sftest-cy")[1]["last_end"]
+    assert last["job_id"] == short["job_id"] and last["state"] == "TIMEOUT"
+    assert "notebook server job" in last["log_tail"]
+    status, page = hub.browser_session("sftest-cy").get("/hub/sandfill/job/sftest-cy")
+    assert status == 200 and "TIMEOUT" in page
+
+
+def test_hub_restart_keeps_running_servers(clean_servers: Hub) -> None:
+    hub = clean_servers
+    users = ("sftest-ada", "sftest-dee")
+    jobs = {u: hub.spawn(u)["job_id"] for u in users}
+    hub.proc.restart()
+    for u in users:
+        hub.wait_ready(u, timeout=60)  # the hub's start-up check polled the job through the shared poller
+        assert hub.reach(u) == 200
+        job = hub.job(u)[1]
+        assert job["job_id"] == jobs[u] and job["state"] == "RUNNING"
+
+
+def test_pending_information_cancel_and_constant_queue_load(
+    clean_servers: Hub, rocks: Callable[[], list[str]], slurm: SlurmClient
+) -> None:
+    hub = clean_servers
+    rocks()
+    hub.spawn("sftest-dee", wait=False)
+
+    def informative(e: dict[str, Any]) -> bool:
+        m = e.get("message", "")
+        return "PENDING" in m and "position 1 of 1 pending in interactive" in m and "estimated start" in m and "not yet" not in m
+
+    event, seen = hub.progress("sftest-dee", informative, timeout=60)
+    job_id = hub.job("sftest-dee")[1]["job_id"]
+    assert f"Job {job_id} is PENDING (Resources)" in event["message"] or f"Job {job_id} is PENDING (Priority)" in event["message"]
+    assert 'class="sandfill-start"' in event["html_message"]
+
+    # squeue RPCs per window with 1 pending server, then with 3: the same shared poller
+    def window(seconds: float = 15) -> int:
+        before = queue_rpcs(slurm.sdiag_rpcs_sync())
+        time.sleep(seconds)  # measurement window
+        return queue_rpcs(slurm.sdiag_rpcs_sync()) - before
+
+    one = window()
+    for u in ("sftest-bob", "sftest-cy"):
+        hub.spawn(u, wait=False)
+    wait_until("3 servers pending", lambda: all((hub.job(u)[1]["state"] == "PENDING") for u in ("sftest-bob", "sftest-cy", "sftest-dee")), timeout=30)
+    three = window()
+    assert three <= max(one * 1.5, one + 5), f"squeue RPCs grew with pending servers: {one} → {three} per 15 s"
+
+    # cancel while pending: the Slurm job is cancelled
+    hub.stop("sftest-dee")
+    wait_until("the pending job to be cancelled", lambda: (s := slurm.squeue_sync([job_id]).get(job_id)) is None or s.state == "CANCELLED", timeout=30)
