@@ -55,7 +55,7 @@ def naive_conservative(jobs, nodes: int, cpn: int, max_age: int, w_age: int, w_s
             elif units[i] <= nodes:
                 pending.append(i)
 
-        def prio(i: int) -> float:
+        def prio(i: int, t: int = t) -> float:
             age = min(t - jobs[i].submit, max_age) / max_age
             return -(w_age * age + w_size * units[i] / nodes)
 
