@@ -13,6 +13,8 @@ from sandfill.devcluster import DevCluster
 from sandfill.slurm import SlurmClient
 from sandfill.testing import wait_until
 
+TEST_POLICY = Path(__file__).parent / "data" / "devcluster-policy.yaml"
+
 
 @pytest.fixture(scope="session")
 def devcluster() -> Iterator[DevCluster]:
@@ -20,13 +22,13 @@ def devcluster() -> Iterator[DevCluster]:
     if existing:  # reuse a cluster booted by `make test` / a developer
         c = DevCluster(existing)
         if not c.is_running():
-            c.up(log=lambda *_: None)
+            c.up(policy=TEST_POLICY, log=lambda *_: None)
         yield c
         return
     root = Path(tempfile.mkdtemp(prefix="sandfill-test-", dir="/tmp"))
     root.chmod(0o755)
     c = DevCluster(root / "dc")
-    c.up(log=lambda *_: None)
+    c.up(policy=TEST_POLICY, log=lambda *_: None)
     try:
         yield c
     finally:

@@ -133,6 +133,15 @@ class BackfillSLURMCluster(SLURMCluster):
     async def _start(self) -> None:
         self._shape = self._dummy_job.shape()
         await super()._start()
+        # Any client of this scheduler — a kernel that connected by name too — reads the same
+        # job model and can scale, over the scheduler's own (TLS) comm.
+        self.scheduler.handlers.update(
+            {
+                "sandfill_model": self._handle_model,
+                "sandfill_scale": self._handle_scale,
+                "sandfill_adapt": self._handle_adapt,
+            }
+        )
         self._keeper = asyncio.ensure_future(self._keeper_loop())
 
     async def _close(self) -> None:
@@ -247,6 +256,39 @@ class BackfillSLURMCluster(SLURMCluster):
         for _ in range(self._waiting):
             out.append(worker_job(None, None, workers=[], now=now, submitting_reason="WaitingForGap"))
         return out + list(reversed(self._history))
+
+    def model(self) -> dict[str, Any]:
+        """The cluster as the lab API and the widget show it (docs/lab-api.md)."""
+        return {
+            "name": self._name,
+            "scheduler_address": self.scheduler_address,
+            "dashboard_link": self.dashboard_link,
+            "target": self.target,
+            "workers": self.worker_count,
+            "jobs": [j.to_dict() for j in self.jobs[:60]],
+            "waiting_reason": self.waiting_reason if self._waiting else None,
+            "last_error": self.last_error,
+            "created": self.created,
+            "now": time.time(),
+        }
+
+    async def _handle_model(self, comm: Any = None) -> dict[str, Any]:
+        return self.model()
+
+    async def _handle_scale(self, comm: Any = None, n: int = 0) -> dict[str, Any]:
+        self.scale(int(n))
+        return self.model()
+
+    async def _handle_adapt(self, comm: Any = None, minimum: int = 0, maximum: int | None = None) -> dict[str, Any]:
+        self.adapt(minimum=int(minimum), maximum=math.inf if maximum is None else int(maximum))
+        return self.model()
+
+    def _widget(self) -> Any:
+        from sandfill.dask.widget import ClusterWidget
+
+        if getattr(self, "_cached_widget", None) is None:
+            self._cached_widget = ClusterWidget(LocalSource(self))
+        return self._cached_widget
 
     @property
     def worker_count(self) -> int:
@@ -421,13 +463,27 @@ class BackfillSLURMCluster(SLURMCluster):
         return left if left is not None else math.inf
 
 
+class LocalSource:
+    """The widget's view of a cluster object in this process."""
+
+    def __init__(self, cluster: BackfillSLURMCluster) -> None:
+        self.cluster = cluster
+
+    def model(self) -> dict[str, Any]:
+        return self.cluster.model()
+
+    def scale(self, n: int) -> None:
+        self.cluster.scale(n)
+
+    def adapt(self, minimum: int, maximum: int) -> None:
+        self.cluster.adapt(minimum=minimum, maximum=maximum)
+
+
 def _policy_partition() -> str | None:
     """The partition the admin policy names for Dask workers, if the policy says."""
     try:
-        from sandfill.policies import load_policy  # type: ignore[attr-defined]
+        from sandfill.policies.load import load_policy
 
-        policy = load_policy()
-        tier = policy.tier_for("dask-workers")  # type: ignore[attr-defined]
-        return tier.partition if tier is not None else None
+        return load_policy().role("dask-workers").partition
     except Exception:
         return None
