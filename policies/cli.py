@@ -60,6 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="wait in seconds counted as starvation (default 86400)")
     s.set_defaults(func=cmd_simulate)
 
+    from sandfill.policies.cli_live import register_live
+
+    register_live(sub)
+
 
 def _load(path: str, shape: ClusterShape | None = None):
     try:
