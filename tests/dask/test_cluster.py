@@ -106,8 +106,9 @@ def test_holds_size_through_generations_and_keeps_data(dask_cfg: dict[str, objec
         assert client.submit(lambda xs: float(sum(x.sum() for x in xs)), futures).result(timeout=60) == pytest.approx(expected)
         assert not first_jobs & {j.job_id for j in cluster.jobs if j.state in {"running", "retiring"}}
     warm = [(t, k) for t, k in samples]
+    print("worker count samples:", [(round(t - warm[0][0], 1), k) for t, k in warm])
     assert longest_below(warm, n - 1) <= 5.0, f"dipped below {n - 1} workers for too long"
-    assert min(k for _, k in warm) >= 1
+    assert sum(1 for _, k in warm if k >= n) / len(warm) >= 0.9  # at full size nearly always
 
 
 def test_pending_cap_and_scale_down_cancels_pending_first(dask_cfg: dict[str, object], devcluster: DevCluster, slurm: SlurmClient) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sandfill.dask.planner import GapPlanner
 from sandfill.slurm.commands import Result
 from sandfill.slurm.parse import TestOnlyAnswer
+
+pytestmark = pytest.mark.asyncio
 
 
 def _ts(t: float) -> str:

@@ -13,6 +13,7 @@ from sandfill.testing import sleep_script
 
 
 @pytest.mark.slurm
+@pytest.mark.asyncio
 async def test_one_squeue_serves_many_jobs(devcluster: DevCluster, slurm: SlurmClient) -> None:
     ids = [slurm.submit_sync(sleep_script(300), ["-c", "1", "-p", "batch", "-t", "5"]) for _ in range(20)]
     poller = QueuePoller(slurm, fast_interval=3600, slow_interval=3600)
@@ -37,6 +38,7 @@ async def test_one_squeue_serves_many_jobs(devcluster: DevCluster, slurm: SlurmC
 
 
 @pytest.mark.slurm
+@pytest.mark.asyncio
 async def test_controller_outage_is_unknown_not_gone(devcluster: DevCluster, slurm: SlurmClient) -> None:
     jid = slurm.submit_sync(sleep_script(600), ["-c", "1", "-p", "batch", "-t", "10"])
     short = SlurmClient(devcluster.slurm_conf, timeout=15)
@@ -60,6 +62,7 @@ async def test_controller_outage_is_unknown_not_gone(devcluster: DevCluster, slu
 
 
 @pytest.mark.slurm
+@pytest.mark.asyncio
 async def test_cancelled_and_unknown_ids(devcluster: DevCluster, slurm: SlurmClient) -> None:
     jid = slurm.submit_sync(sleep_script(600), ["-c", "1", "-p", "batch", "-t", "10"])
     poller = QueuePoller(slurm, fast_interval=0.3, slow_interval=0.3)

@@ -1,0 +1,260 @@
+"""The user's backfill Dask clusters, owned by the Jupyter server process.
+
+An asyncio manager with no web imports: the REST handlers are a thin layer over it. Clusters
+live as long as the server, so they survive kernel restarts and closed notebooks; kernels
+attach by name through a connection file (``sandfill.dask.connect``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import dask
+from dask.utils import parse_bytes
+from sandfill.dask import BackfillSLURMCluster
+from sandfill.slurm import SlurmClient
+from sandfill.slurm.parse import parse_duration
+
+
+class BadRequest(ValueError):
+    """400: the message names the bad field and value."""
+
+
+class NotFound(KeyError):
+    """404."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
+
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SLURM_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MEMORY_RE = re.compile(r"^\d+(\.\d+)?\s*(k|K|M|G|T)(i?B)?$")
+CREATE_KEYS = {"template", "name", "workers", "cores", "memory", "min_walltime", "max_walltime", "partition", "qos"}
+
+
+@dataclass
+class Managed:
+    id: str
+    name: str
+    template: str | None
+    params: dict[str, Any]
+    cluster: BackfillSLURMCluster
+    created: float = field(default_factory=time.time)
+
+
+def _int(body: dict[str, Any], key: str, lo: int, hi: int) -> int:
+    v = body.get(key)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise BadRequest(f"{key}: must be a whole number from {lo} to {hi}, not {v!r}")
+    if not lo <= v <= hi:
+        raise BadRequest(f"{key}: must be from {lo} to {hi}, not {v}")
+    return v
+
+
+def _duration(body: dict[str, Any], key: str) -> str:
+    v = body.get(key)
+    secs = parse_duration(v) if isinstance(v, str) and re.fullmatch(r"[0-9:-]{1,16}", v) else None
+    if secs is None or secs <= 0:
+        raise BadRequest(f"{key}: must be a Slurm duration like '00:30:00', not {v!r}")
+    return v  # type: ignore[return-value]
+
+
+class ClusterManager:
+    def __init__(
+        self,
+        *,
+        templates: list[dict[str, Any]] | None = None,
+        max_clusters: int | None = None,
+        max_workers: int | None = None,
+        connection_dir: str | os.PathLike[str] | None = None,
+        slurm: SlurmClient | None = None,
+    ) -> None:
+        self._templates = {t["name"]: dict(t) for t in (templates or dask.config.get("sandfill.lab.templates"))}
+        self.max_clusters = int(max_clusters or dask.config.get("sandfill.lab.max-clusters"))
+        self.max_workers = int(max_workers or dask.config.get("sandfill.lab.max-workers"))
+        self.connection_dir = Path(os.path.expanduser(connection_dir or dask.config.get("sandfill.lab.connection-dir")))
+        self.slurm = slurm or SlurmClient(dask.config.get("jobqueue.sandfill.slurm-conf") or None)
+        self._clusters: dict[str, Managed] = {}
+        self._lock = asyncio.Lock()
+
+    # ---- reading ----------------------------------------------------------------------
+    def templates(self) -> list[dict[str, Any]]:
+        return [dict(t) for t in self._templates.values()]
+
+    def list(self) -> list[dict[str, Any]]:
+        return [self._model(m) for m in sorted(self._clusters.values(), key=lambda m: m.created)]
+
+    def get(self, cid: str) -> dict[str, Any]:
+        return self._model(self._find(cid))
+
+    def jobs(self, cid: str) -> list[dict[str, Any]]:
+        return [j.to_dict() for j in self._find(cid).cluster.jobs]
+
+    def job_log(self, cid: str, job_id: str, max_bytes: int = 64_000) -> dict[str, str]:
+        m = self._find(cid)
+        if job_id not in {j.job_id for j in m.cluster.jobs if j.job_id}:
+            raise NotFound(f"cluster {m.name!r} has no worker job {job_id!r}")
+        job = m.cluster._dummy_job
+        parts = []
+        for ext in ("out", "err"):
+            path = Path(job.log_directory or ".") / f"{job.job_name}-{job_id}.{ext}"
+            if path.exists():
+                with open(path, "rb") as f:
+                    f.seek(max(0, path.stat().st_size - max_bytes // 2))
+                    parts.append(f"==> {path.name} <==\n" + f.read().decode(errors="replace"))
+        return {"job_id": job_id, "text": "\n".join(parts) or "(no output yet)"}
+
+    # ---- changing -----------------------------------------------------------------------
+    async def create(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise BadRequest(f"body: must be a JSON object, not {type(body).__name__}")
+        unknown = sorted(set(body) - CREATE_KEYS)
+        if unknown:
+            raise BadRequest(f"{unknown[0]}: unknown field (allowed: {', '.join(sorted(CREATE_KEYS))})")
+        template = body.get("template")
+        if template is not None:
+            if template not in self._templates:
+                raise BadRequest(f"template: {template!r} is not one of {', '.join(self._templates)}")
+            params = {k: v for k, v in self._templates[template].items() if k in CREATE_KEYS - {"template", "name", "workers"}}
+            params.update({k: body[k] for k in ("cores", "memory", "min_walltime", "max_walltime", "partition", "qos") if k in body})
+        else:
+            params = {k: body.get(k) for k in ("cores", "memory", "min_walltime", "max_walltime", "partition", "qos")}
+        params = await self._validate_params(params)
+        workers = _int(body, "workers", 0, self.max_workers) if "workers" in body else 0
+        async with self._lock:
+            name = body.get("name") or self._fresh_name(template or "cluster")
+            if not isinstance(name, str) or not NAME_RE.match(name):
+                raise BadRequest(f"name: {name!r} is not a valid name (letters, digits, '.', '_', '-'; up to 64)")
+            if any(m.name == name for m in self._clusters.values()):
+                raise BadRequest(f"name: a cluster named {name!r} already exists")
+            if len(self._clusters) >= self.max_clusters:
+                raise BadRequest(f"clusters: at most {self.max_clusters} clusters per user")
+            cid = secrets.token_hex(6)
+            cluster = await BackfillSLURMCluster(
+                asynchronous=True,
+                name=name,
+                cores=params["cores"],
+                memory=params["memory"],
+                min_walltime=params["min_walltime"],
+                max_walltime=params["max_walltime"],
+                queue=params["partition"],
+                qos=params["qos"],
+            )
+            m = Managed(cid, name, template, params, cluster)
+            self._clusters[cid] = m
+            self._write_connection(m)
+        if workers:
+            cluster.scale(workers)
+        return self._model(m)
+
+    async def patch(self, cid: str, body: Any) -> dict[str, Any]:
+        m = self._find(cid)
+        if not isinstance(body, dict) or len(body) != 1 or next(iter(body)) not in {"scale", "adapt"}:
+            raise BadRequest(f"body: must be {{'scale': n}} or {{'adapt': {{'minimum': a, 'maximum': b}}}}, not {body!r}")
+        if "scale" in body:
+            n = _int(body, "scale", 0, self.max_workers)
+            m.cluster.scale(n)
+        else:
+            a = body["adapt"]
+            if not isinstance(a, dict) or set(a) != {"minimum", "maximum"}:
+                raise BadRequest(f"adapt: must be {{'minimum': a, 'maximum': b}}, not {a!r}")
+            lo = _int(a, "minimum", 0, self.max_workers)
+            hi = _int(a, "maximum", 0, self.max_workers)
+            if lo > hi:
+                raise BadRequest(f"adapt: minimum ({lo}) must not exceed maximum ({hi})")
+            m.cluster.adapt(minimum=lo, maximum=hi)
+        return self._model(m)
+
+    async def delete(self, cid: str) -> None:
+        m = self._find(cid)
+        del self._clusters[m.id]
+        self._remove_connection(m)
+        await m.cluster.close()
+
+    async def close(self) -> None:
+        for cid in list(self._clusters):
+            await self.delete(cid)
+
+    # ---- helpers --------------------------------------------------------------------------
+    def _find(self, cid: str) -> Managed:
+        m = self._clusters.get(cid) or next((m for m in self._clusters.values() if m.name == cid), None)
+        if m is None:
+            raise NotFound(f"no cluster {cid!r}")
+        return m
+
+    def _fresh_name(self, base: str) -> str:
+        names = {m.name for m in self._clusters.values()}
+        i = 1
+        while f"{base}-{i}" in names:
+            i += 1
+        return f"{base}-{i}"
+
+    async def _validate_params(self, p: dict[str, Any]) -> dict[str, Any]:
+        cores = _int(p, "cores", 1, 256)
+        mem = p.get("memory")
+        if not isinstance(mem, str) or not MEMORY_RE.match(mem.strip()):
+            raise BadRequest(f"memory: must be like '2GiB' or '500MB', not {mem!r}")
+        if not 2**20 <= parse_bytes(mem) <= 2**40:
+            raise BadRequest(f"memory: must be between 1 MiB and 1 TiB, not {mem!r}")
+        lo, hi = _duration(p, "min_walltime"), _duration(p, "max_walltime")
+        if (parse_duration(lo) or 0) > (parse_duration(hi) or 0):
+            raise BadRequest(f"min_walltime: {lo!r} is longer than max_walltime {hi!r}")
+        for key in ("partition", "qos"):
+            v = p.get(key)
+            if v is not None and (not isinstance(v, str) or not SLURM_NAME_RE.match(v)):
+                raise BadRequest(f"{key}: {v!r} is not a valid Slurm name")
+        if p.get("partition"):
+            res = await self.slurm.command(["sinfo", "-h", "-o", "%R"], check=False)
+            parts = set(res.stdout.split())
+            if res.returncode != 0:
+                raise BadRequest(f"partition: cannot check {p['partition']!r} against Slurm: {res.stderr.strip()}")
+            if p["partition"] not in parts:
+                raise BadRequest(f"partition: {p['partition']!r} is not one of {', '.join(sorted(parts))}")
+        return {"cores": cores, "memory": mem, "min_walltime": lo, "max_walltime": hi, "partition": p.get("partition"), "qos": p.get("qos")}
+
+    def _model(self, m: Managed) -> dict[str, Any]:
+        model = m.cluster.model()
+        port = urlparse(m.cluster.dashboard_link).port
+        model.update({"id": m.id, "name": m.name, "template": m.template, "dashboard_link": f"proxy/{port}/status", "created": m.created})
+        return model
+
+    def _write_connection(self, m: Managed) -> None:
+        d = self.connection_dir
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        info: dict[str, Any] = {"id": m.id, "name": m.name, "scheduler_address": m.cluster.scheduler_address}
+        sec = m.cluster.security
+        if sec is not None and getattr(sec, "require_encryption", False):
+            tls_dir = d / m.id
+            tls_dir.mkdir(exist_ok=True, mode=0o700)
+            conf = sec.get_tls_config_for_role("client")
+            files = {}
+            for key in ("ca_file", "cert", "key"):
+                value = conf.get(key)
+                if value and "\n" in value:  # in-memory PEM: stage it as a private file
+                    path = tls_dir / f"{key}.pem"
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    with os.fdopen(fd, "w") as f:
+                        f.write(value)
+                    value = str(path)
+                files[key] = value
+            info["tls"] = files
+        path = d / f"{m.name}.json"
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(info, f)
+        os.replace(tmp, path)
+
+    def _remove_connection(self, m: Managed) -> None:
+        (self.connection_dir / f"{m.name}.json").unlink(missing_ok=True)
+        shutil.rmtree(self.connection_dir / m.id, ignore_errors=True)
