@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-APT_PACKAGES := slurm-wlm slurmdbd munge mariadb-server mariadb-client sudo chromium python3-venv python3-dev nodejs npm
+APT_PACKAGES := slurm-wlm slurmdbd munge mariadb-server mariadb-client sudo chromium python3-venv python3-dev
 LABEXT_SRC := extensions/labextension
 LABEXT_OUT := extensions/lab/labextension
 LABEXT_DEST := $(VENV)/share/jupyter/labextensions/sandfill-labextension
@@ -28,6 +28,7 @@ setup: system-packages venv labextension
 # Debian packages: installed only when something is missing. Not root? Say what to do.
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then \
 	    echo "sandfill: missing Debian packages:$$missing"; \

@@ -283,6 +283,11 @@ class BackfillSLURMCluster(SLURMCluster):
         self.adapt(minimum=int(minimum), maximum=math.inf if maximum is None else int(maximum))
         return self.model()
 
+    def _repr_html_(self, cluster_status: Any = None) -> str:
+        from sandfill.dask.widget import jobs_table_html
+
+        return jobs_table_html(self.model())
+
     def _widget(self) -> Any:
         from sandfill.dask.widget import ClusterWidget
 
