@@ -159,3 +159,37 @@ def test_killed_node_workers_are_replaced(dask_cfg: dict[str, object], devcluste
             devcluster.start_daemon(f"slurmd-{victim}")
             subprocess.run(["scontrol", "update", f"nodename={victim}", "state=resume"], env=devcluster.subprocess_env(), capture_output=True)
             wait_until(f"{victim} back", lambda: "idle" in subprocess.run(["sinfo", "-h", "-n", victim, "-o", "%t"], env=devcluster.subprocess_env(), capture_output=True, text=True).stdout or "mix" in subprocess.run(["sinfo", "-h", "-n", victim, "-o", "%t"], env=devcluster.subprocess_env(), capture_output=True, text=True).stdout, timeout=60)
+
+
+def test_busy_cluster_workers_fit_the_gap_and_the_reservation_holds(dask_cfg: dict[str, object], slurm: SlurmClient) -> None:
+    """Rocks fill 6 of 8 CPUs per node for 3 minutes; a 4-node job is planned right after
+    them. Workers start at once in the 2-CPU gaps with walltimes that end before that
+    planned start, and the big job starts on time."""
+    rocks = [slurm.submit_sync(sleep_script(150), ["-p", "batch", "-c", "6", "-t", "3", "-J", "rock"]) for _ in range(4)]
+    wait_until("rocks running", lambda: all(s.running for s in slurm.squeue_sync(rocks).values()), timeout=60)
+    big = slurm.submit_sync(sleep_script(20), ["-p", "batch", "-N", "4", "--exclusive", "-t", "5", "-J", "big"])
+    planned = wait_until(
+        "the big job's planned start",
+        lambda: (s := slurm.squeue_sync([big])[big]).pending and s.start_time,
+        timeout=60,
+    )
+    with BackfillSLURMCluster(min_walltime="00:01:00", max_walltime="01:00:00", retire_margin="20s") as cluster, Client(cluster) as client:
+        t0 = time.monotonic()
+        cluster.scale(4)
+        client.wait_for_workers(4, timeout=60)
+        took = time.monotonic() - t0
+        jobs = [j for j in cluster.jobs if j.state == "running"]
+        assert len(jobs) == 4
+        for j in jobs:
+            st = slurm.squeue_sync([j.job_id])[j.job_id]
+            assert st.time_limit is not None and st.time_limit < 3600  # not the 1 h maximum
+            assert st.start_time + st.time_limit <= planned, (j.job_id, st.start_time + st.time_limit - planned)
+        started = wait_until(
+            "the big job to start",
+            lambda: (s := slurm.squeue_sync([big])[big]).running or s.ended and s,
+            timeout=240,
+        )
+        big_st = slurm.squeue_sync([big])[big]
+        assert started and big_st.start_time is not None
+        assert big_st.start_time <= planned + 5, f"big job started {big_st.start_time - planned:.0f} s late"
+    print(f"4 workers in the gap after {took:.1f} s; big job started {planned - big_st.start_time:.0f} s before its planned start")
