@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dask
 import pytest
+
 from sandfill.devcluster import DevCluster
 from sandfill.slurm import SlurmClient
 from sandfill.testing import wait_until

@@ -18,6 +18,7 @@ from dask_jobqueue import SLURMCluster
 from distributed.core import Status
 from distributed.deploy.adaptive import Adaptive
 from distributed.utils import NoOpAwaitable
+
 from sandfill.dask.config import CONFIG_NAME, seconds, setting
 from sandfill.dask.job import BackfillSLURMJob
 from sandfill.dask.model import WorkerJob, worker_job

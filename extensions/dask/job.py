@@ -11,6 +11,7 @@ from typing import Any
 
 from dask_jobqueue.slurm import SLURMJob
 from distributed.deploy.spec import ProcessInterface
+
 from sandfill.dask.config import CONFIG_NAME, seconds, setting
 from sandfill.dask.planner import GapPlanner, Plan
 from sandfill.slurm import SlurmClient

@@ -9,8 +9,9 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
-from sandfill.lab.manager import BadRequest, ClusterManager, NotFound
 from tornado import web
+
+from sandfill.lab.manager import BadRequest, ClusterManager, NotFound
 
 AUTH_RESOURCE = "sandfill"
 

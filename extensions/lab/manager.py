@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import dask
 from dask.utils import parse_bytes
+
 from sandfill.dask import BackfillSLURMCluster
 from sandfill.slurm import SlurmClient
 from sandfill.slurm.parse import parse_duration

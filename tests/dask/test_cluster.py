@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 from distributed import Client
+
 from sandfill.dask import BackfillSLURMCluster
 from sandfill.devcluster import DevCluster
 from sandfill.slurm import SlurmClient

@@ -8,6 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
 from sandfill.devcluster import DevCluster
 
 pytestmark = pytest.mark.slurm

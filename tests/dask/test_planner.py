@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from sandfill.dask.planner import GapPlanner
 from sandfill.slurm.commands import Result
 from sandfill.slurm.parse import TestOnlyAnswer

@@ -6,11 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
 from sandfill.dask.connect import connect, read_connection
 from sandfill.dask.widget import jobs_table_html
 from sandfill.lab.handlers import ROUTES
 from sandfill.slurm import SlurmClient
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 pytestmark = pytest.mark.slurm
 

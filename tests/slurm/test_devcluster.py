@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from sandfill.devcluster import DevCluster
 from sandfill.devcluster.daemons import processes_using
 from sandfill.slurm import SlurmClient

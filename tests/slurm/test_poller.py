@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from sandfill.devcluster import DevCluster
 from sandfill.slurm import GONE, UNKNOWN, JobStatus, QueuePoller, SlurmClient
 from sandfill.slurm.commands import SlurmCommandError
