@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sandfill.devcluster import DevCluster
 from sandfill.hub.accounts import create_accounts, is_ours, remove_accounts
 from sandfill.hub.process import HubProcess, user_token

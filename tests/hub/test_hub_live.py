@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from sandfill.devcluster import DevCluster
 from sandfill.slurm import SlurmClient
 from sandfill.slurm.parse import queue_rpcs

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from traitlets.config import Config
+
 from sandfill.hub.config import CULLER_SCOPES, apply_site
 from sandfill.hub.site import DEFAULT_PROFILES, SiteError, load_site
-from traitlets.config import Config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "hub_config" / "site.example.yaml"
 
@@ -69,6 +70,7 @@ def test_apply_site_configures_hub_spawner_and_culler(tmp_path: Path) -> None:
 
 def test_port_route_is_replaced_at_config_load(tmp_path: Path) -> None:
     from jupyterhub import apihandlers
+
     from sandfill.hub.handlers import PORT_ROUTE, PortReportHandler
 
     apply_site(Config(), load_site(EXAMPLE, environ={"SANDFILL_HUB_STATE_DIR": str(tmp_path)}))

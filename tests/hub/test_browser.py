@@ -1,0 +1,106 @@
+"""A person's path, in Debian's chromium: log in, pick a profile, watch the pending page
+while the devcluster is full, get JupyterLab when it frees up, run a cell, stop the server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from sandfill.slurm import SlurmClient
+from sandfill.testing import wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slurm]
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def test_login_pending_page_lab_cell_and_stop(clean_servers: Any, rocks: Callable[[], list[str]], slurm: SlurmClient) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import sync_playwright
+
+    hub = clean_servers
+    user = "sftest-ada"
+    rock_ids = rocks()  # the devcluster is full
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            page.goto(hub.url + "/hub/login")
+            page.fill("#username_input", user)
+            page.fill("#password_input", hub.passwords[user])
+            page.click("#login_submit")
+            page.wait_for_url("**/hub/**")
+
+            # the form: profiles and live availability; pick the interactive-tier profile
+            page.goto(hub.url + f"/hub/spawn/{user}")
+            page.wait_for_selector("#sandfill-availability")
+            assert "0 of 32" in page.inner_text("#sandfill-availability")  # sinfo: nothing idle
+            page.check("#profile-small")
+            page.click("button[type=submit]")
+
+            # the pending page: job id, reason, position and estimated start, updated live
+            page.wait_for_selector("#progress-message .sandfill-reason", timeout=60_000)
+            page.wait_for_function(
+                "() => { const s = document.querySelector('#progress-message .sandfill-start');"
+                " return s && !s.textContent.includes('not yet'); }",
+                timeout=60_000,
+            )
+            message = page.inner_text("#progress-message")
+            reason = page.inner_text("#progress-message .sandfill-reason")
+            assert reason in ("Resources", "Priority"), message
+            assert "PENDING" in message and "position 1 of 1 pending in interactive" in message, message
+            job_id = page.inner_text("#progress-message .sandfill-job-id")
+            assert slurm.squeue_sync([job_id])[job_id].pending
+
+            # resources free up: the spawn completes and the page moves on by itself
+            import subprocess
+
+            subprocess.run(["scancel", *rock_ids], env=slurm.env, check=True)
+            page.wait_for_url(f"**/user/{user}/**", timeout=90_000)
+
+            page.goto(hub.url + f"/user/{user}/lab?reset")
+            page.wait_for_selector(".jp-Launcher", timeout=90_000)
+            # sandfill's walltime plugin is loaded and has asked the server about the job
+            page.wait_for_function("() => window.sandfillWalltime && window.sandfillWalltime.job_id", timeout=60_000)
+            assert page.evaluate("window.sandfillWalltime.job_id") == job_id
+
+            page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
+            cell = page.locator(".jp-Notebook .jp-Cell .cm-content").first
+            cell.wait_for(timeout=60_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+            cell.click()
+            page.keyboard.type("print(6 * 7)")
+            out = page.locator(".jp-OutputArea-output").first
+            # the first execute can be lost while the new kernel connects: run the cell
+            # again (in place) until it answers
+            for _ in range(9):
+                cell.click()
+                page.keyboard.press("Control+Enter")
+                try:
+                    out.wait_for(timeout=10_000)
+                    break
+                except PlaywrightTimeout:
+                    continue
+            assert out.inner_text().strip() == "42"
+
+            # stop the server from the hub's home page
+            page.goto(hub.url + "/hub/home")
+            page.click("#stop")
+            wait_until("the server to stop", lambda: hub.server(user) is None, timeout=60, interval=0.5)
+        except Exception:
+            page.screenshot(path="/tmp/sandfill-browser-failure.png")
+            raise
+        finally:
+            browser.close()
+    wait_until("the job to end", lambda: (s := slurm.squeue_sync([job_id]).get(job_id)) is None or s.ended, timeout=30)
