@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from tornado import web
+
 from sandfill.hub.scheduler import PartitionInfo
 from sandfill.hub.site import Profile
 from sandfill.hub.units import format_memory, format_walltime, parse_memory_mb, parse_walltime
-from tornado import web
 
 FIELDS = ("profile", "cpus", "memory", "walltime", "partition", "account")
 CUSTOM = "custom"

@@ -25,8 +25,9 @@ from jupyterhub.apihandlers import APIHandler
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.scopes import needs_scope
 from jupyterhub.utils import url_path_join
-from sandfill.hub.joblog import read_log_tail
 from tornado import web
+
+from sandfill.hub.joblog import read_log_tail
 
 PORT_ROUTE = r"/api/batchspawner"
 

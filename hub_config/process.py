@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from sandfill.devcluster.config import free_ports
 
 CONFIG_FILE = Path(__file__).with_name("jupyterhub_config.py")

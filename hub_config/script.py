@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import jinja2
+
 from sandfill.hub.form import ResourceRequest
 from sandfill.hub.units import format_walltime
 

@@ -30,6 +30,8 @@ from typing import Any
 
 from batchspawner import JobStatus as BatchJobStatus
 from batchspawner import SlurmSpawner
+from traitlets import Dict, Float, Integer, List, TraitError, Unicode, default, validate
+
 from sandfill.hub.form import (
     Choices,
     FormError,
@@ -45,7 +47,6 @@ from sandfill.hub.script import DEFAULT_TEMPLATE, build_context, render_script
 from sandfill.hub.site import DEFAULT_PROFILES, Profile, SiteError, _profiles
 from sandfill.hub.units import MemoryMB, Walltime, format_walltime
 from sandfill.slurm import UNKNOWN, JobStatus, QueuePoller, SlurmClient, SlurmCommandError
-from traitlets import Dict, Float, Integer, List, TraitError, Unicode, default, validate
 
 _USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 _HOST = re.compile(r"^[A-Za-z0-9_.:-]+$")

@@ -21,9 +21,10 @@ from typing import Any
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
+from tornado import web
+
 from sandfill.slurm import SlurmClient, SlurmCommandError
 from sandfill.slurm.parse import parse_timestamp
-from tornado import web
 
 REFRESH_S = 300.0
 

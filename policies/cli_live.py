@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
+
 from sandfill.policies.errors import PolicyError
 from sandfill.policies.fragment import FragmentError
 from sandfill.policies.load import load_policy, policy_from_mapping, policy_warnings

@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Any
 
 import yaml
+
 from sandfill.policies.duration import Duration
 from sandfill.policies.errors import _NO_VALUE, PolicyError, Problem
 from sandfill.policies.model import (

@@ -18,6 +18,7 @@ from bokeh.models import Div
 from bokeh.palettes import Category10
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
+
 from sandfill.policies.metrics import Metrics, class_masks, comparison_rows, job_arrays
 from sandfill.policies.simulator import SimResult
 from sandfill.policies.trace import PWA_CITATION

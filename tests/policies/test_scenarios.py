@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from sandfill.policies.invariants import check_schedule
 from sandfill.policies.jobs import Job, Workload
 from sandfill.policies.load import policy_from_mapping
