@@ -1,0 +1,132 @@
+"""Benchmark (run on demand): the busy-cluster scenario, side by side in one run.
+
+Each contender gets its own identical devcluster (4 nodes x 8 CPUs, the shipped policy), all
+three run at the same time: rocks hold 6 of 8 CPUs on every node for 12 minutes, and a 4-node
+job is planned right after them. Asked for N 1-CPU workers over a window (default 10 min):
+
+  sandfill          BackfillSLURMCluster (walltimes fitted to the gap, replaced ahead)
+  plain-1h@burst    dask-jobqueue SLURMCluster, walltime 1 h, the same partition
+  plain-1h@batch    dask-jobqueue SLURMCluster, walltime 1 h, the batch partition
+
+Printed per contender: time until N workers were connected, the fraction of requested
+worker-seconds delivered in the window, how far the planned 4-node job was pushed back,
+and slurmctld RPCs (sdiag) during the window.
+
+    .venv/bin/python tests/bench/bench_dask.py [--window 600] [--workers 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CONTENDERS = ["sandfill", "plain-1h@burst", "plain-1h@batch"]
+
+
+def run_one(name: str, window: float, n: int) -> dict[str, object]:
+    import dask
+    from distributed import Client
+
+    from sandfill.devcluster import DevCluster
+    from sandfill.slurm import SlurmClient
+    from sandfill.testing import sleep_script, wait_until
+
+    root = Path(tempfile.mkdtemp(prefix=f"sandfill-bench-{name.replace('@', '-')}-", dir="/tmp"))
+    root.chmod(0o755)
+    dc = DevCluster(root / "dc")
+    dc.up(log=lambda *_: None)
+    slurm = SlurmClient(dc.slurm_conf)
+    out: dict[str, object] = {"name": name}
+    try:
+        rocks = [slurm.submit_sync(sleep_script(720), ["-p", "batch", "-c", "6", "-t", "12"]) for _ in range(4)]
+        wait_until("rocks", lambda: all(s.running for s in slurm.squeue_sync(rocks).values()), timeout=60)
+        big = slurm.submit_sync(sleep_script(60), ["-p", "batch", "-N", "4", "--exclusive", "-t", "10"])
+        planned = wait_until("planned start", lambda: slurm.squeue_sync([big])[big].start_time, timeout=120)
+        cfg = {
+            "jobqueue.sandfill.slurm-conf": str(dc.slurm_conf),
+            "jobqueue.sandfill.scheduler-options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
+            "jobqueue.sandfill.shared-temp-directory": str(root / "tls"),
+            "jobqueue.sandfill.log-directory": str(root / "logs"),
+            "jobqueue.sandfill.memory": "1GiB",
+        }
+        with dask.config.set(cfg):
+            import os
+
+            os.environ["SLURM_CONF"] = str(dc.slurm_conf)
+            rpc0 = sum(slurm.sdiag_rpcs_sync().values())
+            if name == "sandfill":
+                from sandfill.dask import BackfillSLURMCluster
+
+                cluster = BackfillSLURMCluster(queue="burst", min_walltime="00:05:00", max_walltime="01:00:00")
+            else:
+                from dask_jobqueue import SLURMCluster
+
+                cluster = SLURMCluster(
+                    queue=name.split("@")[1], cores=1, memory="1GiB", walltime="01:00:00", security=True,
+                    shared_temp_directory=str(root / "tls"), log_directory=str(root / "logs"),
+                    scheduler_options={"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
+                )
+            client = Client(cluster)
+            t0 = time.monotonic()
+            cluster.scale(n)
+            first_full = None
+            worker_seconds = 0.0
+            last = t0
+            while (now := time.monotonic()) - t0 < window:
+                k = len(client.scheduler_info(n_workers=-1)["workers"])
+                worker_seconds += min(k, n) * (now - last)
+                last = now
+                if first_full is None and k >= n:
+                    first_full = now - t0
+                time.sleep(1.0)
+            rpcs = sum(slurm.sdiag_rpcs_sync().values()) - rpc0
+            st = slurm.squeue_sync([big])[big]
+            pushed = (st.start_time - planned) if st.pending and st.start_time else (st.start_time - planned if st.start_time else None)
+            client.close()
+            cluster.close()
+        out.update(
+            time_to_n=first_full, delivered=worker_seconds / (n * window), rpcs=rpcs, rpcs_per_min=rpcs * 60 / window,
+            big_job_pushed_s=pushed, big_state=st.state,
+        )
+    finally:
+        dc.down(log=lambda *_: None)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--window", type=float, default=600.0)
+    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--one", choices=CONTENDERS, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args.window, args.workers)))
+        return
+    procs = {
+        c: subprocess.Popen([sys.executable, __file__, "--one", c, "--window", str(args.window), "--workers", str(args.workers)], stdout=subprocess.PIPE, text=True)
+        for c in CONTENDERS
+    }
+    results = {}
+    for c, p in procs.items():
+        out, _ = p.communicate()
+        results[c] = json.loads(out.strip().splitlines()[-1])
+    print(f"busy devcluster, {args.workers} x 1-CPU workers asked for, {args.window / 60:.0f}-minute window (all three at once, own clusters)")
+    print(f"{'contender':<16} {'time to N':>10} {'delivered':>10} {'4-node job pushed back':>24} {'slurmctld RPC/min':>18}")
+    for c in CONTENDERS:
+        r = results[c]
+        ttn = f"{r['time_to_n']:.0f} s" if r["time_to_n"] is not None else "never"
+        pushed = r["big_job_pushed_s"]
+        pushed_s = "n/a" if pushed is None else f"{max(pushed, 0) / 60:.0f} min"
+        print(f"{c:<16} {ttn:>10} {r['delivered']:>9.0%} {pushed_s:>24} {r['rpcs_per_min']:>18.1f}")
+    s, b = results["sandfill"], results["plain-1h@batch"]
+    print(f"delivered worker-seconds, sandfill vs plain-1h@batch: {s['delivered'] / max(b['delivered'], 1e-9):.1f}x"
+          if b["delivered"] else "delivered worker-seconds, sandfill vs plain-1h@batch: plain delivered nothing")
+
+
+if __name__ == "__main__":
+    main()
