@@ -42,6 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--trace", help="SWF trace (.swf or .swf.gz)")
     src.add_argument("--sacct-file", help="output of sacct -P --format=... or sacct --json")
+    src.add_argument("--sacct", action="store_true",
+                     help="run sacct on the live cluster ($SLURM_CONF / --slurm-conf)")
+    s.add_argument("--start", help="with --sacct: sacct --starttime (default now-7days)")
+    s.add_argument("--end", help="with --sacct: sacct --endtime (default now)")
+    s.add_argument("--slurm-conf", metavar="PATH", help="with --sacct: the cluster's slurm.conf")
     s.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report")
     s.add_argument("--load", type=float, default=1.0, help="scale arrival rate (1.2 = 20%% busier)")
     s.add_argument("--backfill", choices=("conservative", "easy", "none"), default="conservative")
@@ -60,9 +65,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="wait in seconds counted as starvation (default 86400)")
     s.set_defaults(func=cmd_simulate)
 
-    from sandfill.policies.cli_live import register_live
+    from sandfill.policies.cli_live import register_live, register_replay
 
     register_live(sub)
+    register_replay(sub)
 
 
 def _load(path: str, shape: ClusterShape | None = None):
@@ -114,6 +120,22 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _live_sacct(args: argparse.Namespace):
+    """The live cluster's own history (``sacct -P``) as a workload."""
+    from sandfill.policies.runner import Runner, output
+    from sandfill.policies.sacct import sacct_argv, workload_from_sacct_text
+
+    if (args.start or args.end) and not args.sacct:
+        raise _cli_error("--start/--end go with --sacct")
+    runner = Runner(args.slurm_conf)
+    res = runner(sacct_argv(args.start, args.end))
+    if res.returncode != 0:
+        raise _cli_error(f"sacct failed: {output(res)}")
+    print(f"# sacct: {max(0, len(res.stdout.splitlines()) - 1)} allocation record(s)",
+          file=sys.stderr)
+    return workload_from_sacct_text(res.stdout, "sacct (live)")
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from sandfill.policies.metrics import format_table, summarize
     from sandfill.policies.simulator import SimConfig, simulate, stderr_progress
@@ -131,6 +153,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
             workload = read_swf(args.trace, limit=args.limit)
             alloc = args.alloc or "node"
+        elif args.sacct:
+            workload = _live_sacct(args)
+            if args.limit:
+                workload = workload.head(args.limit)
+            alloc = args.alloc or "cpu"
         else:
             from sandfill.policies.sacct import read_sacct
 
@@ -142,6 +169,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise _cli_error(f"cannot read workload: {exc}") from None
     if args.load <= 0:
         raise _cli_error("--load must be positive")
+    if args.sacct and not (args.nodes and args.cpus_per_node):
+        from sandfill.policies.live import cluster_shape
+        from sandfill.policies.runner import Runner
+
+        shape, _ = cluster_shape(Runner(args.slurm_conf))
+        args.nodes = args.nodes or shape.nodes
+        args.cpus_per_node = args.cpus_per_node or shape.cpus_per_node
     nodes = args.nodes or workload.nodes
     cpn = args.cpus_per_node or workload.cpus_per_node or 1
     if not nodes:

@@ -256,3 +256,73 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 1
     return _do_apply(args, policy, f"rollback to {target.id}", runner, fragment)
+
+
+def register_replay(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("replay", help="run a time-compressed trace slice on the live "
+                                      "(dev)cluster and compare starts with the simulator")
+    r.add_argument("policy", help="policy YAML (must be the one in force: see `policy diff`)")
+    r.add_argument("--trace", required=True, help="SWF trace (.swf or .swf.gz)")
+    r.add_argument("--slice", required=True, metavar="START:COUNT",
+                   help="jobs START..START+COUNT-1 of the trace (jobs that ran)")
+    r.add_argument("--compress", type=float, default=500.0,
+                   help="divide submit offsets, run and requested times by F (default 500)")
+    r.add_argument("--cpu-scale", type=float,
+                   help="processors x this (default: cluster CPUs / trace CPUs)")
+    r.add_argument("--release-delay", type=int, default=1,
+                   help="seconds a finished job keeps its CPUs in the simulator (default 1)")
+    r.add_argument("--dry-run", action="store_true",
+                   help="only prepare and simulate the slice; submit nothing")
+    _target(r, fragment=True)
+    r.set_defaults(func=cmd_replay)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from sandfill.policies.compare import diff_policies
+    from sandfill.policies.live import cluster_shape
+    from sandfill.policies.replay import batch_sched_delay, compare, prepare, run_live
+    from sandfill.policies.simulator import simulate
+    from sandfill.policies.trace import PWA_CITATION, read_swf
+
+    try:
+        start_s, count_s = args.slice.split(":")
+        start, count = int(start_s), int(count_s)
+    except ValueError:
+        raise _cli_error("--slice must be START:COUNT (two integers)") from None
+    runner, fragment = _context(args)
+    policy = _load_checked(args.policy, runner)
+    if policy is None:
+        return 2
+    live = _read(runner, fragment)
+    if live.policy is None or diff_policies(live.policy, policy,
+                                            accounting=live.state.accounting):
+        raise _cli_error(f"{args.policy} is not the policy in force: `sandfill policy diff` "
+                         "it, then `sandfill policy apply` it first")
+    shape, _ = cluster_shape(runner)
+    workload = read_swf(args.trace, limit=start + count)
+    try:
+        plan = prepare(policy, workload, start=start, count=count, compress=args.compress,
+                       nodes=shape.nodes, cpus_per_node=shape.cpus_per_node,
+                       cpu_scale=args.cpu_scale, sched_delay=batch_sched_delay(runner),
+                       release_delay=args.release_delay)
+    except ValueError as exc:
+        raise _cli_error(str(exc)) from None
+    sim = simulate(policy, plan.workload(), plan.config)
+    span = max(sim.end) if sim.end else 0
+    print(f"# slice {start}:{count} of {workload.source}: {len(plan.jobs)} jobs "
+          f"({plan.dropped} no tier admits), compress x{args.compress:g}, CPUs x"
+          f"{plan.cpu_scale:.4g}; simulated makespan {span} s")
+    if args.dry_run:
+        return 0
+    try:
+        run = run_live(plan, runner, progress=lambda m: print(f"  {m}", file=sys.stderr))
+    except (RuntimeError, TimeoutError, SlurmCommandError) as exc:
+        raise _cli_error(str(exc)) from None
+    fid = compare(plan, run)
+    print(f"backfill phase {run.bf_phase % policy.scheduler.backfill.interval} s; "
+          f"submission lag max {max(run.submit_lag):.2f} s")
+    print(fid.summary())
+    print(fid.histogram())
+    print(f"\nTrace from the Parallel Workloads Archive ({PWA_CITATION})"
+          + (f"; thanks to {workload.acknowledge}." if workload.acknowledge else "."))
+    return 0

@@ -92,7 +92,7 @@ def render_fragment(policy: Policy, *, nodes: str, accounting: bool) -> str:
     """The renderer's fragment with the sandfill metadata line after its header line."""
     text = render_slurm_conf(policy, nodes=nodes, accounting=accounting)
     head, _, rest = text.partition("\n")
-    meta = META_PREFIX + json.dumps(metadata(policy), sort_keys=True)
+    meta = META_PREFIX + json.dumps(metadata(policy))
     return f"{head}\n{meta}\n{rest}"
 
 

@@ -60,7 +60,7 @@ class History:
         self.dir.mkdir(mode=0o755, exist_ok=True)
         path = self.dir / f"{rec.id:06d}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(rec), indent=1, sort_keys=True))
+        tmp.write_text(json.dumps(asdict(rec), indent=1))
         os.replace(tmp, path)
         return path
 

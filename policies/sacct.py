@@ -26,8 +26,25 @@ def read_sacct(path: str | os.PathLike[str]) -> Workload:
     path = os.fspath(path)
     with open(path, encoding="utf-8") as fh:
         text = fh.read()
+    return workload_from_sacct_text(text, os.path.basename(path))
+
+
+SACCT_FORMAT = "JobID,User,Partition,Submit,Start,End,ElapsedRaw,TimelimitRaw,NCPUS,NNodes,State"
+
+
+def sacct_argv(start: str | None = None, end: str | None = None) -> list[str]:
+    """``sacct`` for every user's jobs (allocations only) in ``--start``..``--end``."""
+    argv = ["sacct", "-a", "-X", "-P", f"--format={SACCT_FORMAT}"]
+    argv += ["--starttime", start or "now-7days"]
+    if end:
+        argv += ["--endtime", end]
+    return argv
+
+
+def workload_from_sacct_text(text: str, source: str = "sacct") -> Workload:
+    """A workload from ``sacct -P`` or ``sacct --json`` output given as text."""
     jobs = parse_sacct_json(text) if text.lstrip().startswith("{") else parse_sacct_parsable(text)
-    return _workload(jobs, os.path.basename(path))
+    return _workload(jobs, source)
 
 
 def parse_sacct_parsable(text: str) -> list[tuple[Job, bool]]:

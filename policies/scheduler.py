@@ -90,6 +90,16 @@ class _QosLedger:
         e[1] += sim.job_cpus[j]
 
 
+def _reserved_units(sim: Simulator, units: int) -> int:
+    """What a future reservation blocks. Slurm's backfill plans reservations on node
+    bitmaps, so with CPU allocation a job reserved for later blocks whole nodes
+    (``ceil(cpus / cpus_per_node)`` of them) from lower-priority jobs in that window."""
+    if sim.config.alloc != "cpu" or not sim.config.node_reservations:
+        return units
+    cpn = sim.config.cpus_per_node
+    return -(-units // cpn) * cpn
+
+
 def main_pass(sim: Simulator) -> Decisions:
     d = Decisions()
     free = sim.free
@@ -189,7 +199,7 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
         t = prof.earliest_fit(units, plan, latest)
         if t is None:
             continue
-        prof.reserve(t, t + plan, units)
+        prof.reserve(t, t + plan, min(sim.capacity, _reserved_units(sim, units)))
         reserved_one = True
         if record:
             d.reservations.append(Reservation(j, t, t + plan, units))

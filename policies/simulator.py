@@ -56,6 +56,10 @@ class SimConfig:
     use_trace_partitions: bool = False
     accounting: bool = True
     record_reservations: bool = False
+    bf_phase: int = 0  # backfill passes run at bf_phase + k * bf_interval (a real slurmctld's phase)
+    sched_delay: int = 0  # batch_sched_delay: event-driven main passes at most this often
+    release_delay: int = 0  # seconds a finished job keeps its CPUs (Slurm's COMPLETING)
+    node_reservations: bool = False  # alloc="cpu": backfill reserves whole nodes (as Slurm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +151,7 @@ class Simulator:
         self.heap: list[tuple] = []
         self.seq = 0
         self.sched_at = -1
+        self.last_main = -(10**12)
         self.backfill_at = -1
         self.dirty = False
         self.timeline_t = array("q")
@@ -251,7 +256,10 @@ class Simulator:
             self.job_preemptable.append(tier.preemptable and self.any_preemptable)
             static = 0.0
             if multi:
-                size = max(nodes / total_nodes, job.cpus / total_cpus)
+                # Slurm's job size factor: max(min nodes / nodes, CPUs / CPUs); a CPU
+                # request (-n N) has min nodes 1 unless it names nodes.
+                min_nodes = nodes if cfg.alloc == "node" else (job.nodes or 1)
+                size = max(min_nodes / total_nodes, job.cpus / total_cpus)
                 if pr.favor_small:
                     size = 1.0 - size
                 static += w.job_size * min(1.0, size)
@@ -351,6 +359,7 @@ class Simulator:
                 self._mark_dirty()
             elif kind == SCHED:
                 self.sched_at = -1
+                self.last_main = t
                 self._apply(main_pass(self))
                 self._sample()
             else:
@@ -395,14 +404,20 @@ class Simulator:
 
     def _mark_dirty(self) -> None:
         t = self.now
-        if self.sched_at != t:
+        delay = self.config.sched_delay
+        if delay:
+            if self.sched_at < 0:
+                self.sched_at = max(t, self.last_main + delay)
+                self.push(self.sched_at, SCHED)
+        elif self.sched_at != t:
             self.sched_at = t
             self.push(t, SCHED)
         if self.config.backfill != "none" and self.policy.scheduler.type == "backfill":
             self.dirty = True
             if self.backfill_at < 0:
                 iv = self.backfill.interval
-                self.backfill_at = -(-t // iv) * iv
+                ph = self.config.bf_phase % iv
+                self.backfill_at = ph + -(-(t - ph) // iv) * iv
                 self.push(self.backfill_at, BACKFILL)
 
     def _apply(self, d: Decisions) -> None:
@@ -433,7 +448,8 @@ class Simulator:
             u[0] += 1
             u[1] += self.job_cpus[j]
         runtime = self.jobs[j].run_time
-        self.push(now + min(runtime, limit), END, (j, self.run_id[j]))
+        end = now + min(runtime, limit) + self.config.release_delay
+        self.push(end, END, (j, self.run_id[j]))
 
     def _release(self, j: int, outcome: str) -> None:
         self.running.discard(j)
@@ -451,7 +467,7 @@ class Simulator:
 
     def _finish(self, j: int, _outcome: str) -> None:
         timeout = self.jobs[j].run_time > self.granted[j]
-        self.end[j] = self.now
+        self.end[j] = self.now - self.config.release_delay
         self._release(j, "timeout" if timeout else "completed")
 
     def _preempt(self, j: int) -> None:

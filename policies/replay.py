@@ -1,0 +1,280 @@
+"""Replay a time-compressed slice of a trace on a live (dev)cluster and measure how close
+the simulator's start times are to real Slurm's.
+
+Preparing the slice (:func:`prepare`) turns trace jobs into jobs that fit the cluster, and
+the *same* numbers go to ``sbatch`` and to the simulator:
+
+* submit offsets and run times are divided by ``compress`` and rounded to whole seconds
+  (run time at least 1 s);
+* requested times are divided by ``compress`` and rounded **up to whole minutes** (Slurm
+  keeps time limits in minutes; at least 1 minute); a job without one asks for its run
+  time; the run time is clipped to 2 s below its limit so no job races its own time-out;
+* processors are scaled by ``cpu_scale`` (default: cluster CPUs / trace CPUs, which keeps
+  the slice's load), rounded up to at least 1 and clipped to the cluster's CPUs;
+* all jobs belong to one user (the one submitting), in the simulator too, so per-user QOS
+  caps act the same on both sides;
+* each job goes to the partition the simulator's tier mapping picks (requested time and
+  size); jobs no tier admits are dropped and counted.
+
+The live run submits ``sleep RUN`` jobs at their offsets from a start time ``t0`` (a whole
+second), waits for them all to finish and reads their starts from ``sacct``. The simulator
+then replays the same jobs with ``alloc="cpu"`` (a CPU pool: the devcluster's
+``select/cons_tres`` with ``CR_CPU`` and jobs asking ``-n CPUS`` may spread over nodes) and
+with its backfill passes on the live slurmctld's phase, read from ``sdiag`` ("Last cycle
+when"), and with three behaviours of a real slurmctld that matter at this time scale:
+
+* ``sched_delay``: the main scheduler started by submissions runs at most every
+  ``batch_sched_delay`` seconds (``SchedulerParameters``, Slurm's default 3 s; read from the
+  live configuration by :func:`batch_sched_delay`);
+* ``release_delay``: a finished job holds its CPUs about a second longer (the COMPLETING
+  state until slurmd's epilog-complete message; measured ~1 s on the devcluster);
+* ``node_reservations``: backfill reservations are planned on node bitmaps, so a job
+  reserved for later blocks whole nodes from lower-priority jobs in that window.
+
+The error of a job is ``real start - t0 - simulated start``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import numpy as np
+
+from sandfill.policies.jobs import Job, Workload
+from sandfill.policies.model import Policy
+from sandfill.policies.runner import Runner, output
+from sandfill.policies.simulator import SimConfig, Simulator, simulate
+from sandfill.slurm.commands import SlurmCommandError
+
+USER = "replay"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayJob:
+    trace_id: int
+    submit: int  # seconds after t0
+    run: int  # seconds the job sleeps
+    limit_min: int  # sbatch --time, minutes
+    cpus: int  # sbatch -n
+    partition: str
+
+
+@dataclass
+class ReplayPlan:
+    policy: Policy
+    jobs: list[ReplayJob]
+    config: SimConfig
+    compress: float
+    cpu_scale: float
+    dropped: int = 0
+
+    def workload(self) -> Workload:
+        return Workload(
+            tuple(
+                Job(i, j.submit, j.run, j.cpus, USER, j.limit_min * 60, partition=j.partition)
+                for i, j in enumerate(self.jobs)
+            ),
+            nodes=self.config.nodes,
+            cpus_per_node=self.config.cpus_per_node,
+            source="replay slice",
+        )
+
+
+@dataclass
+class ReplayRun:
+    t0: int
+    job_ids: list[str]
+    starts: list[int | None]  # seconds after t0 (None: never started)
+    submit_lag: list[float]  # how late each sbatch returned after its offset
+    bf_phase: int
+
+
+@dataclass
+class Fidelity:
+    errors: np.ndarray  # real - simulated, seconds, per started job
+    interval: int
+    sim_starts: list[int] = field(default_factory=list)
+    real_starts: list[int | None] = field(default_factory=list)
+
+    @property
+    def within(self) -> float:
+        """Fraction of jobs whose start is within one bf_interval of the simulated one."""
+        return float(np.mean(np.abs(self.errors) <= self.interval)) if len(self.errors) else 0.0
+
+    def summary(self) -> str:
+        e = self.errors
+        a = np.abs(e)
+        if not len(e):
+            return "no job started"
+        pct = ", ".join(f"p{p}={np.percentile(a, p):.0f}s" for p in (50, 75, 90, 95, 99, 100))
+        return (
+            f"{len(e)} jobs; |real - simulated| start: {pct}; signed mean {e.mean():+.1f}s, "
+            f"median {np.median(e):+.0f}s; within one bf_interval ({self.interval}s): "
+            f"{self.within:.1%}; exact: {np.mean(a == 0):.1%}; within 1 s: {np.mean(a <= 1):.1%}"
+        )
+
+    def histogram(self, width: int = 40) -> str:
+        e = self.errors
+        if not len(e):
+            return ""
+        lo, hi = int(e.min()), int(e.max())
+        edges = list(range(lo, hi + 2)) if hi - lo <= 30 else list(
+            np.linspace(lo, hi + 1, 31).round().astype(int))
+        counts, _ = np.histogram(e, bins=edges)
+        top = max(counts.max(), 1)
+        lines = []
+        for c, a, b in zip(counts, edges[:-1], edges[1:], strict=True):
+            label = f"{a:+d}s" if b - a == 1 else f"{a:+d}..{b - 1:+d}s"
+            lines.append(f"{label:>12} {c:4d} {'#' * round(c / top * width)}")
+        return "\n".join(lines)
+
+
+def prepare(
+    policy: Policy,
+    workload: Workload,
+    *,
+    start: int,
+    count: int,
+    compress: float,
+    nodes: int,
+    cpus_per_node: int,
+    cpu_scale: float | None = None,
+    sched_delay: int = 3,
+    release_delay: int = 1,
+) -> ReplayPlan:
+    """The slice ``workload.jobs[start:start+count]`` made to fit the cluster (see module)."""
+    if compress <= 0:
+        raise ValueError("--compress must be positive")
+    src = workload.jobs[start:start + count]
+    if not src:
+        raise ValueError(f"the trace has no jobs in slice {start}:{count}")
+    total = nodes * cpus_per_node
+    if cpu_scale is None:
+        trace_cpus = (workload.nodes or 0) * (workload.cpus_per_node or 1)
+        cpu_scale = total / trace_cpus if trace_cpus else 1.0
+    t_first = src[0].submit
+    draft = []
+    for i, j in enumerate(src):
+        submit = round((j.submit - t_first) / compress)
+        run = max(1, round(j.run_time / compress))
+        req = j.time_limit if j.time_limit else j.run_time
+        limit_min = max(1, math.ceil(req / compress / 60))
+        run = max(1, min(run, limit_min * 60 - 2))
+        cpus = min(total, max(1, math.ceil(j.cpus * cpu_scale)))
+        draft.append(Job(i, submit, run, cpus, USER, limit_min * 60))
+    cfg = SimConfig(nodes=nodes, cpus_per_node=cpus_per_node, alloc="cpu",
+                    backfill="conservative", accounting=True, sched_delay=sched_delay,
+                    release_delay=release_delay, node_reservations=True)
+    wl = Workload(tuple(draft), nodes=nodes, cpus_per_node=cpus_per_node)
+    sim = Simulator(policy, wl, cfg)
+    rejected = set(sim.rejected)
+    jobs = [
+        ReplayJob(src[i].id, d.submit, d.run_time, d.time_limit // 60, d.cpus,
+                  policy.tiers[sim.job_tier[i]].partition)
+        for i, d in enumerate(draft)
+        if i not in rejected
+    ]
+    return ReplayPlan(policy, jobs, cfg, compress, cpu_scale, dropped=len(rejected))
+
+
+def run_live(
+    plan: ReplayPlan,
+    runner: Runner,
+    *,
+    timeout: float | None = None,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> ReplayRun:
+    """Submit the plan's jobs on time, wait for them all to end, read their starts."""
+    busy = runner.check(["squeue", "-h", "-o", "%A"]).split()
+    if busy:
+        raise RuntimeError(
+            f"the cluster has {len(busy)} job(s) in its queue: a replay needs it to itself"
+        )
+    t0 = int(time.time()) + 2
+    ids: list[str] = []
+    lag: list[float] = []
+    for n, j in enumerate(plan.jobs):
+        delay = t0 + j.submit - time.time()
+        if delay > 0:
+            time.sleep(delay)  # pacing the replay's own clock, not waiting for a state
+        ids.append(_sbatch(runner, j, n))
+        lag.append(time.time() - (t0 + j.submit))
+        if (n + 1) % 20 == 0:
+            progress(f"submitted {n + 1}/{len(plan.jobs)}")
+    horizon = max(j.submit for j in plan.jobs) + sum(j.run for j in plan.jobs)
+    limit = timeout if timeout is not None else horizon + 120
+    deadline = time.monotonic() + limit
+    while True:
+        left = runner.check(["squeue", "-h", "-o", "%A", "-j", ",".join(ids)]).split()
+        if not left:
+            break
+        if time.monotonic() > deadline:
+            runner(["scancel", *ids])
+            raise TimeoutError(f"{len(left)} replay job(s) still queued after {limit:.0f} s")
+        time.sleep(0.5)
+    starts = _sacct_starts(runner, ids, t0)
+    return ReplayRun(t0, ids, [starts.get(i) for i in ids], lag, _bf_phase(runner, t0))
+
+
+def compare(plan: ReplayPlan, live: ReplayRun) -> Fidelity:
+    """Simulate the plan on the live run's backfill phase and compare the starts."""
+    cfg = replace(plan.config, bf_phase=live.bf_phase)
+    res = simulate(plan.policy, plan.workload(), cfg)
+    sim_starts = list(res.start)
+    errs = [r - s for r, s in zip(live.starts, sim_starts, strict=True)
+            if r is not None and s >= 0]
+    return Fidelity(np.asarray(errs, dtype=float), plan.policy.scheduler.backfill.interval,
+                    sim_starts, list(live.starts))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _sbatch(runner: Runner, j: ReplayJob, n: int) -> str:
+    argv = ["sbatch", "--parsable", f"--job-name=sf-replay-{n}", f"--partition={j.partition}",
+            f"--ntasks={j.cpus}", f"--time={j.limit_min}", "--output=/dev/null",
+            "--chdir=/tmp"]
+    res = runner(argv, input=f"#!/bin/sh\nexec sleep {j.run}\n")
+    if res.returncode != 0:
+        raise SlurmCommandError(argv, res.returncode, res.stdout, output(res))
+    return res.stdout.strip().split(";")[0]
+
+
+def _sacct_starts(runner: Runner, ids: Sequence[str], t0: int) -> dict[str, int]:
+    out = runner.check(["sacct", "-X", "-n", "-P", "-j", ",".join(ids), "-o", "JobID,Start"])
+    starts: dict[str, int] = {}
+    for line in out.splitlines():
+        jid, _, start = line.partition("|")
+        try:
+            starts[jid] = int(datetime.fromisoformat(start).timestamp()) - t0
+        except ValueError:
+            continue
+    return starts
+
+
+def batch_sched_delay(runner: Runner) -> int:
+    """``batch_sched_delay`` of the live slurmctld (Slurm's default: 3 s)."""
+    from sandfill.policies.livestate import parse_config
+
+    params = parse_config(runner.check(["scontrol", "show", "config"])).get(
+        "SchedulerParameters", "")
+    for item in params.split(","):
+        key, _, value = item.partition("=")
+        if key.strip() == "batch_sched_delay" and value.strip().isdigit():
+            return int(value)
+    return 3
+
+
+def _bf_phase(runner: Runner, t0: int) -> int:
+    """Seconds after ``t0`` (mod bf_interval) at which slurmctld's backfill runs."""
+    text = runner.check(["sdiag"])
+    part = text.split("Backfilling stats", 1)[-1]
+    for line in part.splitlines():
+        if "Last cycle when:" in line and "(" in line:
+            epoch = int(line.rsplit("(", 1)[1].rstrip(")\n "))
+            return epoch - t0
+    return 0
