@@ -66,6 +66,8 @@ def run_one(name: str, window: float, n: int) -> dict[str, object]:
             else:
                 from dask_jobqueue import SLURMCluster
 
+                (root / "tls").mkdir(mode=0o700, exist_ok=True)
+
                 cluster = SLURMCluster(
                     queue=name.split("@")[1], cores=1, memory="1GiB", walltime="01:00:00", security=True,
                     shared_temp_directory=str(root / "tls"), log_directory=str(root / "logs"),
