@@ -15,6 +15,10 @@ from sandfill.devcluster import DevCluster
 from sandfill.slurm import SlurmClient
 from sandfill.testing import wait_until
 
+# pytest-jupyter (jp_fetch & co. for the lab extension's route tests) runs coroutine tests on
+# its own loop; ours use pytest-asyncio in strict mode (marked).
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
 TEST_POLICY = Path(__file__).parent / "data" / "devcluster-policy.yaml"
 
 
