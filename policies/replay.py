@@ -29,7 +29,9 @@ when"), and with three behaviours of a real slurmctld that matter at this time s
 * ``release_delay``: a finished job holds its CPUs about a second longer (the COMPLETING
   state until slurmd's epilog-complete message; measured ~1 s on the devcluster);
 * ``node_reservations``: backfill reservations are planned on node bitmaps, so a job
-  reserved for later blocks whole nodes from lower-priority jobs in that window.
+  reserved for later blocks whole nodes from lower-priority jobs in that window;
+* ``floor_reservations``: backfill's ``_add_reservation`` rounds reservation times *down*
+  to ``bf_resolution`` and running jobs end at their exact planned end.
 
 The error of a job is ``real start - t0 - simulated start``.
 """
@@ -168,7 +170,8 @@ def prepare(
         draft.append(Job(i, submit, run, cpus, USER, limit_min * 60))
     cfg = SimConfig(nodes=nodes, cpus_per_node=cpus_per_node, alloc="cpu",
                     backfill="conservative", accounting=True, sched_delay=sched_delay,
-                    release_delay=release_delay, node_reservations=True)
+                    release_delay=release_delay, node_reservations=True,
+                    floor_reservations=True)
     wl = Workload(tuple(draft), nodes=nodes, cpus_per_node=cpus_per_node)
     sim = Simulator(policy, wl, cfg)
     rejected = set(sim.rejected)

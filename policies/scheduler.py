@@ -100,6 +100,14 @@ def _reserved_units(sim: Simulator, units: int) -> int:
     return -(-units // cpn) * cpn
 
 
+def _reserve_floor(prof: Profile, now: int, start: int, end: int, units: int, res: int) -> None:
+    """Slurm's ``_add_reservation``: start and end rounded down to ``bf_resolution``."""
+    s = max(now, start // res * res)
+    e = end // res * res
+    if e > s:
+        prof.reserve(s, e, units)
+
+
 def main_pass(sim: Simulator) -> Decisions:
     d = Decisions()
     free = sim.free
@@ -157,7 +165,11 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
     bf = sim.backfill
     now = sim.now
     res = bf.resolution
-    ends = [(-(-sim.planned_end[r] // res) * res, sim.job_units[r]) for r in sim.running]
+    floor = sim.config.floor_reservations
+    if floor:  # running jobs end when they end (select's will-run test uses exact ends)
+        ends = [(sim.planned_end[r], sim.job_units[r]) for r in sim.running]
+    else:
+        ends = [(-(-sim.planned_end[r] // res) * res, sim.job_units[r]) for r in sim.running]
     prof = Profile(now, sim.capacity, sim.free, ends)
     latest = now + bf.window.seconds
     ledger = _QosLedger(sim)
@@ -185,9 +197,12 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
         units = sim.job_units[j]
         tmin = sim.job_time_min[j]
         dur = tmin if tmin else sim.job_limit[j]
-        plan = -(-dur // res) * res
+        plan = dur if floor else -(-dur // res) * res
         if units <= prof.free[0] and prof.fits_now(units, plan):
-            prof.reserve(now, now + plan, units)
+            if floor:
+                _reserve_floor(prof, now, now, now + plan, units, res)
+            else:
+                prof.reserve(now, now + plan, units)
             ledger.add(j)
             d.starts.append(Start(j, dur, "backfill"))
             started += 1
@@ -199,7 +214,11 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
         t = prof.earliest_fit(units, plan, latest)
         if t is None:
             continue
-        prof.reserve(t, t + plan, min(sim.capacity, _reserved_units(sim, units)))
+        blocked = min(sim.capacity, _reserved_units(sim, units))
+        if floor:
+            _reserve_floor(prof, now, t, t + plan, blocked, res)
+        else:
+            prof.reserve(t, t + plan, blocked)
         reserved_one = True
         if record:
             d.reservations.append(Reservation(j, t, t + plan, units))

@@ -60,6 +60,7 @@ class SimConfig:
     sched_delay: int = 0  # batch_sched_delay: event-driven main passes at most this often
     release_delay: int = 0  # seconds a finished job keeps its CPUs (Slurm's COMPLETING)
     node_reservations: bool = False  # alloc="cpu": backfill reserves whole nodes (as Slurm)
+    floor_reservations: bool = False  # Slurm's _add_reservation: times rounded DOWN to bf_resolution
 
 
 @dataclass(frozen=True, slots=True)

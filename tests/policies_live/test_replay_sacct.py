@@ -1,0 +1,70 @@
+"""`policy replay` on a 110-job slice of the LLNL Atlas trace (Parallel Workloads Archive:
+D. G. Feitelson, D. Tsafrir and D. Krakov, "Experience with using the Parallel Workloads
+Archive", J. Parallel Distrib. Comput. 74(10), 2014) against real Slurm, and `simulate
+--sacct` on the devcluster's own accounting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandfill.cli import main
+from sandfill.policies.load import load_policy
+from sandfill.policies.replay import batch_sched_delay, compare, prepare, run_live
+from sandfill.policies.runner import Runner
+from sandfill.policies.sacct import sacct_argv, workload_from_sacct_text
+from sandfill.policies.trace import read_swf
+from sandfill.slurm import SlurmClient
+from sandfill.testing import sleep_script, wait_until
+
+pytestmark = pytest.mark.slurm
+DATA = Path(__file__).parent / "data"
+REPLAY = DATA / "replay-policy.yaml"
+
+
+def _apply(conf: str, path: Path, capsys) -> None:
+    rc = main(["policy", "apply", str(path), "--slurm-conf", conf])
+    out = capsys.readouterr()
+    assert rc == 0, out.out + out.err
+
+
+def test_replay_atlas_slice_matches_the_simulator(conf: str, traces_dir: Path, capsys) -> None:
+    _apply(conf, REPLAY, capsys)
+    runner = Runner(conf)
+    policy = load_policy(REPLAY)
+    workload = read_swf(traces_dir / "LLNL-Atlas-2006-2.1-cln.swf.gz", limit=5110)
+    plan = prepare(policy, workload, start=5000, count=110, compress=500, nodes=4,
+                   cpus_per_node=8, sched_delay=batch_sched_delay(runner))
+    assert len(plan.jobs) >= 100
+    run = run_live(plan, runner, timeout=400)
+    assert all(s is not None for s in run.starts)
+    fid = compare(plan, run)
+    with capsys.disabled():
+        print(f"\nreplay of Atlas jobs 5000..5109 (x500 compressed) on 4x8 CPUs, "
+              f"bf phase {run.bf_phase % 5} s:\n{fid.summary()}\n{fid.histogram()}")
+    assert len(fid.errors) == len(plan.jobs)
+    assert fid.within >= 0.9, fid.summary()
+
+
+def test_simulate_from_live_sacct(conf: str, client: SlurmClient, capsys) -> None:
+    _apply(conf, REPLAY, capsys)
+    jobs = [client.submit_sync(sleep_script(1 + i % 3), ["-p", "short", "-n", str(1 + i % 4),
+                                                           "-t", "1", "-o", "/dev/null"])
+            for i in range(8)]
+    wait_until("the batch to finish",
+               lambda: all(s.ended for s in client.squeue_sync(jobs).values()), timeout=90)
+    runner = Runner(conf)
+    text = runner.check(sacct_argv("now-1hour"))
+    wl = workload_from_sacct_text(text)
+    ours = [j for j in wl.jobs if str(j.id) in jobs]
+    assert len(ours) == 8
+    assert {j.partition for j in ours} == {"short"}
+    assert sorted(j.cpus for j in ours) == sorted(1 + i % 4 for i in range(8))
+    assert all(j.time_limit == 60 and 1 <= j.run_time <= 5 for j in ours)
+    rc = main(["policy", "simulate", str(REPLAY), "--sacct", "--start", "now-1hour",
+               "--slurm-conf", conf, "--use-trace-partitions"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "allocation record(s)" in out.err
+    assert "tier:short" in out.out and "utilization" in out.out
