@@ -110,7 +110,9 @@ class BackfillSLURMCluster(SLURMCluster):
         logs = setting("log-directory", log_directory, cfg)
         logs = os.path.expanduser(logs) if logs else None
         queue = setting("queue", queue, cfg) or _policy_partition()
-        opts = {"dashboard_address": ":0"}
+        opts: dict[str, Any] = {"dashboard_address": ":0"}
+        if _single_host(self.slurm_conf):  # every node on loopback (the devcluster)
+            opts = {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}
         opts.update(setting("scheduler-options", None, cfg) or {})
         opts.update(scheduler_options or {})
         super().__init__(
@@ -483,6 +485,18 @@ class LocalSource:
 
     def adapt(self, minimum: int, maximum: int) -> None:
         self.cluster.adapt(minimum=minimum, maximum=maximum)
+
+
+def _single_host(slurm_conf: str | None) -> bool:
+    """True when every node the Slurm config names lives on a loopback address."""
+    import re
+
+    try:
+        text = Path(slurm_conf or "/etc/slurm/slurm.conf").read_text()
+    except OSError:
+        return False
+    addrs = re.findall(r"^\s*NodeName=\S+.*?\bNodeAddr=(\S+)", text, flags=re.M | re.I)
+    return bool(addrs) and all(a.startswith("127.") or a in {"localhost", "::1"} for a in addrs)
 
 
 def _policy_partition() -> str | None:

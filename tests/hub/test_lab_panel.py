@@ -1,0 +1,118 @@
+"""The Backfill Dask panel in a real JupyterLab, spawned by the real hub as a Slurm job:
+create a cluster, scale to 4, see 4 running worker jobs with time left, open the dashboard,
+restart the kernel and find the cluster still there, shut it down and see its jobs leave
+the queue. Saves a screenshot of the panel to docs/panel.png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandfill.slurm import SlurmClient
+from sandfill.testing import wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slurm]
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def test_panel_create_scale_dashboard_restart_shutdown(clean_servers: Any, slurm: SlurmClient) -> None:
+    from playwright.sync_api import sync_playwright
+
+    hub = clean_servers
+    user = "sftest-bob"
+    hub.spawn(user, {"profile": "medium"}, timeout=120)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        try:
+            page.goto(hub.url + "/hub/login")
+            page.fill("#username_input", user)
+            page.fill("#password_input", hub.passwords[user])
+            page.click("#login_submit")
+            page.wait_for_function("() => !location.pathname.endsWith('/hub/login')")
+            page.goto(hub.url + f"/user/{user}/lab?reset")
+            page.wait_for_selector(".jp-Launcher", timeout=90_000)
+
+            page.click('[data-id="sandfill-panel"]')
+            page.wait_for_selector(".sandfill-panel .sandfill-template option[value='small']", state="attached")
+            page.select_option(".sandfill-template", "small")
+            page.fill(".sandfill-name", "panel-demo")
+            page.click(".sandfill-create")
+            cluster = page.locator(".sandfill-cluster[data-cluster-name='panel-demo']")
+            cluster.wait_for(timeout=60_000)
+
+            cluster.locator(".sandfill-scale-n").fill("4")
+            cluster.locator(".sandfill-scale").click()
+            running = cluster.locator(".sandfill-job[data-state='running']")
+            page.wait_for_function(
+                "() => document.querySelectorAll(\".sandfill-cluster[data-cluster-name='panel-demo'] .sandfill-job[data-state='running']\").length >= 4",
+                timeout=120_000,
+            )
+            assert running.count() == 4
+            lefts = [running.nth(i).locator(".sandfill-job-left").inner_text() for i in range(4)]
+            assert all(":" in t for t in lefts), lefts  # time left shown as a clock
+            job_ids = [running.nth(i).get_attribute("data-job-id") for i in range(4)]
+            states = slurm.squeue_sync(job_ids)
+            assert all(states[j].running and states[j].user == user for j in job_ids)
+            page.wait_for_function(
+                "() => (document.querySelector(\".sandfill-cluster[data-cluster-name='panel-demo'] .sandfill-summary\") || {}).textContent?.startsWith('4 workers')",
+                timeout=60_000,
+            )
+            cluster.screenshot(path=str(DOCS / "panel.png"))
+
+            # the dashboard, through jupyter-server-proxy
+            href = cluster.locator(".sandfill-dashboard-link").get_attribute("href")
+            assert href and "/proxy/" in href
+            dash = context.new_page()
+            resp = dash.goto(href if href.startswith("http") else hub.url + href)
+            assert resp is not None and resp.status == 200
+            dash.wait_for_load_state()
+            assert "Dask" in dash.title() or "Dask" in dash.content(), dash.content()[:500]
+            dash.close()
+
+            # a notebook: insert the connect snippet, run it, restart the kernel
+            page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+            cluster.locator(".sandfill-insert-snippet").click()
+            code = page.locator(".jp-Notebook .jp-Cell .cm-content")
+            wait_until("the snippet in a cell", lambda: any("connect(" in code.nth(i).inner_text() for i in range(code.count())), timeout=30)
+            page.click("text=Kernel")
+            page.click("text=Restart Kernel…")
+            page.click(".jp-Dialog .jp-mod-accept")
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+            page.reload()
+            page.wait_for_selector('[data-id="sandfill-panel"]')
+            page.locator(".sandfill-panel").wait_for(state="attached", timeout=60_000)
+            if not page.locator(".sandfill-panel").is_visible():  # the restored layout may have it open
+                page.click('[data-id="sandfill-panel"]')
+            page.locator(".sandfill-cluster[data-cluster-name='panel-demo']").wait_for(timeout=60_000)
+            assert page.locator(".sandfill-cluster[data-cluster-name='panel-demo'] .sandfill-job[data-state='running']").count() >= 4
+
+            # shut down: confirm, the cluster goes, and its jobs leave the queue
+            page.locator(".sandfill-cluster[data-cluster-name='panel-demo'] .sandfill-shutdown").click()
+            page.click(".jp-Dialog .jp-mod-warn")
+            page.locator(".sandfill-cluster[data-cluster-name='panel-demo']").wait_for(state="detached", timeout=60_000)
+            wait_until(
+                "the worker jobs to leave squeue",
+                lambda: not [j for j, s in slurm.squeue_sync(job_ids).items() if not s.ended],
+                timeout=60,
+            )
+        except Exception:
+            page.screenshot(path="/tmp/sandfill-panel-failure.png")
+            raise
+        finally:
+            browser.close()
