@@ -46,6 +46,7 @@ $(STAMP_PY): pyproject.toml
 	@test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test]'
+	$(PY) -m ipykernel install --sys-prefix >/dev/null
 	@command -v npm >/dev/null || { echo "sandfill: npm is missing (apt-get install nodejs npm)"; exit 1; }
 	npm install -g --prefix $(VENV) --no-audit --no-fund --loglevel=error configurable-http-proxy@5
 	@chmod -R a+rX $(VENV)

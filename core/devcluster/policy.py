@@ -4,12 +4,14 @@ partitions, priorities, backfill knobs and QOS caps."""
 
 from __future__ import annotations
 
+from sandfill.policies.fragment import render_fragment
 from sandfill.policies.load import load_policy
-from sandfill.policies.render import render_sacctmgr, render_slurm_conf
+from sandfill.policies.render import render_sacctmgr
 
 
 def policy_fragment(policy_path: str | None, *, nodes: str) -> str:
-    return render_slurm_conf(load_policy(policy_path), nodes=nodes, accounting=True)
+    # with the sandfill metadata line, so `sandfill policy show/diff` read it back whole
+    return render_fragment(load_policy(policy_path), nodes=nodes, accounting=True)
 
 
 def policy_sacctmgr(policy_path: str | None) -> list[list[str]]:

@@ -99,6 +99,7 @@ class BackfillSLURMCluster(SLURMCluster):
         self.last_error: str | None = None
         self.created = time.time()
         self._waiting = 0  # jobs held back client-side: no gap before a planned start
+        self._hold_until = 0.0  # while holding, the schedule is looked at again after this
         self.waiting_reason: str | None = None
 
         if security is None:
@@ -356,13 +357,16 @@ class BackfillSLURMCluster(SLURMCluster):
         pending = [n for n in effective if self._pending(n, snap)]
         deficit = self._target_jobs - len(effective)
         self._waiting = 0
-        if deficit > 0:
+        if deficit > 0 and now < self._hold_until:
+            self._waiting = deficit  # holding for a gap: look again later, not every round
+        elif deficit > 0:
             room = self.max_pending_jobs - len(pending)
             for i in range(max(0, min(deficit, room))):
                 plan = await self.planner.pick(**self._shape)
                 if plan.hold:
                     self._waiting = deficit - i
                     self.waiting_reason = plan.why
+                    self._hold_until = now + max(30.0, self.planner.ttl)
                     break
                 for n, spec in self.new_worker_spec().items():
                     self.worker_spec[n] = {**spec, "options": {**spec["options"], "plan": plan}}

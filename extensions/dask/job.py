@@ -81,6 +81,9 @@ class BackfillSLURMJob(SLURMJob):
             config_name=cfg,
             **kwargs,
         )
+        # the cluster replaces lost workers itself; a job Slurm requeued would come back with
+        # a stale walltime plan under the same id
+        self.job_header += "\n#SBATCH --no-requeue"
         self.qos = qos if qos is not None else setting("qos", None, cfg)
         if self.qos:
             self.job_header += f"\n#SBATCH --qos={self.qos}"

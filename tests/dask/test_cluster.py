@@ -54,7 +54,7 @@ def longest_below(samples: list[tuple[float, int]], threshold: int) -> float:
 def test_job_script_is_typed_and_fitted(dask_cfg: dict[str, object]) -> None:
     with BackfillSLURMCluster(qos="burst", min_walltime="00:02:00", max_walltime="00:10:00", retire_margin="45s") as c:
         script = c.job_script()
-    assert "#SBATCH -p burst" in script and "#SBATCH --qos=burst" in script
+    assert "#SBATCH -p burst" in script and "#SBATCH --qos=burst" in script and "#SBATCH --no-requeue" in script
     assert "#SBATCH --cpus-per-task=1" in script and "#SBATCH --mem=1G" in script
     assert 'squeue -h -j "$SLURM_JOB_ID" -o %e' in script  # the job asks for its real end
     assert "- 45 ))" in script and "--lifetime ${SANDFILL_LIFETIME}s" in script
@@ -73,7 +73,7 @@ def test_holds_size_through_generations_and_keeps_data(dask_cfg: dict[str, objec
     cannot be recomputed) survives every worker being retired and replaced."""
     n = 2
     with BackfillSLURMCluster(
-        min_walltime="00:01:00", max_walltime="00:01:00", retire_margin="15s", replace_ahead="20s", lost_worker_grace="30s"
+        min_walltime="00:01:00", max_walltime="00:01:00", retire_margin="25s", replace_ahead="20s", lost_worker_grace="30s"
     ) as cluster, Client(cluster) as client:
         cluster.scale(n)
         client.wait_for_workers(n, timeout=90)
