@@ -4,6 +4,7 @@ asking the hub's API, stopped by the PID it started."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -122,6 +123,7 @@ class HubProcess:
         keep running: cleanup_servers is off)."""
         if self.proc is None:
             return
+        pgid = self.proc.pid  # the hub leads its own session (start_new_session)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -129,6 +131,10 @@ class HubProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        # whatever the hub started and left behind (its proxy, the idle culler) is in that
+        # session: stop it too, so nothing of ours outlives the hub
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
         self.proc = None
         self.pid_file.unlink(missing_ok=True)
 
