@@ -36,8 +36,14 @@ def read_connection(name: str) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        known = sorted(p.stem for p in connection_dir().glob("*.json")) if connection_dir().exists() else []
-        raise LookupError(f"no managed cluster named {name!r} (known: {', '.join(known) or 'none'})") from None
+        pass
+    known = []
+    for p in sorted(connection_dir().glob("*.json")) if connection_dir().exists() else []:
+        info = json.loads(p.read_text())
+        if info.get("id") == name:  # an id works as well as a name
+            return info
+        known.append(p.stem)
+    raise LookupError(f"no managed cluster named {name!r} (known: {', '.join(known) or 'none'})")
 
 
 def security_for(info: dict[str, Any]) -> Security | None:

@@ -131,7 +131,7 @@ async def test_lifecycle_scale_jobs_log_connect_delete(jp_fetch: Any, devcluster
 
     # a kernel attaches by name and reads the same model over the (TLS) Dask comm
     info = read_connection("demo")
-    assert info["id"] == cid and info["tls"]
+    assert info["id"] == cid and info["tls"] and read_connection(cid) == info
     client = await connect("demo", asynchronous=True)
     try:
         assert await client.submit(sum, [1, 2, 3]) == 6
