@@ -56,7 +56,7 @@ $(STAMP_PY): pyproject.toml
 labextension: $(STAMP_JS)
 	@mkdir -p $(dir $(LABEXT_DEST))
 	@rm -rf $(LABEXT_DEST) && cp -r $(LABEXT_OUT) $(LABEXT_DEST) && chmod -R a+rX $(LABEXT_DEST)
-	@mkdir -p $(dir $(SERVER_CONF)) && cp extensions/lab/jupyter-config.json $(SERVER_CONF) && chmod a+r $(SERVER_CONF)
+	@mkdir -p $(dir $(SERVER_CONF)) && cp extensions/lab/sandfill-lab.json $(SERVER_CONF) && chmod a+r $(SERVER_CONF)
 $(STAMP_JS): $(STAMP_PY) $(LABEXT_SRC)/package.json $(LABEXT_SRC)/package-lock.json $(wildcard $(LABEXT_SRC)/src/*) $(wildcard $(LABEXT_SRC)/style/*)
 	@command -v npm >/dev/null || { echo "sandfill: npm is missing (apt-get install nodejs npm)"; exit 1; }
 	cd $(LABEXT_SRC) && npm ci --no-audit --no-fund --loglevel=error && PATH=$(CURDIR)/$(VENV)/bin:$$PATH npm run build

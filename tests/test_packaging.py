@@ -72,3 +72,23 @@ def test_cli_lists_each_parts_subcommand(capsys: pytest.CaptureFixture[str]) -> 
 def test_top_level_layout() -> None:
     for p in ["hub_config", "extensions", "policies", "notebooks", "tests", "environment.yml", "README.md", "pyproject.toml", "Makefile", ".ci/run"]:
         assert (ROOT / p).exists(), p
+
+
+def test_wheel_ships_prebuilt_labextension_and_enables_server_extension(tmp_path: Path) -> None:
+    """Whoever installs the wheel needs no node: the built front end and the server
+    extension's enable file are inside it (run after `make labextension`)."""
+    assert (ROOT / "extensions/lab/labextension/package.json").exists(), "run `make labextension` first"
+    res = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    import zipfile
+
+    (wheel,) = tmp_path.glob("sandfill-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    prefix = "sandfill-0.1.0.data/data/"
+    assert prefix + "etc/jupyter/jupyter_server_config.d/sandfill-lab.json" in names
+    assert prefix + "share/jupyter/labextensions/sandfill-labextension/package.json" in names
+    assert any(n.startswith(prefix + "share/jupyter/labextensions/sandfill-labextension/static/remoteEntry.") for n in names)
+    assert "sandfill/lab/handlers.py" in names and "sandfill/dask/sandfill.yaml" in names

@@ -194,3 +194,29 @@ def test_busy_cluster_workers_fit_the_gap_and_the_reservation_holds(dask_cfg: di
         assert started and big_st.start_time is not None
         assert big_st.start_time <= planned + 5, f"big job started {big_st.start_time - planned:.0f} s late"
     print(f"4 workers in the gap after {took:.1f} s; big job started {planned - big_st.start_time:.0f} s before its planned start")
+
+
+def test_adapt_holds_minimum_and_multi_process_jobs_retire_gracefully(dask_cfg: dict[str, object]) -> None:
+    """adapt(2, 4) with no load keeps 2 workers through walltime expiry, and a job running
+    two worker processes retires both (job COMPLETED, not killed) and is replaced."""
+    with BackfillSLURMCluster(
+        cores=2, processes=2, min_walltime="00:01:00", max_walltime="00:01:00", retire_margin="25s", replace_ahead="20s"
+    ) as cluster, Client(cluster) as client:
+        cluster.adapt(minimum=2, maximum=4)
+        client.wait_for_workers(2, timeout=90)
+        first = {j.job_id for j in cluster.jobs if j.state == "running"}
+        assert len(first) == 1  # one job hosts both worker processes
+        names = next(j.workers for j in cluster.jobs if j.state == "running")
+        assert len(names) == 2 and all(n.endswith(("-0", "-1")) for n in names)
+        with sampler(client) as samples:
+            wait_until(
+                "the first job to retire and a replacement to run",
+                lambda: any(j.job_id in first and j.state == "ended" for j in cluster.jobs)
+                and any(j.state == "running" and j.job_id not in first for j in cluster.jobs),
+                timeout=150,
+            )
+            client.wait_for_workers(2, timeout=60)
+        ended = {j.job_id: j.ended_why for j in cluster.jobs if j.state == "ended"}
+        assert all(ended[j] == "retired" for j in first if j in ended), ended
+        assert cluster.target == {"mode": "adapt", "n": None, "minimum": 2, "maximum": 4}
+    assert longest_below(samples, 1) <= 5.0
