@@ -28,6 +28,7 @@ DEFAULT_TEMPLATE = """\
 #SBATCH --cpus-per-task={{ cpus }}
 #SBATCH --mem={{ memory_mb }}M
 #SBATCH --time={{ walltime }}
+#SBATCH --no-requeue
 {% if account %}#SBATCH --account={{ account }}
 {% endif %}#SBATCH --output={{ output }}
 #SBATCH --chdir={{ home }}

@@ -17,6 +17,7 @@ from typing import Any
 from dask_jobqueue import SLURMCluster
 from distributed.core import Status
 from distributed.deploy.adaptive import Adaptive
+from distributed.diagnostics.plugin import SchedulerPlugin
 from distributed.utils import NoOpAwaitable
 
 from sandfill.dask.config import CONFIG_NAME, seconds, setting
@@ -36,6 +37,18 @@ class _JobInfo:
     last_connected: float = 0.0
     retiring: bool = False
     why: str | None = None
+
+
+class _SeenWorkers(SchedulerPlugin):
+    """Remembers the name of every worker that joined (the scheduler runs in-process)."""
+
+    def __init__(self, seen: set[str]) -> None:
+        self.seen = seen
+
+    def add_worker(self, scheduler: Any, worker: str) -> None:
+        ws = scheduler.workers.get(worker)
+        if ws is not None:
+            self.seen.add(str(ws.name))
 
 
 class BackfillAdaptive(Adaptive):
@@ -100,6 +113,7 @@ class BackfillSLURMCluster(SLURMCluster):
         self.created = time.time()
         self._waiting = 0  # jobs held back client-side: no gap before a planned start
         self._hold_until = 0.0  # while holding, the schedule is looked at again after this
+        self._seen_workers: set[str] = set()  # names of every worker that ever connected
         self.waiting_reason: str | None = None
 
         if security is None:
@@ -114,6 +128,11 @@ class BackfillSLURMCluster(SLURMCluster):
         opts: dict[str, Any] = {"dashboard_address": ":0"}
         if _single_host(self.slurm_conf):  # every node on loopback (the devcluster)
             opts = {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}
+            # workers listen (and advertise themselves) on loopback too
+            extra = list(kwargs.pop("worker_extra_args", None) or setting("worker-extra-args", None, cfg) or [])
+            if "--host" not in extra:
+                extra += ["--host", "127.0.0.1"]
+            kwargs["worker_extra_args"] = extra
         opts.update(setting("scheduler-options", None, cfg) or {})
         opts.update(scheduler_options or {})
         super().__init__(
@@ -137,6 +156,7 @@ class BackfillSLURMCluster(SLURMCluster):
     async def _start(self) -> None:
         self._shape = self._dummy_job.shape()
         await super()._start()
+        self.scheduler.add_plugin(_SeenWorkers(self._seen_workers), name="sandfill-seen-workers")
         # Any client of this scheduler — a kernel that connected by name too — reads the same
         # job model and can scale, over the scheduler's own (TLS) comm.
         self.scheduler.handlers.update(
@@ -341,7 +361,7 @@ class BackfillSLURMCluster(SLURMCluster):
                 changed = True
             elif (
                 st.running
-                and info.ever_connected
+                and (info.ever_connected or self._connected_once(name))
                 and not ws
                 and not info.retiring
                 and not self._expiring(name, snap, now)
@@ -415,6 +435,11 @@ class BackfillSLURMCluster(SLURMCluster):
         self._history.append(worker_job(st.job_id, st, workers=[], now=time.time(), ended_why=why))
         if info and info.job_id:
             self.poller.unwatch(info.job_id)
+
+    def _connected_once(self, name: str) -> bool:
+        """Did any worker of this job ever reach the scheduler (even between two keeper
+        rounds)? Recorded by the _SeenWorkers scheduler plugin."""
+        return any(w in self._seen_workers for w in self._worker_names(name))
 
     def _on_submit(self, job: BackfillSLURMJob) -> None:
         info = self._info.setdefault(str(job.name), _JobInfo(time.time()))

@@ -199,6 +199,29 @@ def test_ended_jobs_are_reported_with_reason_and_log_tail(clean_servers: Hub, sl
     assert status == 200 and "TIMEOUT" in page
 
 
+def test_node_failure_is_reported_with_reason(clean_servers: Hub, slurm: SlurmClient, devcluster: DevCluster) -> None:
+    """The node under a server dies (slurmd and every process on it): once Slurm declares the
+    node down the hub reports the server stopped, with NODE_FAIL and the log tail."""
+    hub = clean_servers
+    job_id = hub.spawn("sftest-dee")["job_id"]
+    node = slurm.squeue_sync([job_id])[job_id].nodes
+    assert node
+    try:
+        assert devcluster.kill_node(node) >= 1
+        wait_until("the hub to report dee's server stopped", lambda: hub.server("sftest-dee") is None, timeout=150, interval=1)
+        last = hub.job("sftest-dee")[1]["last_end"]
+        assert last["job_id"] == job_id and last["state"] == "NODE_FAIL", last
+        assert "notebook server job" in last["log_tail"]
+    finally:
+        devcluster.start_daemon(f"slurmd-{node}")
+        subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], env=slurm.env, capture_output=True)
+        wait_until(
+            f"{node} back in service",
+            lambda: subprocess.run(["sinfo", "-h", "-n", node, "-o", "%t"], env=slurm.env, capture_output=True, text=True).stdout.strip() in {"idle", "mix", "alloc"},
+            timeout=60,
+        )
+
+
 def test_hub_restart_keeps_running_servers(clean_servers: Hub) -> None:
     hub = clean_servers
     users = ("sftest-ada", "sftest-dee")
