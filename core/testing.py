@@ -25,3 +25,33 @@ def wait_until(what: str, check: Callable[[], T], timeout: float = 60.0, interva
 def sleep_script(seconds: int) -> str:
     """A batch script that sleeps (a "rock" or a stand-in job)."""
     return f"#!/bin/sh\nsleep {int(seconds)}\n"
+
+
+#: Debian chromium, headless, with nothing reaching out to the network (nothing can here).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def launch_chromium(playwright: object) -> object:
+    """A headless Debian chromium through playwright (never ``playwright install``)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # type: ignore[attr-defined]
+
+
+def loopback_dask_config(slurm_conf: str, root: str) -> dict[str, object]:
+    """dask.config for sandfill's Dask side in tests and benchmarks: the given Slurm, the
+    scheduler and dashboard on loopback, TLS material and worker logs under ``root``."""
+    return {
+        "jobqueue.sandfill.slurm-conf": str(slurm_conf),
+        "jobqueue.sandfill.scheduler-options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
+        "jobqueue.sandfill.shared-temp-directory": f"{root}/tls",
+        "jobqueue.sandfill.log-directory": f"{root}/logs",
+        "jobqueue.sandfill.memory": "1GiB",
+    }

@@ -13,7 +13,7 @@ import pytest
 
 from sandfill.devcluster import DevCluster
 from sandfill.slurm import SlurmClient
-from sandfill.testing import wait_until
+from sandfill.testing import loopback_dask_config, wait_until
 
 # pytest-jupyter (jp_fetch & co. for the lab extension's route tests) runs coroutine tests on
 # its own loop; ours use pytest-asyncio in strict mode (marked).
@@ -64,12 +64,8 @@ def dask_cfg(devcluster: DevCluster, tmp_path: Path) -> Iterator[dict[str, objec
     """Loopback-only scheduler and dashboard, private TLS/log dirs, the devcluster's Slurm."""
     tmp_path.chmod(0o755)
     cfg = {
-        "jobqueue.sandfill.slurm-conf": str(devcluster.slurm_conf),
-        "jobqueue.sandfill.scheduler-options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
-        "jobqueue.sandfill.shared-temp-directory": str(tmp_path / "tls"),
-        "jobqueue.sandfill.log-directory": str(tmp_path / "logs"),
+        **loopback_dask_config(str(devcluster.slurm_conf), str(tmp_path)),
         "jobqueue.sandfill.queue": "burst",
-        "jobqueue.sandfill.memory": "1GiB",
         "jobqueue.sandfill.death-timeout": 30,
         "sandfill.lab.connection-dir": str(tmp_path / "connections"),
     }

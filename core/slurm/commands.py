@@ -60,10 +60,7 @@ def run(
         raise SlurmCommandError(argv, -1, "", f"timed out after {timeout:.0f} s") from exc
     except FileNotFoundError as exc:
         raise SlurmCommandError(argv, 127, "", f"{argv[0]} not found: is Slurm installed?") from exc
-    res = Result(list(argv), p.returncode, p.stdout, p.stderr)
-    if check and p.returncode != 0:
-        raise SlurmCommandError(argv, p.returncode, p.stdout, p.stderr)
-    return res
+    return _result(argv, p.returncode, p.stdout, p.stderr, check)
 
 
 async def arun(
@@ -92,7 +89,10 @@ async def arun(
         proc.kill()
         await proc.wait()
         raise SlurmCommandError(argv, -1, "", f"timed out after {timeout:.0f} s") from None
-    res = Result(list(argv), proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
-    if check and res.returncode != 0:
-        raise SlurmCommandError(argv, res.returncode, res.stdout, res.stderr)
-    return res
+    return _result(argv, proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"), check)
+
+
+def _result(argv: Sequence[str], code: int, stdout: str, stderr: str, check: bool) -> Result:
+    if check and code != 0:
+        raise SlurmCommandError(argv, code, stdout, stderr)
+    return Result(list(argv), code, stdout, stderr)

@@ -34,7 +34,7 @@ def run_one(name: str, window: float, n: int) -> dict[str, object]:
 
     from sandfill.devcluster import DevCluster
     from sandfill.slurm import SlurmClient
-    from sandfill.testing import sleep_script, wait_until
+    from sandfill.testing import loopback_dask_config, sleep_script, wait_until
 
     root = Path(tempfile.mkdtemp(prefix=f"sandfill-bench-{name.replace('@', '-')}-", dir="/tmp"))
     root.chmod(0o755)
@@ -47,13 +47,7 @@ def run_one(name: str, window: float, n: int) -> dict[str, object]:
         wait_until("rocks", lambda: all(s.running for s in slurm.squeue_sync(rocks).values()), timeout=60)
         big = slurm.submit_sync(sleep_script(60), ["-p", "batch", "-N", "4", "--exclusive", "-t", "10"])
         planned = wait_until("planned start", lambda: slurm.squeue_sync([big])[big].start_time, timeout=120)
-        cfg = {
-            "jobqueue.sandfill.slurm-conf": str(dc.slurm_conf),
-            "jobqueue.sandfill.scheduler-options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
-            "jobqueue.sandfill.shared-temp-directory": str(root / "tls"),
-            "jobqueue.sandfill.log-directory": str(root / "logs"),
-            "jobqueue.sandfill.memory": "1GiB",
-        }
+        cfg = loopback_dask_config(str(dc.slurm_conf), str(root))
         with dask.config.set(cfg):
             import os
 

@@ -9,19 +9,10 @@ from typing import Any
 import pytest
 
 from sandfill.slurm import SlurmClient
-from sandfill.testing import wait_until
+from sandfill.testing import launch_chromium, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slurm]
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def test_login_pending_page_lab_cell_and_stop(clean_servers: Any, rocks: Callable[[], list[str]], slurm: SlurmClient) -> None:
@@ -32,7 +23,7 @@ def test_login_pending_page_lab_cell_and_stop(clean_servers: Any, rocks: Callabl
     user = "sftest-ada"
     rock_ids = rocks()  # the devcluster is full
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         try:
             page = browser.new_page()
             page.set_default_timeout(30_000)

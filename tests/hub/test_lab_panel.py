@@ -11,19 +11,10 @@ from typing import Any
 import pytest
 
 from sandfill.slurm import SlurmClient
-from sandfill.testing import wait_until
+from sandfill.testing import launch_chromium, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slurm]
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
@@ -34,7 +25,7 @@ def test_panel_create_scale_dashboard_restart_shutdown(clean_servers: Any, slurm
     user = "sftest-bob"
     hub.spawn(user, {"profile": "medium"}, timeout=120)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         page = context.new_page()
         page.set_default_timeout(30_000)

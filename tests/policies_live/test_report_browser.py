@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from sandfill.cli import main
+from sandfill.testing import launch_chromium
 
 pytestmark = pytest.mark.browser
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def test_report_plots_render(tmp_path: Path, traces_dir: Path, capsys) -> None:
@@ -31,7 +30,7 @@ def test_report_plots_render(tmp_path: Path, traces_dir: Path, capsys) -> None:
     assert rc == 0, capsys.readouterr().err
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        browser = launch_chromium(p)
         try:
             page = browser.new_page()
             page.on("pageerror", lambda e: errors.append(str(e)))
