@@ -155,6 +155,7 @@ def test_script_has_exactly_the_validated_values() -> None:
         "#SBATCH --cpus-per-task=4",
         "#SBATCH --mem=3072M",
         "#SBATCH --time=01:30:00",
+        "#SBATCH --no-requeue",
         "#SBATCH --account=physics",
         "#SBATCH --output=/home/alice/sandfill-jupyter-%j.log",
         "#SBATCH --chdir=/home/alice",
