@@ -47,4 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m sandfill.cli`: run the imported module's main, so that CLIError raised by the
+    # parts (which import sandfill.cli) is the class main() catches
+    from sandfill.cli import main as _main
+
+    sys.exit(_main())

@@ -98,43 +98,45 @@ def run(args: argparse.Namespace) -> int:
         cluster.up()
     except DevClusterError as exc:
         raise CLIError(str(exc)) from None
-    try:
-        logins = create_accounts(DEMO_USERS)
-    except AccountError as exc:
-        raise CLIError(str(exc)) from None
-    (state / "accounts.json").write_text(json.dumps(sorted(logins)))
-    cluster.add_users(logins)
-
-    hub = HubProcess(state, demo_site(state, cluster, args.port, sorted(logins)))
-    try:
-        hub.start()
-    except HubError as exc:
-        raise CLIError(str(exc)) from None
-    logins_file = state / "demo-logins.txt"
-    logins_file.touch(mode=0o600)
-    logins_file.chmod(0o600)
-    logins_file.write_text(
-        f"URL: {hub.url}/\n" + "".join(f"user: {u}  password: {p}\n" for u, p in sorted(logins.items()))
-    )
-    print(f"\nsandfill hub: {hub.url}/   (open {hub.url}/hub/login)")
-    for user, password in sorted(logins.items()):
-        print(f"  login: {user:14s} password: {password}")
-    print(f"logins saved in {logins_file}; hub log: {hub.log_file}")
-    print(f"Slurm: export SLURM_CONF={cluster.slurm_conf}")
-    print("Ctrl-C stops the hub and the devcluster; `make demo-clean` also removes the demo accounts.")
-
     def _term(*_: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _term)
+    hub: HubProcess | None = None
+    # from here on, Ctrl-C (or SIGTERM) at any moment stops what was started
     try:
+        try:
+            logins = create_accounts(DEMO_USERS)
+        except AccountError as exc:
+            raise CLIError(str(exc)) from None
+        (state / "accounts.json").write_text(json.dumps(sorted(logins)))
+        cluster.add_users(logins)
+
+        hub = HubProcess(state, demo_site(state, cluster, args.port, sorted(logins)))
+        try:
+            hub.start()
+        except HubError as exc:
+            raise CLIError(str(exc)) from None
+        logins_file = state / "demo-logins.txt"
+        logins_file.touch(mode=0o600)
+        logins_file.chmod(0o600)
+        logins_file.write_text(
+            f"URL: {hub.url}/\n" + "".join(f"user: {u}  password: {p}\n" for u, p in sorted(logins.items()))
+        )
+        print(f"\nsandfill hub: {hub.url}/   (open {hub.url}/hub/login)")
+        for user, password in sorted(logins.items()):
+            print(f"  login: {user:14s} password: {password}")
+        print(f"logins saved in {logins_file}; hub log: {hub.log_file}")
+        print(f"Slurm: export SLURM_CONF={cluster.slurm_conf}")
+        print("Ctrl-C stops the hub and the devcluster; `make demo-clean` also removes the demo accounts.", flush=True)
         assert hub.proc is not None
         code = hub.proc.wait()
         print(f"the hub exited (status {code}); its log ends:\n{hub.log_tail()}")
     except KeyboardInterrupt:
         print("\nstopping…")
     finally:
-        hub.stop()
+        if hub is not None:
+            hub.stop()
         cluster.down()
     return 0
 

@@ -1,0 +1,70 @@
+"""`sandfill demo` (what `make demo` runs): devcluster + hub, URL and logins printed, the login
+page answers, Ctrl-C stops everything it started, `--clean` removes the demo accounts."""
+
+from __future__ import annotations
+
+import pwd
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from sandfill.devcluster.daemons import processes_using
+
+pytestmark = pytest.mark.slurm
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _exists(user: str) -> bool:
+    try:
+        pwd.getpwnam(user)
+        return True
+    except KeyError:
+        return False
+
+
+def test_demo_prints_logins_and_ctrl_c_stops_everything() -> None:
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="sandfill-demo-test-", dir="/tmp"))  # jobs must traverse it
+    root.chmod(0o755)
+    state, port = root / "demo", _free_port()
+    sandfill = [sys.executable, "-m", "sandfill.cli"]
+    proc = subprocess.Popen(
+        [*sandfill, "demo", "--port", str(port), "--state-dir", str(state)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+    )
+    banner: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # ends when the banner's last line arrives (or the process dies)
+            banner.append(line)
+            if "Ctrl-C stops" in line:
+                break
+        text = "".join(banner)
+        assert f"http://127.0.0.1:{port}/" in text, text
+        users = [ln.split()[1] for ln in banner if ln.strip().startswith("login:")]
+        assert users and all(_exists(u) for u in users)
+        saved = state / "demo-logins.txt"
+        assert saved.stat().st_mode & 0o777 == 0o600 and all(u in saved.read_text() for u in users)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/hub/login", timeout=30) as r:
+            assert r.status == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=180)[0]
+    assert proc.returncode == 0, rest
+    assert "stopping" in rest
+    assert not processes_using(state), "something the demo started is still running"
+    res = subprocess.run([*sandfill, "demo", "--clean", "--state-dir", str(state)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert not any(_exists(u) for u in users)
