@@ -300,11 +300,12 @@ class BackfillSLURMCluster(SLURMCluster):
         return self.model()
 
     async def _handle_scale(self, comm: Any = None, n: int = 0) -> dict[str, Any]:
-        self.scale(int(n))
+        self.scale(_bounded("n", n))
         return self.model()
 
     async def _handle_adapt(self, comm: Any = None, minimum: int = 0, maximum: int | None = None) -> dict[str, Any]:
-        self.adapt(minimum=int(minimum), maximum=math.inf if maximum is None else int(maximum))
+        lo = _bounded("minimum", minimum)
+        self.adapt(minimum=lo, maximum=math.inf if maximum is None else _bounded("maximum", maximum))
         return self.model()
 
     def _repr_html_(self, cluster_status: Any = None) -> str:
@@ -498,6 +499,16 @@ class BackfillSLURMCluster(SLURMCluster):
         st = self._status_of(name, snap)
         left = st.time_left(now) if st else None
         return left if left is not None else math.inf
+
+
+MAX_REMOTE_WORKERS = 1000
+
+
+def _bounded(name: str, value: Any) -> int:
+    """A worker count sent by a remote client: a whole number from 0 to MAX_REMOTE_WORKERS."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_REMOTE_WORKERS:
+        raise ValueError(f"{name}: must be a whole number from 0 to {MAX_REMOTE_WORKERS}, not {value!r}")
+    return value
 
 
 class LocalSource:

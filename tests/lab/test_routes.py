@@ -139,6 +139,8 @@ async def test_lifecycle_scale_jobs_log_connect_delete(jp_fetch: Any, devcluster
         assert {j["job_id"] for j in remote["jobs"] if j["state"] == "running"} == {j["job_id"] for j in running}
         html = jobs_table_html(remote)
         assert html.count("class='sandfill-job' data-state='running'") == 2
+        with pytest.raises(ValueError, match="n: must be a whole number from 0 to 1000, not -5"):
+            await client.scheduler.sandfill_scale(n=-5)
         await client.scheduler.sandfill_adapt(minimum=1, maximum=3)
     finally:
         await client.close()
