@@ -77,14 +77,15 @@ def test_panel_create_scale_dashboard_restart_shutdown(clean_servers: Any, slurm
 
             # a notebook: insert the connect snippet, run it, restart the kernel
             page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+            page.locator(".jp-Notebook .jp-Cell .cm-content").first.wait_for(timeout=120_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached", timeout=120_000)
             cluster.locator(".sandfill-insert-snippet").click()
             code = page.locator(".jp-Notebook .jp-Cell .cm-content")
             wait_until("the snippet in a cell", lambda: any("connect(" in code.nth(i).inner_text() for i in range(code.count())), timeout=30)
             page.click("text=Kernel")
             page.click("text=Restart Kernel…")
             page.click(".jp-Dialog .jp-mod-accept")
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached", timeout=120_000)
             page.reload()
             page.wait_for_selector('[data-id="sandfill-panel"]')
             page.locator(".sandfill-panel").wait_for(state="attached", timeout=60_000)
