@@ -260,3 +260,18 @@ def _uid(user: str) -> int:
 @pytest.fixture
 def server_token_of() -> Callable[[str], str]:
     return server_token
+
+
+@pytest.fixture
+def browser_login(hub: Hub) -> Callable[[Any, str], None]:
+    """``browser_login(page, user)``: log in through the hub's login form (PAM) in a
+    playwright page."""
+    return lambda page, user: _browser_login(page, hub, user)
+
+
+def _browser_login(page: Any, hub: Hub, user: str) -> None:
+    page.goto(hub.url + "/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", hub.passwords[user])
+    page.click("#login_submit")
+    page.wait_for_function("() => !location.pathname.endsWith('/hub/login')")

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slurm]
 
 
 
-def test_login_pending_page_lab_cell_and_stop(clean_servers: Any, rocks: Callable[[], list[str]], slurm: SlurmClient) -> None:
+def test_login_pending_page_lab_cell_and_stop(browser_login: Callable[[Any, str], None], clean_servers: Any, rocks: Callable[[], list[str]], slurm: SlurmClient) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
@@ -27,11 +27,7 @@ def test_login_pending_page_lab_cell_and_stop(clean_servers: Any, rocks: Callabl
         try:
             page = browser.new_page()
             page.set_default_timeout(30_000)
-            page.goto(hub.url + "/hub/login")
-            page.fill("#username_input", user)
-            page.fill("#password_input", hub.passwords[user])
-            page.click("#login_submit")
-            page.wait_for_url("**/hub/**")
+            browser_login(page, user)
 
             # the form: profiles and live availability; pick the interactive-tier profile
             page.goto(hub.url + f"/hub/spawn/{user}")

@@ -5,6 +5,7 @@ the queue. Saves a screenshot of the panel to docs/panel.png."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slurm]
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
-def test_panel_create_scale_dashboard_restart_shutdown(clean_servers: Any, slurm: SlurmClient) -> None:
+def test_panel_create_scale_dashboard_restart_shutdown(browser_login: Callable[[Any, str], None], clean_servers: Any, slurm: SlurmClient) -> None:
     from playwright.sync_api import sync_playwright
 
     hub = clean_servers
@@ -30,11 +31,7 @@ def test_panel_create_scale_dashboard_restart_shutdown(clean_servers: Any, slurm
         page = context.new_page()
         page.set_default_timeout(30_000)
         try:
-            page.goto(hub.url + "/hub/login")
-            page.fill("#username_input", user)
-            page.fill("#password_input", hub.passwords[user])
-            page.click("#login_submit")
-            page.wait_for_function("() => !location.pathname.endsWith('/hub/login')")
+            browser_login(page, user)
             page.goto(hub.url + f"/user/{user}/lab?reset")
             page.wait_for_selector(".jp-Launcher", timeout=90_000)
 

@@ -312,40 +312,34 @@ function PanelView({ panel, now }: IViewProps): JSX.Element {
   );
 }
 
+/** An error line: class and test id `sandfill-<kind>`, announced to screen readers. */
+function Alert({ kind, children }: { kind: string; children: React.ReactNode }): JSX.Element {
+  return (
+    <div className={`sandfill-error sandfill-${kind}`} data-testid={`sandfill-${kind}`} role="alert">
+      {children}
+    </div>
+  );
+}
+
 function Messages({ panel }: { panel: SandfillPanel }): JSX.Element | null {
   const items: JSX.Element[] = [];
   if (panel.pollError) {
     items.push(
-      <div
-        key="poll"
-        className="sandfill-error sandfill-poll-error"
-        data-testid="sandfill-poll-error"
-        role="alert"
-      >
+      <Alert key="poll" kind="poll-error">
         Cannot list clusters — {panel.pollError}
-      </div>
+      </Alert>
     );
   }
   if (panel.templatesError) {
     items.push(
-      <div
-        key="templates"
-        className="sandfill-error sandfill-templates-error"
-        data-testid="sandfill-templates-error"
-        role="alert"
-      >
+      <Alert key="templates" kind="templates-error">
         Cannot list templates — {panel.templatesError}
-      </div>
+      </Alert>
     );
   }
   if (panel.actionError) {
     items.push(
-      <div
-        key="action"
-        className="sandfill-error sandfill-action-error"
-        data-testid="sandfill-action-error"
-        role="alert"
-      >
+      <Alert key="action" kind="action-error">
         {panel.actionError}
         <button
           className="sandfill-dismiss"
@@ -354,7 +348,7 @@ function Messages({ panel }: { panel: SandfillPanel }): JSX.Element | null {
         >
           ×
         </button>
-      </div>
+      </Alert>
     );
   }
   if (panel.notice) {

@@ -2,29 +2,13 @@ import * as React from 'react';
 import { renderToStaticMarkup } from 'react-dom/server';
 import { describe, expect, it } from 'vitest';
 
+import { NOW, makeJob } from './fixtures';
+
 import { JobTable } from '../src/jobs';
 import { IWorkerJob } from '../src/model';
 
-const NOW = 1_800_000_000;
-
 function job(over: Partial<IWorkerJob>): IWorkerJob {
-  return {
-    job_id: '1',
-    state: 'unknown',
-    slurm_state: null,
-    reason: null,
-    estimated_start: null,
-    start_time: null,
-    end_time: null,
-    time_left: null,
-    walltime: null,
-    node: null,
-    partition: null,
-    qos: null,
-    workers: [],
-    ended_why: null,
-    ...over
-  };
+  return makeJob(over, '1');
 }
 
 /** The <tr> of one job in the rendered markup. */

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 
+import { NOW, makeJob } from './fixtures';
+
 import {
   ICluster,
-  IWorkerJob,
   POLL_INTERVAL,
   POLL_MAX_INTERVAL,
   badgeClass,
@@ -21,27 +22,7 @@ import {
   targetLine
 } from '../src/model';
 
-const NOW = 1_800_000_000;
-
-function job(over: Partial<IWorkerJob>): IWorkerJob {
-  return {
-    job_id: '100',
-    state: 'unknown',
-    slurm_state: null,
-    reason: null,
-    estimated_start: null,
-    start_time: null,
-    end_time: null,
-    time_left: null,
-    walltime: null,
-    node: null,
-    partition: null,
-    qos: null,
-    workers: [],
-    ended_why: null,
-    ...over
-  };
-}
+const job = makeJob;
 
 function cluster(over: Partial<ICluster>): ICluster {
   return {
