@@ -9,9 +9,16 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(what: str, check: Callable[[], T], timeout: float = 60.0, interval: float = 0.25) -> T:
+def wait_until(
+    what: str,
+    check: Callable[[], T],
+    timeout: float = 60.0,
+    interval: float = 0.25,
+    describe: Callable[[], str] | None = None,
+) -> T:
     """Poll ``check`` until it returns something truthy and return that; on timeout fail
-    with an AssertionError naming ``what`` and the last value seen."""
+    with an AssertionError naming ``what``, the last value seen and, when given, what
+    ``describe()`` says about the state of things at that moment."""
     deadline = time.monotonic() + timeout
     last: T | None = None
     while time.monotonic() < deadline:
@@ -19,7 +26,8 @@ def wait_until(what: str, check: Callable[[], T], timeout: float = 60.0, interva
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+    detail = f"; {describe()}" if describe is not None else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r}){detail}")
 
 
 def sleep_script(seconds: int) -> str:

@@ -79,10 +79,20 @@ def test_panel_create_scale_dashboard_restart_shutdown(browser_login: Callable[[
             cluster.locator(".sandfill-insert-snippet").click()
             code = page.locator(".jp-Notebook .jp-Cell .cm-content")
             wait_until("the snippet in a cell", lambda: any("connect(" in code.nth(i).inner_text() for i in range(code.count())), timeout=30)
-            page.click("text=Kernel")
-            page.click("text=Restart Kernel…")
+            # restart from the menu; the server's own record of the kernel says when it is back
+            # (the toolbar indicator can lag far behind the server on a loaded machine)
+            before = kernels(page, hub.url, user)
+            assert len(before) == 1, before
+            page.click(".lm-MenuBar-itemLabel:text-is('Kernel')")
+            page.click(".lm-Menu-itemLabel:text-is('Restart Kernel…')")
             page.click(".jp-Dialog .jp-mod-accept")
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached", timeout=120_000)
+            kernel_id, started = before[0]["id"], before[0]["last_activity"]
+            wait_until(
+                "the kernel to come back idle after its restart",
+                lambda: any(k["id"] == kernel_id and k["execution_state"] == "idle" and k["last_activity"] > started for k in kernels(page, hub.url, user)),
+                timeout=180,
+                describe=lambda: f"kernels={kernels(page, hub.url, user)} indicator={page.get_attribute('.jp-Notebook-ExecutionIndicator', 'data-status')} dialogs={page.locator('.jp-Dialog').all_inner_texts()}",
+            )
             page.reload()
             page.wait_for_selector('[data-id="sandfill-panel"]')
             page.locator(".sandfill-panel").wait_for(state="attached", timeout=60_000)
@@ -105,3 +115,10 @@ def test_panel_create_scale_dashboard_restart_shutdown(browser_login: Callable[[
             raise
         finally:
             browser.close()
+
+
+def kernels(page: Any, hub_url: str, user: str) -> list[dict[str, Any]]:
+    """The single-user server's kernels, read with the browser's own login cookie."""
+    resp = page.request.get(f"{hub_url}/user/{user}/api/kernels")
+    assert resp.ok, (resp.status, resp.text()[:300])
+    return list(resp.json())
