@@ -57,6 +57,13 @@ class SimConfig:
     accounting: bool = True
     record_reservations: bool = False
     bf_phase: int = 0  # backfill passes run at bf_phase + k * bf_interval (a real slurmctld's phase)
+    #: when backfill passes run. "grid": on the bf_interval grid (offset ``bf_phase``) whenever
+    #: something changed. "thread": as slurmctld's backfill thread does: a pass at least
+    #: bf_interval after the previous one, as soon as anything changed since that pass (the
+    #: thread polls every second once the interval is up), jobs started by a pass counting as
+    #: a change; ``bf_last`` is the time of the live thread's last pass before the replay.
+    bf_timing: Literal["grid", "thread"] = "grid"
+    bf_last: int | None = None
     sched_delay: int = 0  # batch_sched_delay: event-driven main passes at most this often
     release_delay: int = 0  # seconds a finished job keeps its CPUs (Slurm's COMPLETING)
     node_reservations: bool = False  # alloc="cpu": backfill reserves whole nodes (as Slurm)
@@ -155,6 +162,8 @@ class Simulator:
         self.last_main = -(10**12)
         self.backfill_at = -1
         self.dirty = False
+        self.bf_thread = config.bf_timing == "thread"
+        self.bf_last = config.bf_last if config.bf_last is not None else -(10**12)
         self.timeline_t = array("q")
         self.timeline_busy = array("q")
         self.timeline_queue = array("q")
@@ -368,9 +377,10 @@ class Simulator:
                 if self.dirty:
                     self.dirty = False
                     self.passes += 1
+                    self.bf_last = t
                     rec = self.config.record_reservations
                     d = backfill_pass(self, self.config.backfill, record=rec)
-                    self._apply(d)
+                    self._apply(d)  # (thread timing: its own starts are news to the next check)
                     if rec:
                         self._log_backfill(d)
                     self._sample()
@@ -414,12 +424,21 @@ class Simulator:
             self.sched_at = t
             self.push(t, SCHED)
         if self.config.backfill != "none" and self.policy.scheduler.type == "backfill":
-            self.dirty = True
-            if self.backfill_at < 0:
-                iv = self.backfill.interval
-                ph = self.config.bf_phase % iv
-                self.backfill_at = ph + -(-(t - ph) // iv) * iv
-                self.push(self.backfill_at, BACKFILL)
+            self._touch_backfill()
+
+    def _touch_backfill(self) -> None:
+        """Something changed: make sure a backfill pass is coming."""
+        self.dirty = True
+        if self.backfill_at >= 0:
+            return
+        iv = self.backfill.interval
+        t = self.now
+        if self.bf_thread:
+            self.backfill_at = max(t, self.bf_last + iv)
+        else:
+            ph = self.config.bf_phase % iv
+            self.backfill_at = ph + -(-(t - ph) // iv) * iv
+        self.push(self.backfill_at, BACKFILL)
 
     def _apply(self, d: Decisions) -> None:
         for j, reason in d.held:
@@ -428,6 +447,9 @@ class Simulator:
             self._preempt(victim)
         for s in d.starts:
             self._start(s.job, s.limit, s.by)
+        if self.bf_thread and d.starts and self.config.backfill != "none" \
+                and self.policy.scheduler.type == "backfill":
+            self._touch_backfill()  # a main pass's starts change the state backfill saw
 
     def _start(self, j: int, limit: int, by: str) -> None:
         self.dequeue(j)

@@ -14,7 +14,7 @@ from sandfill.policies.simulator import SimConfig, simulate
 
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.yaml"))
 CASES = [
-    pytest.param(path, i, id=f"{path.stem}-{i}-{run['backfill']}")
+    pytest.param(path, i, id=f"{path.stem}-{i}-{run['backfill']}-{run.get('bf_timing', 'grid')}")
     for path in SCENARIOS
     for i, run in enumerate(yaml.safe_load(path.read_text())["runs"])
 ]
@@ -44,6 +44,8 @@ def _run(path: Path, i: int):
         use_trace_partitions=spec.get("use_trace_partitions", False),
         accounting=run.get("accounting", True),
         record_reservations=True,
+        bf_timing=run.get("bf_timing", "grid"),
+        bf_last=run.get("bf_last"),
     )
     return run, simulate(policy, Workload(jobs), cfg)
 
@@ -64,6 +66,8 @@ def test_scenario(path: Path, i: int) -> None:
         assert len(res.held) == len(run["held"])
     for jid, n in run.get("preempted", {}).items():
         assert res.preemptions[ids.index(jid)] == n
+    if "passes" in run:  # when the backfill passes ran
+        assert [r.time for r in res.backfill_log] == run["passes"]
     for jid, t in run.get("last_starts", {}).items():
         assert max(s.start for s in res.segments if s.job == ids.index(jid)) == t
 
