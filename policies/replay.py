@@ -20,12 +20,18 @@ The live run submits ``sleep RUN`` jobs at their offsets from a start time ``t0`
 second), waits for them all to finish and reads their starts from ``sacct``. The simulator
 then replays the same jobs with ``alloc="cpu"`` (a CPU pool: the devcluster's
 ``select/cons_tres`` with ``CR_CPU`` and jobs asking ``-n CPUS`` may spread over nodes) and
-with its backfill passes on the live slurmctld's phase, read from ``sdiag`` ("Last cycle
-when"), and with three behaviours of a real slurmctld that matter at this time scale:
+with backfill passes timed as slurmctld's backfill thread times them (``bf_timing="thread"``:
+a pass at least ``bf_interval`` after the previous one, as soon as anything changed; the
+thread polls every second once the interval is up), starting from the live thread's last
+pass before ``t0`` (``sdiag`` "Last cycle when"). Before ``t0`` the live run warms the
+cluster up: one probe job per node, so every node has run a job since the policy was
+applied, then a wait until the backfill passes those probes caused are over. It also models
+these behaviours of a real slurmctld that matter at this time scale:
 
 * ``sched_delay``: the main scheduler started by submissions runs at most every
   ``batch_sched_delay`` seconds (``SchedulerParameters``, Slurm's default 3 s; read from the
-  live configuration by :func:`batch_sched_delay`);
+  live configuration by :func:`batch_sched_delay`); one started by a job's end runs at once
+  (``end_sched_delay`` 0), and neither brings forward a pass already due;
 * ``release_delay``: a finished job holds its CPUs about a second longer (the COMPLETING
   state until slurmd's epilog-complete message; measured ~1 s on the devcluster);
 * ``node_reservations``: backfill reservations are planned on node bitmaps, so a job
@@ -93,6 +99,13 @@ class ReplayRun:
     starts: list[int | None]  # seconds after t0 (None: never started)
     submit_lag: list[float]  # how late each sbatch returned after its offset
     bf_phase: int
+    bf_last: int | None = None  # the backfill thread's last pass before t0 (seconds after t0)
+    started_by: list[str] = field(default_factory=list)  # "main" | "backfill" | "" per job
+
+    def to_json(self) -> dict:
+        return {"t0": self.t0, "job_ids": self.job_ids, "starts": self.starts,
+                "submit_lag": self.submit_lag, "bf_phase": self.bf_phase,
+                "bf_last": self.bf_last, "started_by": self.started_by}
 
 
 @dataclass
@@ -171,7 +184,7 @@ def prepare(
     cfg = SimConfig(nodes=nodes, cpus_per_node=cpus_per_node, alloc="cpu",
                     backfill="conservative", accounting=True, sched_delay=sched_delay,
                     release_delay=release_delay, node_reservations=True,
-                    floor_reservations=True)
+                    floor_reservations=True, bf_timing="thread")
     wl = Workload(tuple(draft), nodes=nodes, cpus_per_node=cpus_per_node)
     sim = Simulator(policy, wl, cfg)
     rejected = set(sim.rejected)
@@ -197,7 +210,9 @@ def run_live(
         raise RuntimeError(
             f"the cluster has {len(busy)} job(s) in its queue: a replay needs it to itself"
         )
+    _warm_up(runner, plan, progress)
     t0 = int(time.time()) + 2
+    bf_last = _bf_last_cycle(runner)
     ids: list[str] = []
     lag: list[float] = []
     for n, j in enumerate(plan.jobs):
@@ -219,13 +234,17 @@ def run_live(
             runner(["scancel", *ids])
             raise TimeoutError(f"{len(left)} replay job(s) still queued after {limit:.0f} s")
         time.sleep(0.5)
-    starts = _sacct_starts(runner, ids, t0)
-    return ReplayRun(t0, ids, [starts.get(i) for i in ids], lag, _bf_phase(runner, t0))
+    starts, how = _sacct_starts(runner, ids, t0)
+    last = _bf_last_cycle(runner)
+    return ReplayRun(t0, ids, [starts.get(i) for i in ids], lag,
+                     last - t0 if last is not None else 0,
+                     bf_last - t0 if bf_last is not None else None,
+                     [how.get(i, "") for i in ids])
 
 
 def compare(plan: ReplayPlan, live: ReplayRun) -> Fidelity:
-    """Simulate the plan on the live run's backfill phase and compare the starts."""
-    cfg = replace(plan.config, bf_phase=live.bf_phase)
+    """Simulate the plan with the live run's backfill timing and compare the starts."""
+    cfg = replace(plan.config, bf_phase=live.bf_phase, bf_last=live.bf_last)
     res = simulate(plan.policy, plan.workload(), cfg)
     sim_starts = list(res.start)
     errs = [r - s for r, s in zip(live.starts, sim_starts, strict=True)
@@ -247,16 +266,23 @@ def _sbatch(runner: Runner, j: ReplayJob, n: int) -> str:
     return res.stdout.strip().split(";")[0]
 
 
-def _sacct_starts(runner: Runner, ids: Sequence[str], t0: int) -> dict[str, int]:
-    out = runner.check(["sacct", "-X", "-n", "-P", "-j", ",".join(ids), "-o", "JobID,Start"])
+def _sacct_starts(runner: Runner, ids: Sequence[str],
+                  t0: int) -> tuple[dict[str, int], dict[str, str]]:
+    """Each job's start (seconds after ``t0``) and which scheduler started it (sacct's
+    SchedMain / SchedBackfill / SchedSubmit flags: "main" / "backfill" / "main")."""
+    out = runner.check(["sacct", "-X", "-n", "-P", "-j", ",".join(ids), "-o",
+                        "JobID,Start,Flags"])
     starts: dict[str, int] = {}
+    how: dict[str, str] = {}
     for line in out.splitlines():
-        jid, _, start = line.partition("|")
+        jid, start, flags = (line.split("|") + ["", ""])[:3]
         try:
             starts[jid] = int(datetime.fromisoformat(start).timestamp()) - t0
         except ValueError:
             continue
-    return starts
+        how[jid] = "backfill" if "SchedBackfill" in flags else (
+            "main" if "SchedMain" in flags or "SchedSubmit" in flags else "")
+    return starts, how
 
 
 def batch_sched_delay(runner: Runner) -> int:
@@ -272,12 +298,44 @@ def batch_sched_delay(runner: Runner) -> int:
     return 3
 
 
-def _bf_phase(runner: Runner, t0: int) -> int:
-    """Seconds after ``t0`` (mod bf_interval) at which slurmctld's backfill runs."""
+def _bf_last_cycle(runner: Runner) -> int | None:
+    """When slurmctld's backfill thread last ran a pass (epoch seconds; None: never)."""
     text = runner.check(["sdiag"])
     part = text.split("Backfilling stats", 1)[-1]
     for line in part.splitlines():
         if "Last cycle when:" in line and "(" in line:
             epoch = int(line.rsplit("(", 1)[1].rstrip(")\n "))
-            return epoch - t0
-    return 0
+            return epoch if epoch > 0 else None
+    return None
+
+
+def _warm_up(runner: Runner, plan: ReplayPlan, progress: Callable[[str], None],
+             timeout: float = 120.0) -> None:
+    """One short probe job per node of the first job's partition; return once they have all
+    ended and the backfill passes they caused are over (the thread runs at most one
+    ``bf_interval`` after a change), so ``t0`` meets a settled controller."""
+    partition = plan.jobs[0].partition
+    nodes = runner.check(["sinfo", "-h", "-N", "-p", partition, "-o", "%N"]).split()
+    ids = []
+    for node in dict.fromkeys(nodes):
+        argv = ["sbatch", "--parsable", "--job-name=sf-replay-probe", f"--partition={partition}",
+                f"--nodelist={node}", "--ntasks=1", "--time=1", "--output=/dev/null",
+                "--chdir=/tmp"]
+        res = runner(argv, input="#!/bin/sh\ntrue\n")
+        if res.returncode != 0:
+            raise SlurmCommandError(argv, res.returncode, res.stdout, output(res))
+        ids.append(res.stdout.strip().split(";")[0])
+    progress(f"warming up: {len(ids)} probe job(s)")
+    deadline = time.monotonic() + timeout
+    while runner.check(["squeue", "-h", "-o", "%A", "-j", ",".join(ids)]).split():
+        if time.monotonic() > deadline:
+            runner(["scancel", *ids])
+            raise TimeoutError(f"the warm-up probes did not finish within {timeout:.0f} s: "
+                               "are all nodes up (sinfo)?")
+        time.sleep(0.2)
+    # The passes the probes' ends cause run within one bf_interval; one more interval after
+    # them the thread is polling with nothing to do, as the simulator assumes at t0. (sdiag
+    # does not show passes that found no pending job, so this is waited out, not read.)
+    settle = time.monotonic() + 2 * plan.policy.scheduler.backfill.interval + 1
+    while time.monotonic() < settle:
+        time.sleep(0.2)  # pacing the replay's own clock

@@ -18,7 +18,7 @@ time goes to the default tier and gets its ``default_walltime`` (else ``max_wall
 Slurm does. Requests above every tier's limits are rejected (counted, not run).
 
 Priority (multifactor, as Slurm normalises it): age = min(wait, PriorityMaxAge)/MaxAge;
-job size = max(nodes/total nodes, cpus/total cpus) (1 - that with favor_small); partition =
+job size = (nodes/total nodes + cpus/total cpus) / 2 (1 - that with favor_small); partition =
 PriorityJobFactor / the largest; QOS = QOS priority / the largest. Fair share is not
 modelled. Without accounting (``accounting=False``) age, QOS factors and QOS caps are off,
 as in Slurm without slurmdbd.
@@ -64,7 +64,8 @@ class SimConfig:
     #: a change; ``bf_last`` is the time of the live thread's last pass before the replay.
     bf_timing: Literal["grid", "thread"] = "grid"
     bf_last: int | None = None
-    sched_delay: int = 0  # batch_sched_delay: event-driven main passes at most this often
+    sched_delay: int = 0  # batch_sched_delay: submission-driven main passes at most this often
+    end_sched_delay: int = 0  # main passes a finished job triggers: at most this often
     release_delay: int = 0  # seconds a finished job keeps its CPUs (Slurm's COMPLETING)
     node_reservations: bool = False  # alloc="cpu": backfill reserves whole nodes (as Slurm)
     floor_reservations: bool = False  # Slurm's _add_reservation: times rounded DOWN to bf_resolution
@@ -266,10 +267,11 @@ class Simulator:
             self.job_preemptable.append(tier.preemptable and self.any_preemptable)
             static = 0.0
             if multi:
-                # Slurm's job size factor: max(min nodes / nodes, CPUs / CPUs); a CPU
-                # request (-n N) has min nodes 1 unless it names nodes.
+                # Slurm's job size factor (priority/multifactor, favouring large jobs): the
+                # mean of min nodes / nodes and CPUs / CPUs; a CPU request (-n N) has min
+                # nodes 1 unless it names nodes. Favouring small jobs is 1 - that.
                 min_nodes = nodes if cfg.alloc == "node" else (job.nodes or 1)
-                size = max(min_nodes / total_nodes, job.cpus / total_cpus)
+                size = (min_nodes / total_nodes + job.cpus / total_cpus) / 2
                 if pr.favor_small:
                     size = 1.0 - size
                 static += w.job_size * min(1.0, size)
@@ -368,6 +370,8 @@ class Simulator:
                 self.enqueue(payload)
                 self._mark_dirty()
             elif kind == SCHED:
+                if t != self.sched_at:
+                    continue  # superseded by an earlier pass
                 self.sched_at = -1
                 self.last_main = t
                 self._apply(main_pass(self))
@@ -413,16 +417,14 @@ class Simulator:
             wall_seconds=_time.perf_counter() - t0,
         )
 
-    def _mark_dirty(self) -> None:
+    def _mark_dirty(self, ended: bool = False) -> None:
+        """A job arrived (or, ``ended``, finished): a main pass is due, no sooner than the
+        matching delay after the last one, and backfill has news."""
         t = self.now
-        delay = self.config.sched_delay
-        if delay:
-            if self.sched_at < 0:
-                self.sched_at = max(t, self.last_main + delay)
-                self.push(self.sched_at, SCHED)
-        elif self.sched_at != t:
-            self.sched_at = t
-            self.push(t, SCHED)
+        delay = self.config.end_sched_delay if ended else self.config.sched_delay
+        if self.sched_at < 0:  # a pass already due is not brought forward
+            self.sched_at = max(t, self.last_main + delay)
+            self.push(self.sched_at, SCHED)
         if self.config.backfill != "none" and self.policy.scheduler.type == "backfill":
             self._touch_backfill()
 
@@ -486,7 +488,7 @@ class Simulator:
         self.segments.append(
             Segment(j, self.run_start[j], self.now, self.job_units[j], outcome, self.run_by[j])
         )
-        self._mark_dirty()
+        self._mark_dirty(ended=True)
 
     def _finish(self, j: int, _outcome: str) -> None:
         timeout = self.jobs[j].run_time > self.granted[j]

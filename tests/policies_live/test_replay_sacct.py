@@ -5,6 +5,9 @@ Archive", J. Parallel Distrib. Comput. 74(10), 2014) against real Slurm, and `si
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,7 @@ from sandfill.testing import sleep_script, wait_until
 pytestmark = pytest.mark.slurm
 DATA = Path(__file__).parent / "data"
 REPLAY = DATA / "replay-policy.yaml"
+SLICE = int(os.environ.get("SANDFILL_REPLAY_SLICE", "5000"))  # another slice, for study
 
 
 def _apply(conf: str, path: Path, capsys) -> None:
@@ -33,20 +37,24 @@ def test_replay_atlas_slice_matches_the_simulator(conf: str, traces_dir: Path, c
     _apply(conf, REPLAY, capsys)
     runner = Runner(conf)
     policy = load_policy(REPLAY)
-    workload = read_swf(traces_dir / "LLNL-Atlas-2006-2.1-cln.swf.gz", limit=5110)
-    plan = prepare(policy, workload, start=5000, count=110, compress=500, nodes=4,
+    workload = read_swf(traces_dir / "LLNL-Atlas-2006-2.1-cln.swf.gz", limit=SLICE + 110)
+    plan = prepare(policy, workload, start=SLICE, count=110, compress=500, nodes=4,
                    cpus_per_node=8, sched_delay=batch_sched_delay(runner))
     assert len(plan.jobs) >= 100
     run = run_live(plan, runner, timeout=400)
     assert all(s is not None for s in run.starts)
     fid = compare(plan, run)
+    record = os.environ.get("SANDFILL_REPLAY_RECORD")  # keep the run for offline study
+    if record:
+        Path(record).write_text(json.dumps({"run": run.to_json(), "jobs": [
+            dataclasses.asdict(j) for j in plan.jobs]}))
     with capsys.disabled():
-        print(f"\nreplay of Atlas jobs 5000..5109 (x500 compressed) on 4x8 CPUs, "
+        print(f"\nreplay of Atlas jobs {SLICE}..{SLICE + 109} (x500 compressed) on 4x8 CPUs, "
               f"bf phase {run.bf_phase % 5} s:\n{fid.summary()}\n{fid.histogram()}")
     assert len(fid.errors) == len(plan.jobs)
-    # The issue's goal is >= 90 % within one bf_interval: met in quiet runs (94.5 %), not in
-    # every loaded CI run (80.9 % seen). CI guards against regressions; the goal is tracked.
-    assert fid.within >= 0.75, fid.summary()
+    # The issue's goal: >= 90 % of the jobs start within one bf_interval of the simulated time
+    # (seen: 100 % quiet and with three CPU hogs running, |error| <= 3 s).
+    assert fid.within >= 0.9, fid.summary()
 
 
 def test_simulate_from_live_sacct(conf: str, client: SlurmClient, capsys) -> None:
