@@ -31,7 +31,7 @@ from sandfill.policies.compare import Change, diff_policies
 from sandfill.policies.fragment import fragment_nodes, render_fragment, write_atomic
 from sandfill.policies.history import History, Record
 from sandfill.policies.live import LivePolicy, read_policy
-from sandfill.policies.livestate import LiveState
+from sandfill.policies.livestate import LiveState, read_live
 from sandfill.policies.load import policy_to_mapping
 from sandfill.policies.model import Policy
 from sandfill.policies.render import render_sacctmgr
@@ -207,8 +207,6 @@ class Applier:
             if r.returncode != 0:
                 notes.append(f"could not delete QOS {name} created by this apply: {output(r)}")
         try:
-            from sandfill.policies.livestate import read_live
-
             now = read_live(self.runner)
             if now.fingerprint() != before.fingerprint():
                 notes.append("the live state read back differs from the state before the apply")

@@ -118,14 +118,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_checked(path: str, runner: Runner):
-    """The policy in ``path``, validated against the live cluster's shape."""
+def _shape(runner: Runner):
+    """The live cluster's shape (nodes x CPUs per node), from ``sinfo``."""
     from sandfill.policies.live import cluster_shape
 
     try:
-        shape, _nodes = cluster_shape(runner)
+        return cluster_shape(runner)[0]
     except (SlurmCommandError, FragmentError) as exc:
         raise _cli_error(f"cannot read the live cluster: {exc}") from None
+
+
+def _load_checked(path: str, runner: Runner, shape=None):
+    """The policy in ``path``, validated against the live cluster's shape."""
+    shape = shape or _shape(runner)
     try:
         return load_policy(path, shape=shape)
     except PolicyError as exc:
@@ -279,7 +284,6 @@ def register_replay(sub: argparse._SubParsersAction) -> None:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from sandfill.policies.compare import diff_policies
-    from sandfill.policies.live import cluster_shape
     from sandfill.policies.replay import batch_sched_delay, compare, prepare, run_live
     from sandfill.policies.simulator import simulate
     from sandfill.policies.trace import PWA_CITATION, read_swf
@@ -290,7 +294,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except ValueError:
         raise _cli_error("--slice must be START:COUNT (two integers)") from None
     runner, fragment = _context(args)
-    policy = _load_checked(args.policy, runner)
+    shape = _shape(runner)
+    policy = _load_checked(args.policy, runner, shape)
     if policy is None:
         return 2
     live = _read(runner, fragment)
@@ -298,7 +303,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
                                             accounting=live.state.accounting):
         raise _cli_error(f"{args.policy} is not the policy in force: `sandfill policy diff` "
                          "it, then `sandfill policy apply` it first")
-    shape, _ = cluster_shape(runner)
     workload = read_swf(args.trace, limit=start + count)
     try:
         plan = prepare(policy, workload, start=start, count=count, compress=args.compress,
@@ -319,8 +323,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except (RuntimeError, TimeoutError, SlurmCommandError) as exc:
         raise _cli_error(str(exc)) from None
     fid = compare(plan, run)
-    print(f"backfill phase {run.bf_phase % policy.scheduler.backfill.interval} s; "
-          f"submission lag max {max(run.submit_lag):.2f} s")
+    print(f"submission lag max {max(run.submit_lag):.2f} s")
     print(fid.summary())
     print(fid.histogram())
     print(f"\nTrace from the Parallel Workloads Archive ({PWA_CITATION})"

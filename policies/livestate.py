@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sandfill.policies.runner import Runner, output
-from sandfill.slurm.commands import SlurmCommandError
+from sandfill.policies.runner import Runner
 
 QOS_FORMAT = "Name,Priority,MaxJobsPU,MaxTRESPU,Preempt,PreemptMode"
 _VOLATILE = ("Configuration data as of",)
@@ -65,10 +64,7 @@ def read_live(runner: Runner) -> LiveState:
     qos_text = ""
     qos: dict[str, QosRow] = {}
     if config.get("AccountingStorageType") == "accounting_storage/slurmdbd":
-        res = runner(["sacctmgr", "-n", "-P", "show", "qos", f"format={QOS_FORMAT}"])
-        if res.returncode != 0:
-            raise SlurmCommandError(res.argv, res.returncode, res.stdout, output(res))
-        qos_text = res.stdout
+        qos_text = runner.check(["sacctmgr", "-n", "-P", "show", "qos", f"format={QOS_FORMAT}"])
         qos = parse_qos(qos_text)
     return LiveState(cfg_text, part_text, qos_text, config, partitions, qos)
 

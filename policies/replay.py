@@ -22,11 +22,11 @@ then replays the same jobs with ``alloc="cpu"`` (a CPU pool: the devcluster's
 ``select/cons_tres`` with ``CR_CPU`` and jobs asking ``-n CPUS`` may spread over nodes) and
 with backfill passes timed as slurmctld's backfill thread times them (``bf_timing="thread"``:
 a pass at least ``bf_interval`` after the previous one, as soon as anything changed; the
-thread polls every second once the interval is up), starting from the live thread's last
-pass before ``t0`` (``sdiag`` "Last cycle when"). Before ``t0`` the live run warms the
+thread polls every second once the interval is up). Before ``t0`` the live run warms the
 cluster up: one probe job per node, so every node has run a job since the policy was
-applied, then a wait until the backfill passes those probes caused are over. It also models
-these behaviours of a real slurmctld that matter at this time scale:
+applied, then a wait until the backfill passes those probes caused are over, so at ``t0``
+the thread is idle, as the simulator starts it. It also models these behaviours of a real
+slurmctld that matter at this time scale:
 
 * ``sched_delay``: the main scheduler started by submissions runs at most every
   ``batch_sched_delay`` seconds (``SchedulerParameters``, Slurm's default 3 s; read from the
@@ -47,16 +47,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 
 from sandfill.policies.jobs import Job, Workload
 from sandfill.policies.model import Policy
-from sandfill.policies.runner import Runner, output
+from sandfill.policies.runner import Runner
 from sandfill.policies.simulator import SimConfig, Simulator, simulate
-from sandfill.slurm.commands import SlurmCommandError
 
 USER = "replay"
 
@@ -98,14 +97,7 @@ class ReplayRun:
     job_ids: list[str]
     starts: list[int | None]  # seconds after t0 (None: never started)
     submit_lag: list[float]  # how late each sbatch returned after its offset
-    bf_phase: int
-    bf_last: int | None = None  # the backfill thread's last pass before t0 (seconds after t0)
-    started_by: list[str] = field(default_factory=list)  # "main" | "backfill" | "" per job
-
-    def to_json(self) -> dict:
-        return {"t0": self.t0, "job_ids": self.job_ids, "starts": self.starts,
-                "submit_lag": self.submit_lag, "bf_phase": self.bf_phase,
-                "bf_last": self.bf_last, "started_by": self.started_by}
+    started_by: list[str]  # "main" | "backfill" | "" per job (sacct's flags)
 
 
 @dataclass
@@ -212,40 +204,27 @@ def run_live(
         )
     _warm_up(runner, plan, progress)
     t0 = int(time.time()) + 2
-    bf_last = _bf_last_cycle(runner)
     ids: list[str] = []
     lag: list[float] = []
     for n, j in enumerate(plan.jobs):
         delay = t0 + j.submit - time.time()
         if delay > 0:
             time.sleep(delay)  # pacing the replay's own clock, not waiting for a state
-        ids.append(_sbatch(runner, j, n))
+        ids.append(_submit(runner, [f"--job-name=sf-replay-{n}", f"--partition={j.partition}",
+                                    f"--ntasks={j.cpus}", f"--time={j.limit_min}"],
+                           f"exec sleep {j.run}"))
         lag.append(time.time() - (t0 + j.submit))
         if (n + 1) % 20 == 0:
             progress(f"submitted {n + 1}/{len(plan.jobs)}")
     horizon = max(j.submit for j in plan.jobs) + sum(j.run for j in plan.jobs)
-    limit = timeout if timeout is not None else horizon + 120
-    deadline = time.monotonic() + limit
-    while True:
-        left = runner.check(["squeue", "-h", "-o", "%A", "-j", ",".join(ids)]).split()
-        if not left:
-            break
-        if time.monotonic() > deadline:
-            runner(["scancel", *ids])
-            raise TimeoutError(f"{len(left)} replay job(s) still queued after {limit:.0f} s")
-        time.sleep(0.5)
+    _wait_gone(runner, ids, timeout if timeout is not None else horizon + 120, "replay job(s)")
     starts, how = _sacct_starts(runner, ids, t0)
-    last = _bf_last_cycle(runner)
-    return ReplayRun(t0, ids, [starts.get(i) for i in ids], lag,
-                     last - t0 if last is not None else 0,
-                     bf_last - t0 if bf_last is not None else None,
-                     [how.get(i, "") for i in ids])
+    return ReplayRun(t0, ids, [starts.get(i) for i in ids], lag, [how.get(i, "") for i in ids])
 
 
 def compare(plan: ReplayPlan, live: ReplayRun) -> Fidelity:
-    """Simulate the plan with the live run's backfill timing and compare the starts."""
-    cfg = replace(plan.config, bf_phase=live.bf_phase, bf_last=live.bf_last)
-    res = simulate(plan.policy, plan.workload(), cfg)
+    """Simulate the plan and compare its starts with the live run's."""
+    res = simulate(plan.policy, plan.workload(), plan.config)
     sim_starts = list(res.start)
     errs = [r - s for r, s in zip(live.starts, sim_starts, strict=True)
             if r is not None and s >= 0]
@@ -256,14 +235,20 @@ def compare(plan: ReplayPlan, live: ReplayRun) -> Fidelity:
 # ---------------------------------------------------------------------------------------------
 
 
-def _sbatch(runner: Runner, j: ReplayJob, n: int) -> str:
-    argv = ["sbatch", "--parsable", f"--job-name=sf-replay-{n}", f"--partition={j.partition}",
-            f"--ntasks={j.cpus}", f"--time={j.limit_min}", "--output=/dev/null",
-            "--chdir=/tmp"]
-    res = runner(argv, input=f"#!/bin/sh\nexec sleep {j.run}\n")
-    if res.returncode != 0:
-        raise SlurmCommandError(argv, res.returncode, res.stdout, output(res))
-    return res.stdout.strip().split(";")[0]
+def _submit(runner: Runner, options: list[str], command: str) -> str:
+    """``sbatch`` a one-line shell job (output discarded); its job id."""
+    argv = ["sbatch", "--parsable", *options, "--output=/dev/null", "--chdir=/tmp"]
+    return runner.check(argv, input=f"#!/bin/sh\n{command}\n").strip().split(";")[0]
+
+
+def _wait_gone(runner: Runner, ids: Sequence[str], limit: float, what: str) -> None:
+    """Wait until none of ``ids`` is in the queue; after ``limit`` s cancel them and fail."""
+    deadline = time.monotonic() + limit
+    while left := runner.check(["squeue", "-h", "-o", "%A", "-j", ",".join(ids)]).split():
+        if time.monotonic() > deadline:
+            runner(["scancel", *ids])
+            raise TimeoutError(f"{len(left)} {what} still queued after {limit:.0f} s")
+        time.sleep(0.5)
 
 
 def _sacct_starts(runner: Runner, ids: Sequence[str],
@@ -298,17 +283,6 @@ def batch_sched_delay(runner: Runner) -> int:
     return 3
 
 
-def _bf_last_cycle(runner: Runner) -> int | None:
-    """When slurmctld's backfill thread last ran a pass (epoch seconds; None: never)."""
-    text = runner.check(["sdiag"])
-    part = text.split("Backfilling stats", 1)[-1]
-    for line in part.splitlines():
-        if "Last cycle when:" in line and "(" in line:
-            epoch = int(line.rsplit("(", 1)[1].rstrip(")\n "))
-            return epoch if epoch > 0 else None
-    return None
-
-
 def _warm_up(runner: Runner, plan: ReplayPlan, progress: Callable[[str], None],
              timeout: float = 120.0) -> None:
     """One short probe job per node of the first job's partition; return once they have all
@@ -316,26 +290,14 @@ def _warm_up(runner: Runner, plan: ReplayPlan, progress: Callable[[str], None],
     ``bf_interval`` after a change), so ``t0`` meets a settled controller."""
     partition = plan.jobs[0].partition
     nodes = runner.check(["sinfo", "-h", "-N", "-p", partition, "-o", "%N"]).split()
-    ids = []
-    for node in dict.fromkeys(nodes):
-        argv = ["sbatch", "--parsable", "--job-name=sf-replay-probe", f"--partition={partition}",
-                f"--nodelist={node}", "--ntasks=1", "--time=1", "--output=/dev/null",
-                "--chdir=/tmp"]
-        res = runner(argv, input="#!/bin/sh\ntrue\n")
-        if res.returncode != 0:
-            raise SlurmCommandError(argv, res.returncode, res.stdout, output(res))
-        ids.append(res.stdout.strip().split(";")[0])
+    ids = [_submit(runner, ["--job-name=sf-replay-probe", f"--partition={partition}",
+                            f"--nodelist={node}", "--ntasks=1", "--time=1"], "true")
+           for node in dict.fromkeys(nodes)]
     progress(f"warming up: {len(ids)} probe job(s)")
-    deadline = time.monotonic() + timeout
-    while runner.check(["squeue", "-h", "-o", "%A", "-j", ",".join(ids)]).split():
-        if time.monotonic() > deadline:
-            runner(["scancel", *ids])
-            raise TimeoutError(f"the warm-up probes did not finish within {timeout:.0f} s: "
-                               "are all nodes up (sinfo)?")
-        time.sleep(0.2)
+    _wait_gone(runner, ids, timeout, "warm-up probe(s) (are all nodes up? see sinfo)")
     # The passes the probes' ends cause run within one bf_interval; one more interval after
-    # them the thread is polling with nothing to do, as the simulator assumes at t0. (sdiag
-    # does not show passes that found no pending job, so this is waited out, not read.)
+    # them the thread is polling with nothing to do, as the simulator assumes at t0. (sdiag's
+    # "Last cycle when" omits passes that found no pending job, so this is waited out.)
     settle = time.monotonic() + 2 * plan.policy.scheduler.backfill.interval + 1
     while time.monotonic() < settle:
         time.sleep(0.2)  # pacing the replay's own clock

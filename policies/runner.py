@@ -35,11 +35,12 @@ class Runner:
         except SlurmCommandError as exc:  # not found / timed out
             return Result(list(argv), exc.returncode, exc.stdout, exc.stderr)
 
-    def check(self, argv: Sequence[str]) -> str:
-        """Run ``argv`` and return its stdout, or raise :class:`SlurmCommandError`."""
-        res = self(argv)
+    def check(self, argv: Sequence[str], *, input: str | None = None) -> str:
+        """Run ``argv`` and return its stdout, or raise :class:`SlurmCommandError` with what
+        the command printed (Slurm tools put errors on stdout or stderr)."""
+        res = self(argv, input=input)
         if res.returncode != 0:
-            raise SlurmCommandError(res.argv, res.returncode, res.stdout, res.stderr)
+            raise SlurmCommandError(res.argv, res.returncode, res.stdout, output(res))
         return res.stdout
 
 

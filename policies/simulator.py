@@ -56,8 +56,7 @@ class SimConfig:
     use_trace_partitions: bool = False
     accounting: bool = True
     record_reservations: bool = False
-    bf_phase: int = 0  # backfill passes run at bf_phase + k * bf_interval (a real slurmctld's phase)
-    #: when backfill passes run. "grid": on the bf_interval grid (offset ``bf_phase``) whenever
+    #: when backfill passes run. "grid": on the next multiple of bf_interval whenever
     #: something changed. "thread": as slurmctld's backfill thread does: a pass at least
     #: bf_interval after the previous one, as soon as anything changed since that pass (the
     #: thread polls every second once the interval is up), jobs started by a pass counting as
@@ -164,6 +163,7 @@ class Simulator:
         self.backfill_at = -1
         self.dirty = False
         self.bf_thread = config.bf_timing == "thread"
+        self.backfills = config.backfill != "none" and policy.scheduler.type == "backfill"
         self.bf_last = config.bf_last if config.bf_last is not None else -(10**12)
         self.timeline_t = array("q")
         self.timeline_busy = array("q")
@@ -370,8 +370,6 @@ class Simulator:
                 self.enqueue(payload)
                 self._mark_dirty()
             elif kind == SCHED:
-                if t != self.sched_at:
-                    continue  # superseded by an earlier pass
                 self.sched_at = -1
                 self.last_main = t
                 self._apply(main_pass(self))
@@ -425,7 +423,7 @@ class Simulator:
         if self.sched_at < 0:  # a pass already due is not brought forward
             self.sched_at = max(t, self.last_main + delay)
             self.push(self.sched_at, SCHED)
-        if self.config.backfill != "none" and self.policy.scheduler.type == "backfill":
+        if self.backfills:
             self._touch_backfill()
 
     def _touch_backfill(self) -> None:
@@ -435,11 +433,7 @@ class Simulator:
             return
         iv = self.backfill.interval
         t = self.now
-        if self.bf_thread:
-            self.backfill_at = max(t, self.bf_last + iv)
-        else:
-            ph = self.config.bf_phase % iv
-            self.backfill_at = ph + -(-(t - ph) // iv) * iv
+        self.backfill_at = max(t, self.bf_last + iv) if self.bf_thread else -(-t // iv) * iv
         self.push(self.backfill_at, BACKFILL)
 
     def _apply(self, d: Decisions) -> None:
@@ -449,8 +443,7 @@ class Simulator:
             self._preempt(victim)
         for s in d.starts:
             self._start(s.job, s.limit, s.by)
-        if self.bf_thread and d.starts and self.config.backfill != "none" \
-                and self.policy.scheduler.type == "backfill":
+        if self.bf_thread and d.starts and self.backfills:
             self._touch_backfill()  # a main pass's starts change the state backfill saw
 
     def _start(self, j: int, limit: int, by: str) -> None:

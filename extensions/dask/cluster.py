@@ -8,6 +8,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -529,8 +530,6 @@ class LocalSource:
 
 def _single_host(slurm_conf: str | None) -> bool:
     """True when every node the Slurm config names lives on a loopback address."""
-    import re
-
     try:
         text = Path(slurm_conf or "/etc/slurm/slurm.conf").read_text()
     except OSError:

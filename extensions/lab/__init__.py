@@ -19,8 +19,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     from sandfill.lab.manager import ClusterManager
 
     manager = ClusterManager()
-    serverapp.web_app.settings["sandfill_manager"] = manager
-    setup_handlers(serverapp.web_app, manager)
+    setup_handlers(serverapp.web_app, manager)  # (it keeps the manager in the app settings)
     serverapp.log.info("sandfill: backfill Dask cluster API at %ssandfill/", serverapp.base_url)
 
 

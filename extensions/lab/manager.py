@@ -22,6 +22,7 @@ import dask
 from dask.utils import parse_bytes
 
 from sandfill.dask import BackfillSLURMCluster
+from sandfill.dask.connect import NAME_RE
 from sandfill.slurm import SlurmClient
 from sandfill.slurm.parse import parse_duration
 
@@ -37,10 +38,10 @@ class NotFound(KeyError):
         return str(self.args[0]) if self.args else "not found"
 
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SLURM_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MEMORY_RE = re.compile(r"^\d+(\.\d+)?\s*(k|K|M|G|T)(i?B)?$")
-CREATE_KEYS = {"template", "name", "workers", "cores", "memory", "min_walltime", "max_walltime", "partition", "qos"}
+PARAM_KEYS = ("cores", "memory", "min_walltime", "max_walltime", "partition", "qos")
+CREATE_KEYS = {"template", "name", "workers", *PARAM_KEYS}
 
 
 @dataclass
@@ -126,10 +127,10 @@ class ClusterManager:
         if template is not None:
             if template not in self._templates:
                 raise BadRequest(f"template: {template!r} is not one of {', '.join(self._templates)}")
-            params = {k: v for k, v in self._templates[template].items() if k in CREATE_KEYS - {"template", "name", "workers"}}
-            params.update({k: body[k] for k in ("cores", "memory", "min_walltime", "max_walltime", "partition", "qos") if k in body})
+            params = {k: v for k, v in self._templates[template].items() if k in PARAM_KEYS}
+            params.update({k: body[k] for k in PARAM_KEYS if k in body})
         else:
-            params = {k: body.get(k) for k in ("cores", "memory", "min_walltime", "max_walltime", "partition", "qos")}
+            params = {k: body.get(k) for k in PARAM_KEYS}
         params = await self._validate_params(params)
         workers = _int(body, "workers", 0, self.max_workers) if "workers" in body else 0
         async with self._lock:
@@ -243,19 +244,22 @@ class ClusterManager:
                 value = conf.get(key)
                 if value and "\n" in value:  # in-memory PEM: stage it as a private file
                     path = tls_dir / f"{key}.pem"
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                    with os.fdopen(fd, "w") as f:
-                        f.write(value)
+                    _write_private(path, value)
                     value = str(path)
                 files[key] = value
             info["tls"] = files
         path = d / f"{m.name}.json"
         tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(info, f)
+        _write_private(tmp, json.dumps(info))
         os.replace(tmp, path)
 
     def _remove_connection(self, m: Managed) -> None:
         (self.connection_dir / f"{m.name}.json").unlink(missing_ok=True)
         shutil.rmtree(self.connection_dir / m.id, ignore_errors=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only from the first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
