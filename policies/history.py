@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandfill.policies.fragment import write_atomic
+
 HISTORY_DIR = "policy-history"
 
 
@@ -59,9 +61,7 @@ class History:
     def add(self, rec: Record) -> Path:
         self.dir.mkdir(mode=0o755, exist_ok=True)
         path = self.dir / f"{rec.id:06d}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(rec), indent=1))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(asdict(rec), indent=1).encode())
         return path
 
     @contextmanager

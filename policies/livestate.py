@@ -79,6 +79,16 @@ def parse_config(text: str) -> dict[str, str]:
     return out
 
 
+def scheduler_params(value: str) -> dict[str, str]:
+    """A ``SchedulerParameters`` value as key -> value ("" for flags such as bf_continue)."""
+    out: dict[str, str] = {}
+    for item in value.split(","):
+        key, _, v = item.strip().partition("=")
+        if key:
+            out[key] = v.strip()
+    return out
+
+
 def parse_partition_line(line: str) -> dict[str, str]:
     """One ``scontrol show partition -o`` line: space-separated ``Key=value`` tokens."""
     out: dict[str, str] = {}

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from sandfill.policies.duration import Duration
-from sandfill.policies.livestate import LiveState
+from sandfill.policies.livestate import LiveState, scheduler_params
 from sandfill.policies.model import BackfillSettings
 
 _BF_KEYS = {
@@ -134,14 +134,13 @@ def backfill_mapping(params: str) -> dict[str, Any]:
         "max_job_start": d.max_job_start,
         "continue": False,
     }
-    for item in params.split(","):
-        key, _, value = item.strip().partition("=")
-        if key == "bf_continue":
-            out["continue"] = True
-        elif key == "bf_window" and value.isdigit():
-            out["window"] = Duration(int(value) * 60).slurm()
-        elif key in _BF_KEYS and value.isdigit():
-            out[_BF_KEYS[key]] = int(value)
+    given = scheduler_params(params)
+    out["continue"] = "bf_continue" in given
+    if given.get("bf_window", "").isdigit():
+        out["window"] = Duration(int(given["bf_window"]) * 60).slurm()
+    for key, name in _BF_KEYS.items():
+        if given.get(key, "").isdigit():
+            out[name] = int(given[key])
     return out
 
 

@@ -272,15 +272,11 @@ def _sacct_starts(runner: Runner, ids: Sequence[str],
 
 def batch_sched_delay(runner: Runner) -> int:
     """``batch_sched_delay`` of the live slurmctld (Slurm's default: 3 s)."""
-    from sandfill.policies.livestate import parse_config
+    from sandfill.policies.livestate import parse_config, scheduler_params
 
-    params = parse_config(runner.check(["scontrol", "show", "config"])).get(
-        "SchedulerParameters", "")
-    for item in params.split(","):
-        key, _, value = item.partition("=")
-        if key.strip() == "batch_sched_delay" and value.strip().isdigit():
-            return int(value)
-    return 3
+    config = parse_config(runner.check(["scontrol", "show", "config"]))
+    value = scheduler_params(config.get("SchedulerParameters", "")).get("batch_sched_delay", "")
+    return int(value) if value.isdigit() else 3
 
 
 def _warm_up(runner: Runner, plan: ReplayPlan, progress: Callable[[str], None],
