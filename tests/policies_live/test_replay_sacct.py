@@ -66,9 +66,14 @@ def test_simulate_from_live_sacct(conf: str, client: SlurmClient, capsys) -> Non
     wait_until("the batch to finish",
                lambda: all(s.ended for s in client.squeue_sync(jobs).values()), timeout=90)
     runner = Runner(conf)
-    text = runner.check(sacct_argv("now-1hour"))
-    wl = workload_from_sacct_text(text)
-    ours = [j for j in wl.jobs if str(j.id) in jobs]
+
+    def recorded() -> list:
+        # slurmdbd writes a job's end a moment after squeue stops listing it
+        wl = workload_from_sacct_text(runner.check(sacct_argv("now-1hour")))
+        got = [j for j in wl.jobs if str(j.id) in jobs]
+        return got if len(got) == 8 else []
+
+    ours = wait_until("sacct to record the 8 jobs as run", recorded, timeout=60)
     assert len(ours) == 8
     assert {j.partition for j in ours} == {"short"}
     assert sorted(j.cpus for j in ours) == sorted(1 + i % 4 for i in range(8))
