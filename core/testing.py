@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -63,3 +67,21 @@ def loopback_dask_config(slurm_conf: str, root: str) -> dict[str, object]:
         "jobqueue.sandfill.log-directory": f"{root}/logs",
         "jobqueue.sandfill.memory": "1GiB",
     }
+
+
+@contextmanager
+def booted_devcluster(prefix: str, **up: Any) -> Iterator[Any]:
+    """A devcluster of its own in a fresh world-traversable directory under /tmp (the job
+    users must reach it), booted with the ``DevCluster.up`` options ``up``; afterwards stopped
+    by its PIDs and removed."""
+    from sandfill.devcluster import DevCluster
+
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    root.chmod(0o755)
+    cluster = DevCluster(root / "dc")
+    try:
+        cluster.up(log=lambda *_: None, **up)
+        yield cluster
+    finally:
+        cluster.down(log=lambda *_: None)
+        shutil.rmtree(root, ignore_errors=True)

@@ -4,7 +4,6 @@ session in its own state directory; if it cannot boot, those tests FAIL (never s
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from sandfill.devcluster import DevCluster
 from sandfill.slurm import SlurmClient
-from sandfill.testing import loopback_dask_config, wait_until
+from sandfill.testing import booted_devcluster, loopback_dask_config, wait_until
 
 # pytest-jupyter (jp_fetch & co. for the lab extension's route tests) runs coroutine tests on
 # its own loop; ours use pytest-asyncio in strict mode (marked).
@@ -31,14 +30,8 @@ def devcluster() -> Iterator[DevCluster]:
             c.up(policy=TEST_POLICY, log=lambda *_: None)
         yield c
         return
-    root = Path(tempfile.mkdtemp(prefix="sandfill-test-", dir="/tmp"))
-    root.chmod(0o755)
-    c = DevCluster(root / "dc")
-    c.up(policy=TEST_POLICY, log=lambda *_: None)
-    try:
+    with booted_devcluster("sandfill-test-", policy=TEST_POLICY) as c:
         yield c
-    finally:
-        c.down(log=lambda *_: None)
 
 
 @pytest.fixture

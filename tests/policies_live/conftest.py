@@ -4,8 +4,6 @@ directory under /tmp) and stopped by its PIDs; if it cannot boot, the tests FAIL
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from sandfill.devcluster import DevCluster
 from sandfill.policies.livestate import read_live
 from sandfill.policies.runner import Runner
 from sandfill.slurm import SlurmClient
-from sandfill.testing import wait_until
+from sandfill.testing import booted_devcluster, wait_until
 
 DATA = Path(__file__).parent / "data"
 BASE_POLICY = Path(__file__).parents[1] / "data" / "devcluster-policy.yaml"
@@ -25,15 +23,8 @@ TRACES = Path(__file__).parents[2].parent / "shared" / "traces"
 
 @pytest.fixture(scope="session")
 def private_cluster() -> Iterator[DevCluster]:
-    root = Path(tempfile.mkdtemp(prefix="sandfill-policies-", dir="/tmp"))
-    root.chmod(0o755)
-    cluster = DevCluster(root / "dc")
-    try:
-        cluster.up(nodes=4, cpus=8, policy=BASE_POLICY, log=lambda *_: None)
+    with booted_devcluster("sandfill-policies-", nodes=4, cpus=8, policy=BASE_POLICY) as cluster:
         yield cluster
-    finally:
-        cluster.down(log=lambda *_: None)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

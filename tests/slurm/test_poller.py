@@ -12,26 +12,17 @@ from sandfill.devcluster import DevCluster
 from sandfill.slurm import GONE, UNKNOWN, JobStatus, QueuePoller, SlurmClient
 from sandfill.slurm.commands import SlurmCommandError
 from sandfill.slurm.parse import queue_rpcs
-from sandfill.testing import sleep_script
+from sandfill.testing import booted_devcluster, sleep_script
 
 TEST_POLICY = Path(__file__).resolve().parents[1] / "data" / "devcluster-policy.yaml"
 
 
 @pytest.fixture
-def private_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
+def private_cluster() -> Iterator[DevCluster]:
     """A devcluster of this test's own: sdiag then counts only this test's queries (the
     session cluster is polled by other tests' processes, the hub's for one)."""
-    root = tmp_path_factory.mktemp("poller-dc")
-    for p in (root, *root.parents):
-        if str(p) in {"/", "/tmp"}:
-            break
-        p.chmod(0o755)
-    c = DevCluster(root)
-    c.up(nodes=1, cpus=4, policy=TEST_POLICY, log=lambda *_: None)
-    try:
+    with booted_devcluster("sandfill-poller-", nodes=1, cpus=4, policy=TEST_POLICY) as c:
         yield c
-    finally:
-        c.down(log=lambda *_: None)
 
 
 @pytest.mark.slurm
