@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any, Protocol
 
+from sandfill.dask.cluster import MAX_REMOTE_WORKERS
 from sandfill.slurm.parse import format_duration
 
 
@@ -92,9 +93,9 @@ class ClusterWidget:
         self.source = source
         self.interval = interval
         self.table = w.HTML(jobs_table_html(source.model()))
-        self.n = w.BoundedIntText(value=0, min=0, max=1000, description="Workers", layout=w.Layout(width="170px"))
-        self.lo = w.BoundedIntText(value=0, min=0, max=1000, description="Min", layout=w.Layout(width="150px"))
-        self.hi = w.BoundedIntText(value=4, min=0, max=1000, description="Max", layout=w.Layout(width="150px"))
+        self.n = w.BoundedIntText(value=0, min=0, max=MAX_REMOTE_WORKERS, description="Workers", layout=w.Layout(width="170px"))
+        self.lo = w.BoundedIntText(value=0, min=0, max=MAX_REMOTE_WORKERS, description="Min", layout=w.Layout(width="150px"))
+        self.hi = w.BoundedIntText(value=4, min=0, max=MAX_REMOTE_WORKERS, description="Max", layout=w.Layout(width="150px"))
         self.scale_button = scale = w.Button(description="Scale")
         self.adapt_button = adapt = w.Button(description="Adapt")
         self.error = w.HTML("")
