@@ -17,9 +17,9 @@ from typing import Any
 import jinja2
 from tornado import web
 
-from sandfill.hub.scheduler import PartitionInfo
 from sandfill.hub.site import Profile
 from sandfill.hub.units import format_memory, format_walltime, parse_memory_mb, parse_walltime
+from sandfill.slurm.view import PartitionInfo
 
 FIELDS = ("profile", "cpus", "memory", "walltime", "partition", "account")
 CUSTOM = "custom"

@@ -42,11 +42,11 @@ from sandfill.hub.form import (
     validate_request,
 )
 from sandfill.hub.joblog import read_log_tail
-from sandfill.hub.scheduler import SchedulerView, shared_view
 from sandfill.hub.script import DEFAULT_TEMPLATE, build_context, render_script
 from sandfill.hub.site import DEFAULT_PROFILES, Profile, SiteError, _profiles
 from sandfill.hub.units import MemoryMB, Walltime, format_walltime
 from sandfill.slurm import UNKNOWN, JobStatus, QueuePoller, SlurmClient, SlurmCommandError
+from sandfill.slurm.view import SchedulerView, shared_view
 
 _USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 _HOST = re.compile(r"^[A-Za-z0-9_.:-]+$")

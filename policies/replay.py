@@ -52,10 +52,10 @@ from datetime import datetime
 
 import numpy as np
 
-from sandfill.policies.jobs import Job, Workload
-from sandfill.policies.model import Policy
-from sandfill.policies.runner import Runner
-from sandfill.policies.simulator import SimConfig, Simulator, simulate
+from sandfill.policies.document.model import Policy
+from sandfill.policies.sim.simulator import SimConfig, Simulator, simulate
+from sandfill.policies.sim.workload import Job, Workload
+from sandfill.slurm.commands import Runner
 
 USER = "replay"
 
@@ -272,7 +272,7 @@ def _sacct_starts(runner: Runner, ids: Sequence[str],
 
 def batch_sched_delay(runner: Runner) -> int:
     """``batch_sched_delay`` of the live slurmctld (Slurm's default: 3 s)."""
-    from sandfill.policies.livestate import parse_config, scheduler_params
+    from sandfill.policies.live.state import parse_config, scheduler_params
 
     config = parse_config(runner.check(["scontrol", "show", "config"]))
     value = scheduler_params(config.get("SchedulerParameters", "")).get("batch_sched_delay", "")

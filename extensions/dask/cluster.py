@@ -541,7 +541,7 @@ def _single_host(slurm_conf: str | None) -> bool:
 def _policy_partition() -> str | None:
     """The partition the admin policy names for Dask workers, if the policy says."""
     try:
-        from sandfill.policies.load import load_policy
+        from sandfill.policies.document.load import load_policy
 
         return load_policy().role("dask-workers").partition
     except Exception:

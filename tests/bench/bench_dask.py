@@ -32,9 +32,9 @@ def run_one(name: str, window: float, n: int) -> dict[str, object]:
     import dask
     from distributed import Client
 
-    from sandfill.devcluster import DevCluster
+    from sandfill.dev.devcluster import DevCluster
+    from sandfill.dev.testing import loopback_dask_config, sleep_script, wait_until
     from sandfill.slurm import SlurmClient
-    from sandfill.testing import loopback_dask_config, sleep_script, wait_until
 
     root = Path(tempfile.mkdtemp(prefix=f"sandfill-bench-{name.replace('@', '-')}-", dir="/tmp"))
     root.chmod(0o755)

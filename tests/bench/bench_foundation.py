@@ -13,10 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from sandfill.devcluster import DevCluster
+from sandfill.dev.devcluster import DevCluster
+from sandfill.dev.testing import sleep_script, wait_until
 from sandfill.slurm import QueuePoller, SlurmClient
 from sandfill.slurm.parse import queue_rpcs
-from sandfill.testing import sleep_script, wait_until
 
 
 def main() -> None:

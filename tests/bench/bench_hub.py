@@ -22,12 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sandfill.devcluster import DevCluster
-from sandfill.hub.accounts import create_accounts, remove_accounts
-from sandfill.hub.process import HubProcess, user_token
+from sandfill.dev.accounts import create_accounts, remove_accounts
+from sandfill.dev.devcluster import DevCluster
+from sandfill.dev.hubprocess import HubProcess, user_token
+from sandfill.dev.testing import sleep_script, wait_until
 from sandfill.slurm import SlurmClient
 from sandfill.slurm.parse import queue_rpcs
-from sandfill.testing import sleep_script, wait_until
 
 USERS = [f"sfbench-{i:02d}" for i in range(1, 11)]
 QUICK = os.environ.get("SANDFILL_BENCH_QUICK") == "1"

@@ -20,10 +20,10 @@ import sys
 import time
 import tracemalloc
 
-from sandfill.policies.load import policy_from_mapping
-from sandfill.policies.profile import Profile
-from sandfill.policies.simulator import SimConfig, simulate
-from sandfill.policies.trace import read_swf
+from sandfill.policies.document.load import policy_from_mapping
+from sandfill.policies.sim.availability import Profile
+from sandfill.policies.sim.simulator import SimConfig, simulate
+from sandfill.policies.sim.trace import read_swf
 
 ATLAS = "/work/shared/traces/LLNL-Atlas-2006-2.1-cln.swf.gz"
 POLICY = {

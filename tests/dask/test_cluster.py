@@ -13,9 +13,9 @@ import pytest
 from distributed import Client
 
 from sandfill.dask import BackfillSLURMCluster
-from sandfill.devcluster import DevCluster
+from sandfill.dev.devcluster import DevCluster
+from sandfill.dev.testing import sleep_script, wait_until
 from sandfill.slurm import SlurmClient
-from sandfill.testing import sleep_script, wait_until
 
 pytestmark = pytest.mark.slurm
 

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from sandfill.devcluster import DevCluster
+from sandfill.dev.devcluster import DevCluster
 
 pytestmark = pytest.mark.slurm
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "backfill-dask.ipynb"

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from sandfill.devcluster import DevCluster
-from sandfill.hub.accounts import create_accounts, is_ours, remove_accounts
-from sandfill.hub.process import HubProcess, user_token
+from sandfill.dev.accounts import create_accounts, is_ours, remove_accounts
+from sandfill.dev.devcluster import DevCluster
+from sandfill.dev.hubprocess import HubProcess, user_token
+from sandfill.dev.testing import sleep_script, wait_until
 from sandfill.slurm import SlurmClient
-from sandfill.testing import sleep_script, wait_until
 
 USERS = ("sftest-ada", "sftest-bob", "sftest-cy", "sftest-dee")
 PROFILES = [

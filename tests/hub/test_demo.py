@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sandfill.devcluster.daemons import processes_using
+from sandfill.dev.devcluster.daemons import processes_using
 
 pytestmark = pytest.mark.slurm
 

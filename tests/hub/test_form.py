@@ -12,9 +12,9 @@ from sandfill.hub.form import (
     render_form,
     validate_request,
 )
-from sandfill.hub.scheduler import PartitionInfo
 from sandfill.hub.script import DEFAULT_TEMPLATE, ScriptError, build_context, render_script
 from sandfill.hub.site import Profile
+from sandfill.slurm.view import PartitionInfo
 
 
 def _part(name: str, max_time: int = 8 * 3600, cpus: int = 8, up: bool = True) -> PartitionInfo:

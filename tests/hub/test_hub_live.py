@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from sandfill.devcluster import DevCluster
+from sandfill.dev.devcluster import DevCluster
+from sandfill.dev.testing import wait_until
 from sandfill.slurm import SlurmClient
 from sandfill.slurm.parse import queue_rpcs
-from sandfill.testing import wait_until
 
 pytestmark = pytest.mark.slurm
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from sandfill.dev.testing import launch_chromium, wait_until
 from sandfill.slurm import SlurmClient
-from sandfill.testing import launch_chromium, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slurm]
 

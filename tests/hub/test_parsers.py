@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from sandfill.hub.scheduler import parse_associations, parse_pending, parse_sinfo_partitions
 from sandfill.hub.spawner import _describe_start
 from sandfill.hub.units import format_memory, format_walltime, parse_memory_mb, parse_walltime
+from sandfill.slurm.view import parse_associations, parse_pending, parse_sinfo_partitions
 
 SINFO = """\
 batch|up|2-00:00:00|8|4|1/31/0/32|16000

@@ -11,6 +11,6 @@ ATLAS = Path("/work/shared/traces/LLNL-Atlas-2006-2.1-cln.swf.gz")
 def atlas():
     if not ATLAS.exists():
         pytest.skip("Atlas trace not available")
-    from sandfill.policies.trace import read_swf
+    from sandfill.policies.sim.trace import read_swf
 
     return read_swf(ATLAS)

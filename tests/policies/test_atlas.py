@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sandfill.policies.invariants import check_schedule
-from sandfill.policies.load import policy_from_mapping
-from sandfill.policies.metrics import summarize
-from sandfill.policies.simulator import SimConfig, simulate
+from sandfill.dev.invariants import check_schedule
+from sandfill.policies.document.load import policy_from_mapping
+from sandfill.policies.sim.metrics import summarize
+from sandfill.policies.sim.simulator import SimConfig, simulate
 
 COMMON = {
     "priority": {"type": "multifactor", "weights": {"age": 1000, "job_size": 100,

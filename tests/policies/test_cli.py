@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sandfill.cli import main
-from sandfill.policies.load import default_policy_path
+from sandfill.policies.document.load import default_policy_path
 
 HERE = Path(__file__).parent
 ATLAS = "/work/shared/traces/LLNL-Atlas-2006-2.1-cln.swf.gz"

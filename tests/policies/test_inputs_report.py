@@ -5,12 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 
-from sandfill.policies.load import load_policy
-from sandfill.policies.metrics import summarize
-from sandfill.policies.report import write_report
-from sandfill.policies.sacct import read_sacct
-from sandfill.policies.simulator import SimConfig, simulate
-from sandfill.policies.trace import read_swf
+from sandfill.policies.document.load import load_policy
+from sandfill.policies.sim.metrics import summarize
+from sandfill.policies.sim.report import write_report
+from sandfill.policies.sim.sacct import read_sacct
+from sandfill.policies.sim.simulator import SimConfig, simulate
+from sandfill.policies.sim.trace import read_swf
 
 SWF = """; MaxNodes: 4
 ; MaxProcs: 32

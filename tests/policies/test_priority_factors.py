@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sandfill.policies.jobs import Job, Workload
-from sandfill.policies.load import policy_from_mapping
-from sandfill.policies.simulator import SimConfig, Simulator
+from sandfill.policies.document.load import policy_from_mapping
+from sandfill.policies.sim.simulator import SimConfig, Simulator
+from sandfill.policies.sim.workload import Job, Workload
 
 
 @pytest.mark.parametrize("favor_small", [False, True])

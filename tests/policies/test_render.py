@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sandfill.policies import load_policy, policy_from_mapping, policy_to_mapping
-from sandfill.policies.render import (
+from sandfill.policies.document.render import (
     render_sacctmgr,
     render_slurm_conf,
     settings_without_accounting,

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sandfill.policies.invariants import check_schedule
-from sandfill.policies.jobs import Job, Workload
-from sandfill.policies.load import policy_from_mapping
-from sandfill.policies.simulator import SimConfig, simulate
+from sandfill.dev.invariants import check_schedule
+from sandfill.policies.document.load import policy_from_mapping
+from sandfill.policies.sim.simulator import SimConfig, simulate
+from sandfill.policies.sim.workload import Job, Workload
 
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.yaml"))
 CASES = [
@@ -81,7 +81,7 @@ def test_scenarios_distinguish_algorithms() -> None:
 
 def test_invariant_checker_catches_overcommit() -> None:
     _run_, res = _run(Path(__file__).parent / "scenarios" / "backfill.yaml", 2)
-    from sandfill.policies.simulator import Segment
+    from sandfill.policies.sim.simulator import Segment
 
     res.segments.append(Segment(0, 0, 50, 4, "completed", "main"))
     assert any("over-commit" in v for v in check_schedule(res))
@@ -89,7 +89,7 @@ def test_invariant_checker_catches_overcommit() -> None:
 
 def test_invariant_checker_catches_start_before_submit() -> None:
     _run_, res = _run(Path(__file__).parent / "scenarios" / "backfill.yaml", 2)
-    from sandfill.policies.simulator import Segment
+    from sandfill.policies.sim.simulator import Segment
 
     res.segments.append(Segment(4, 0, 0, 0, "completed", "main"))
     assert any("before its submit" in v for v in check_schedule(res))
@@ -97,7 +97,7 @@ def test_invariant_checker_catches_start_before_submit() -> None:
 
 def test_invariant_checker_catches_broken_reservation() -> None:
     _run_, res = _run(Path(__file__).parent / "scenarios" / "backfill.yaml", 2)
-    from sandfill.policies.simulator import BackfillRecord
+    from sandfill.policies.sim.simulator import BackfillRecord
 
     rec = next(r for r in res.backfill_log if r.reservations)
     r0 = rec.reservations[0]

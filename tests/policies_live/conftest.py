@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from sandfill.devcluster import DevCluster
-from sandfill.policies.livestate import read_live
-from sandfill.policies.runner import Runner
+from sandfill.dev.devcluster import DevCluster
+from sandfill.dev.testing import booted_devcluster, wait_until
+from sandfill.policies.live.state import read_live
 from sandfill.slurm import SlurmClient
-from sandfill.testing import booted_devcluster, wait_until
+from sandfill.slurm.commands import Runner
 
 DATA = Path(__file__).parent / "data"
 BASE_POLICY = Path(__file__).parents[1] / "data" / "devcluster-policy.yaml"

@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from sandfill.cli import main
-from sandfill.policies.compare import effective_mapping
-from sandfill.policies.load import load_policy
-from sandfill.policies.runner import Runner
+from sandfill.dev.testing import sleep_script, wait_until
+from sandfill.policies.document.compare import effective_mapping
+from sandfill.policies.document.load import load_policy
 from sandfill.slurm import SlurmClient
-from sandfill.testing import sleep_script, wait_until
+from sandfill.slurm.commands import Runner
 
 pytestmark = pytest.mark.slurm
 DATA = Path(__file__).parent / "data"

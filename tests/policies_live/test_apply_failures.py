@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 from sandfill.cli import main
-from sandfill.policies.apply import Applier, ApplyFailed
-from sandfill.policies.history import History
-from sandfill.policies.load import load_policy
-from sandfill.policies.runner import Runner
-from sandfill.slurm.commands import Result
+from sandfill.policies.document.load import load_policy
+from sandfill.policies.live.apply import Applier, ApplyFailed
+from sandfill.policies.live.history import History
+from sandfill.slurm.commands import Result, Runner
 
 pytestmark = pytest.mark.slurm
 DATA = Path(__file__).parent / "data"
@@ -32,13 +31,13 @@ class FailingRunner(Runner):
         self.run_it = run_it
         self.failed = False
 
-    def __call__(self, argv: Sequence[str], *, input: str | None = None) -> Result:
+    def execute(self, argv: Sequence[str], input: str | None) -> Result:
         if not self.failed and list(argv[: len(self.fail_on)]) == self.fail_on:
             self.failed = True
             if self.run_it:
-                super().__call__(argv, input=input)
+                super().execute(argv, input)
             return Result(list(argv), 1, "", "injected failure")
-        return super().__call__(argv, input=input)
+        return super().execute(argv, input)
 
 
 def _apply_cli(conf: str, path, capsys) -> None:

@@ -37,7 +37,7 @@ def test_admin_notebook(tmp_path: Path) -> None:
     try:
         nb = _run("policy-admin.ipynb", tmp_path, {"SANDFILL_NOTEBOOK_STATE_DIR": str(state)})
     finally:
-        from sandfill.devcluster import DevCluster
+        from sandfill.dev.devcluster import DevCluster
 
         DevCluster(state / "dc").down(log=lambda *_: None)  # if the notebook failed midway
         shutil.rmtree(state, ignore_errors=True)

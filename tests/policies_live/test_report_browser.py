@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sandfill.cli import main
-from sandfill.testing import launch_chromium
+from sandfill.dev.testing import launch_chromium
 
 pytestmark = pytest.mark.browser
 

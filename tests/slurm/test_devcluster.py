@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from sandfill.devcluster import DevCluster
-from sandfill.devcluster.daemons import processes_using
+from sandfill.dev.devcluster import DevCluster
+from sandfill.dev.devcluster.daemons import processes_using
+from sandfill.dev.testing import sleep_script, wait_until
 from sandfill.slurm import SlurmClient
-from sandfill.testing import sleep_script, wait_until
 
 pytestmark = pytest.mark.slurm
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from sandfill.devcluster import DevCluster
+from sandfill.dev.devcluster import DevCluster
+from sandfill.dev.testing import booted_devcluster, sleep_script
 from sandfill.slurm import GONE, UNKNOWN, JobStatus, QueuePoller, SlurmClient
 from sandfill.slurm.commands import SlurmCommandError
 from sandfill.slurm.parse import queue_rpcs
-from sandfill.testing import booted_devcluster, sleep_script
 
 TEST_POLICY = Path(__file__).resolve().parents[1] / "data" / "devcluster-policy.yaml"
 

@@ -1,0 +1,330 @@
+"""``sandfill policy show|diff|apply|history|rollback``: the live cluster's side of the CLI.
+
+Which Slurm is live: ``--slurm-conf PATH``, else ``$SLURM_CONF``, else
+``/etc/slurm/slurm.conf``. Exit status: ``diff`` 0 equal / 1 different; ``apply`` and
+``rollback`` 0 applied (or nothing to do) / 1 invalid policy or failed apply (the previous
+state restored) / 3 applied but some settings wait for a slurmctld restart; 2 for usage
+errors and a cluster that cannot be asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from sandfill.policies.document.errors import PolicyError
+from sandfill.policies.document.load import load_policy, policy_from_mapping, policy_warnings
+from sandfill.policies.live.fragment import FragmentError
+from sandfill.slurm.commands import Runner, SlurmCommandError
+
+EXIT_RESTART = 3
+
+
+def _cli_error(msg: str) -> Exception:
+    from sandfill.cli import CLIError
+
+    return CLIError(msg)
+
+
+def _target(p: argparse.ArgumentParser, *, fragment: bool = True) -> None:
+    p.add_argument("--slurm-conf", metavar="PATH",
+                   help="slurm.conf of the cluster (default: $SLURM_CONF)")
+    if fragment:
+        p.add_argument("--fragment", metavar="PATH",
+                       help="the policy file slurm.conf includes (default: found from its "
+                            "Include line)")
+
+
+def register_live(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("show", help="print the live cluster's policy as a policy file")
+    _target(s)
+    s.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    s.set_defaults(func=cmd_show)
+
+    d = sub.add_parser("diff", help="what applying FILE would change (exit 1 if anything)")
+    d.add_argument("file", help="policy YAML")
+    _target(d)
+    d.set_defaults(func=cmd_diff)
+
+    a = sub.add_parser("apply", help="apply FILE to the live cluster (verified, rolled back "
+                                     "on failure, recorded in the history)")
+    a.add_argument("file", help="policy YAML")
+    _target(a)
+    a.add_argument("--nodes", metavar="NODELIST",
+                   help="nodes of the partitions (default: as in the current fragment)")
+    a.set_defaults(func=cmd_apply)
+
+    h = sub.add_parser("history", help="list applied policies (newest last)")
+    _target(h)
+    h.add_argument("--show", type=int, metavar="ID", help="print one record in full")
+    h.set_defaults(func=cmd_history)
+
+    r = sub.add_parser("rollback", help="re-apply an earlier policy from the history")
+    r.add_argument("id", nargs="?", type=int,
+                   help="record to go back to (default: the one before the policy in force)")
+    _target(r)
+    r.add_argument("--nodes", metavar="NODELIST", help="as for apply")
+    r.set_defaults(func=cmd_rollback)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _context(args: argparse.Namespace):
+    from sandfill.policies.live.current import locate_fragment, slurm_conf_path
+
+    conf = slurm_conf_path(args.slurm_conf)
+    if not conf.exists():
+        raise _cli_error(f"{conf} does not exist: set SLURM_CONF or give --slurm-conf")
+    try:
+        fragment = locate_fragment(conf, getattr(args, "fragment", None))
+    except FragmentError as exc:
+        raise _cli_error(str(exc)) from None
+    return Runner(str(conf)), fragment
+
+
+def _read(runner: Runner, fragment: Path):
+    from sandfill.policies.live.current import read_policy
+
+    try:
+        return read_policy(runner, fragment)
+    except SlurmCommandError as exc:
+        raise _cli_error(f"cannot read the live cluster: {exc}") from None
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    runner, fragment = _context(args)
+    live = _read(runner, fragment)
+    head = [
+        f"# Live policy of {runner.slurm_conf}, read "
+        f"{datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"# (scontrol show config / partition, sacctmgr show qos; fragment {fragment}).",
+        "# Check it with `sandfill policy check`, change it, `sandfill policy diff`/`apply` it.",
+    ]
+    head += [f"# note: {n}" for n in live.notes]
+    if live.error is not None:
+        head += [f"# warning: {p}" for p in live.error.problems]
+    text = "\n".join(head) + "\n" + yaml.safe_dump(live.mapping, sort_keys=False)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _shape(runner: Runner):
+    """The live cluster's shape (nodes x CPUs per node), from ``sinfo``."""
+    from sandfill.policies.live.current import cluster_shape
+
+    try:
+        return cluster_shape(runner)[0]
+    except (SlurmCommandError, FragmentError) as exc:
+        raise _cli_error(f"cannot read the live cluster: {exc}") from None
+
+
+def _load_checked(path: str, runner: Runner, shape=None):
+    """The policy in ``path``, validated against the live cluster's shape."""
+    shape = shape or _shape(runner)
+    try:
+        return load_policy(path, shape=shape)
+    except PolicyError as exc:
+        print(str(exc), file=sys.stderr)
+        return None
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from sandfill.policies.document.compare import diff_policies
+
+    runner, fragment = _context(args)
+    wanted = _load_checked(args.file, runner)
+    if wanted is None:
+        return 2
+    live = _read(runner, fragment)
+    if live.policy is None:
+        print(f"the live cluster's settings are not a valid policy:\n{live.error}")
+        return 1
+    changes = diff_policies(live.policy, wanted, accounting=live.state.accounting)
+    for c in changes:
+        note = f"    (needs {c.needs_restart})" if c.needs_restart else ""
+        print(f"{c}{note}")
+    return 1 if changes else 0
+
+
+def _do_apply(args: argparse.Namespace, policy, action: str, runner: Runner,
+              fragment: Path) -> int:
+    from sandfill.policies.live.apply import Applier, ApplyFailed, ApplyRefused
+
+    live_acct = True
+    for w in policy_warnings(policy, accounting=live_acct):
+        print(f"warning: {w}", file=sys.stderr)
+    applier = Applier(runner, fragment, nodes=args.nodes, log=lambda m: print(f"  {m}"))
+    try:
+        res = applier.apply(policy, action=action)
+    except ApplyFailed as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    except (ApplyRefused, RuntimeError, SlurmCommandError) as exc:
+        print(f"not applied: {exc}", file=sys.stderr)
+        return 1
+    if res.unchanged:
+        print(f"policy {policy.name!r} is already in force: nothing to change")
+        return 0
+    for c in res.changes:
+        print(c)
+    rec = res.record
+    assert rec is not None
+    if res.restart_pending:
+        print(f"applied as record {rec.id}, but these settings take effect only after a "
+              "slurmctld restart:")
+        for c in res.restart_pending:
+            print(f"  {c}  [{c.needs_restart}]")
+        return EXIT_RESTART
+    print(f"applied policy {policy.name!r} ({len(res.changes)} change(s)); verified; "
+          f"history record {rec.id}")
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    runner, fragment = _context(args)
+    policy = _load_checked(args.file, runner)
+    if policy is None:
+        print("not applied: the policy file is invalid (nothing was changed)", file=sys.stderr)
+        return 1
+    return _do_apply(args, policy, f"apply {Path(args.file).absolute()}", runner, fragment)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from sandfill.policies.live.history import History
+
+    _runner, fragment = _context(args)
+    hist = History(fragment)
+    recs = hist.records()
+    if args.show is not None:
+        rec = hist.get(args.show)
+        if rec is None:
+            raise _cli_error(f"no history record {args.show} in {hist.dir}")
+        print(f"record {rec.id}: {rec.action}\n  when: {rec.when}\n  who: {rec.who}\n"
+              f"  status: {rec.status}")
+        if rec.message:
+            print(f"  message: {rec.message}")
+        print("  changes:" + ("" if rec.changes else " none"))
+        for c in rec.changes:
+            print(f"    {c}")
+        print("  policy:")
+        print("    " + yaml.safe_dump(rec.policy, sort_keys=False).replace("\n", "\n    "))
+        return 0
+    if not recs:
+        print(f"no policy applied yet (history in {hist.dir})")
+        return 0
+    cur = _in_force(recs)
+    for r in recs:
+        mark = "*" if cur is not None and r.id == cur.id else " "
+        print(f"{mark}{r.id:4d}  {r.when}  {r.who:<10} {r.status:<16} "
+              f"{r.policy.get('name', '?')!s:<16} {len(r.changes):3d} change(s)  {r.action}")
+    return 0
+
+
+def _in_force(recs):
+    ok = [r for r in recs if r.in_force]
+    return ok[-1] if ok else None
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from sandfill.policies.live.history import History
+
+    runner, fragment = _context(args)
+    recs = History(fragment).records()
+    if args.id is not None:
+        target = next((r for r in recs if r.id == args.id), None)
+        if target is None:
+            raise _cli_error(f"no history record {args.id}")
+        if not target.in_force:
+            raise _cli_error(f"record {args.id} is a {target.status} apply: nothing to go back to")
+    else:
+        ok = [r for r in recs if r.in_force]
+        if len(ok) < 2:
+            raise _cli_error("no earlier applied policy in the history to roll back to")
+        cur = ok[-1]
+        earlier = [r for r in ok[:-1] if r.policy != cur.policy]
+        if not earlier:
+            raise _cli_error("every earlier record applied the policy now in force")
+        target = earlier[-1]
+    try:
+        policy = policy_from_mapping(target.policy, source=f"history record {target.id}")
+    except PolicyError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return _do_apply(args, policy, f"rollback to {target.id}", runner, fragment)
+
+
+def register_replay(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("replay", help="run a time-compressed trace slice on the live "
+                                      "(dev)cluster and compare starts with the simulator")
+    r.add_argument("policy", help="policy YAML (must be the one in force: see `policy diff`)")
+    r.add_argument("--trace", required=True, help="SWF trace (.swf or .swf.gz)")
+    r.add_argument("--slice", required=True, metavar="START:COUNT",
+                   help="jobs START..START+COUNT-1 of the trace (jobs that ran)")
+    r.add_argument("--compress", type=float, default=500.0,
+                   help="divide submit offsets, run and requested times by F (default 500)")
+    r.add_argument("--cpu-scale", type=float,
+                   help="processors x this (default: cluster CPUs / trace CPUs)")
+    r.add_argument("--release-delay", type=int, default=1,
+                   help="seconds a finished job keeps its CPUs in the simulator (default 1)")
+    r.add_argument("--dry-run", action="store_true",
+                   help="only prepare and simulate the slice; submit nothing")
+    _target(r, fragment=True)
+    r.set_defaults(func=cmd_replay)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from sandfill.policies.document.compare import diff_policies
+    from sandfill.policies.replay import batch_sched_delay, compare, prepare, run_live
+    from sandfill.policies.sim.simulator import simulate
+    from sandfill.policies.sim.trace import PWA_CITATION, read_swf
+
+    try:
+        start_s, count_s = args.slice.split(":")
+        start, count = int(start_s), int(count_s)
+    except ValueError:
+        raise _cli_error("--slice must be START:COUNT (two integers)") from None
+    runner, fragment = _context(args)
+    shape = _shape(runner)
+    policy = _load_checked(args.policy, runner, shape)
+    if policy is None:
+        return 2
+    live = _read(runner, fragment)
+    if live.policy is None or diff_policies(live.policy, policy,
+                                            accounting=live.state.accounting):
+        raise _cli_error(f"{args.policy} is not the policy in force: `sandfill policy diff` "
+                         "it, then `sandfill policy apply` it first")
+    workload = read_swf(args.trace, limit=start + count)
+    try:
+        plan = prepare(policy, workload, start=start, count=count, compress=args.compress,
+                       nodes=shape.nodes, cpus_per_node=shape.cpus_per_node,
+                       cpu_scale=args.cpu_scale, sched_delay=batch_sched_delay(runner),
+                       release_delay=args.release_delay)
+    except ValueError as exc:
+        raise _cli_error(str(exc)) from None
+    sim = simulate(policy, plan.workload(), plan.config)
+    span = max(sim.end) if sim.end else 0
+    print(f"# slice {start}:{count} of {workload.source}: {len(plan.jobs)} jobs "
+          f"({plan.dropped} no tier admits), compress x{args.compress:g}, CPUs x"
+          f"{plan.cpu_scale:.4g}; simulated makespan {span} s")
+    if args.dry_run:
+        return 0
+    try:
+        run = run_live(plan, runner, progress=lambda m: print(f"  {m}", file=sys.stderr))
+    except (RuntimeError, TimeoutError, SlurmCommandError) as exc:
+        raise _cli_error(str(exc)) from None
+    fid = compare(plan, run)
+    print(f"submission lag max {max(run.submit_lag):.2f} s")
+    print(fid.summary())
+    print(fid.histogram())
+    print(f"\nTrace from the Parallel Workloads Archive ({PWA_CITATION})"
+          + (f"; thanks to {workload.acknowledge}." if workload.acknowledge else "."))
+    return 0

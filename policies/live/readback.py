@@ -1,0 +1,180 @@
+"""A live cluster's policy, read back into the policy schema (``sandfill policy show``).
+
+Slurm settings come from the controller and slurmdbd (:mod:`sandfill.policies.live.state`):
+
+* ``PriorityType``, ``PriorityWeight*``, ``PriorityMaxAge``, ``PriorityFavorSmall``;
+* ``SchedulerType`` and the ``bf_*`` entries of ``SchedulerParameters`` (absent = Slurm's
+  default; other scheduler parameters are not part of a policy);
+* ``PreemptType``/``PreemptMode`` and per partition ``MaxTime``, ``DefaultTime``,
+  ``MaxNodes``, ``PriorityTier``, ``PriorityJobFactor``, ``Default``, ``QoS``,
+  ``PreemptMode`` -- one tier per partition, in slurm.conf order;
+* per partition QOS: ``Priority``, ``MaxJobsPU``, ``MaxTRESPU`` cpu, ``PreemptMode``.
+
+What Slurm does not store (the policy's name, its roles, tier names that differ from the
+partition, ``max_cpus_per_job``) comes from the fragment's ``# sandfill-policy:`` line when
+there is one (:mod:`sandfill.policies.live.fragment`); otherwise tiers are named after their
+partitions, the only role is ``default`` (the ``Default=YES`` partition) and the name is
+``live``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandfill.policies.document.model import BackfillSettings
+from sandfill.policies.live.state import LiveState, scheduler_params
+from sandfill.units import Duration
+
+_BF_KEYS = {
+    "bf_interval": "interval",
+    "bf_resolution": "resolution",
+    "bf_max_job_test": "max_job_test",
+    "bf_max_job_user": "max_job_user",
+    "bf_max_job_start": "max_job_start",
+}
+
+
+class ReadbackProblem(ValueError):
+    """A live setting that the policy schema cannot express."""
+
+
+def live_mapping(
+    state: LiveState, meta: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """The policy mapping of ``state`` and notes on what could not be expressed exactly."""
+    notes: list[str] = []
+    meta = meta or {}
+    cfg = state.config
+    tier_of_part: dict[str, list[str]] = {}
+    for tier, part in (meta.get("tiers") or {}).items():
+        tier_of_part.setdefault(part, []).append(tier)
+    preempt_type = cfg.get("PreemptType", "preempt/none").split("/")[-1]
+    max_cpus = meta.get("max_cpus_per_job") or {}
+
+    tiers: dict[str, Any] = {}
+    default_tier = None
+    for p in state.partitions:
+        pname = p.get("PartitionName", "")
+        qos_name = p.get("QoS", "N/A")
+        names = tier_of_part.get(pname) or [pname]
+        for tname in names:
+            qos_row = state.qos.get(qos_name) if qos_name not in ("N/A", "") else None
+            qos: dict[str, Any] = {"name": qos_name if qos_row else tname, "priority": 0,
+                                   "max_jobs_per_user": None, "max_cpus_per_user": None}
+            if qos_row is not None:
+                qos.update(priority=qos_row.priority,
+                           max_jobs_per_user=qos_row.max_jobs_per_user,
+                           max_cpus_per_user=qos_row.max_cpus_per_user)
+            if preempt_type == "partition_prio":
+                pmode = _first(p.get("PreemptMode", "OFF"))
+            elif preempt_type == "qos" and qos_row is not None:
+                pmode = qos_row.preempt_mode if qos_row.preempt_mode != "cluster" else "off"
+            else:
+                pmode = "off"
+            tiers[tname] = {
+                "partition": pname,
+                "max_walltime": _limit(p.get("MaxTime"), f"partition {pname} MaxTime", notes),
+                "default_walltime": _opt_time(p.get("DefaultTime")),
+                "max_nodes": _opt_int(p.get("MaxNodes")),
+                "max_cpus_per_job": max_cpus.get(tname),
+                "priority_tier": _int(p.get("PriorityTier"), 1),
+                "priority_job_factor": _int(p.get("PriorityJobFactor"), 1),
+                "preempt_mode": pmode,
+                "qos": qos,
+            }
+            if p.get("Default") == "YES" and default_tier is None:
+                default_tier = tname
+    roles = dict(meta.get("roles") or {})
+    roles = {r: t for r, t in roles.items() if t in tiers and r != "default"}
+    if default_tier is not None:
+        roles["default"] = default_tier
+    elif tiers:
+        notes.append("no partition has Default=YES: roles.default set to the first tier")
+        roles["default"] = next(iter(tiers))
+
+    prio_type = cfg.get("PriorityType", "priority/basic").split("/")[-1]
+    priority: dict[str, Any] = {"type": prio_type}
+    if prio_type == "multifactor":
+        priority.update(
+            max_age=_time(cfg.get("PriorityMaxAge"), "7-00:00:00"),
+            favor_small=cfg.get("PriorityFavorSmall", "No").lower() == "yes",
+            weights={
+                "age": _int(cfg.get("PriorityWeightAge"), 0),
+                "job_size": _int(cfg.get("PriorityWeightJobSize"), 0),
+                "partition": _int(cfg.get("PriorityWeightPartition"), 0),
+                "qos": _int(cfg.get("PriorityWeightQOS"), 0),
+                "fairshare": _int(cfg.get("PriorityWeightFairShare"), 0),
+            },
+        )
+    sched_type = cfg.get("SchedulerType", "sched/backfill").split("/")[-1]
+    scheduler: dict[str, Any] = {"type": sched_type}
+    if sched_type == "backfill":
+        scheduler["backfill"] = backfill_mapping(cfg.get("SchedulerParameters", ""))
+    preemption = {"type": preempt_type, "mode": _first(cfg.get("PreemptMode", "OFF"))}
+    mapping = {
+        "name": meta.get("name") or "live",
+        "tiers": tiers,
+        "roles": roles,
+        "priority": priority,
+        "scheduler": scheduler,
+        "preemption": preemption,
+    }
+    return mapping, notes
+
+
+def backfill_mapping(params: str) -> dict[str, Any]:
+    """The ``bf_*`` knobs of a ``SchedulerParameters`` value (absent ones at the defaults)."""
+    d = BackfillSettings()
+    out: dict[str, Any] = {
+        "interval": d.interval,
+        "window": d.window.slurm(),
+        "resolution": d.resolution,
+        "max_job_test": d.max_job_test,
+        "max_job_user": d.max_job_user,
+        "max_job_start": d.max_job_start,
+        "continue": False,
+    }
+    given = scheduler_params(params)
+    out["continue"] = "bf_continue" in given
+    if given.get("bf_window", "").isdigit():
+        out["window"] = Duration(int(given["bf_window"]) * 60).slurm()
+    for key, name in _BF_KEYS.items():
+        if given.get(key, "").isdigit():
+            out[name] = int(given[key])
+    return out
+
+
+def _first(text: str) -> str:
+    return text.split(",")[0].strip().lower() or "off"
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default
+
+
+def _opt_int(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
+def _opt_time(text: str | None) -> str | None:
+    if not text or text.upper() in ("NONE", "UNLIMITED", "INFINITE"):
+        return None
+    return Duration.parse(text).slurm()
+
+
+def _time(text: str | None, default: str) -> str:
+    try:
+        return Duration.parse(text).slurm() if text else default
+    except ValueError:
+        return default
+
+
+def _limit(text: str | None, what: str, notes: list[str]) -> str:
+    if not text or text.upper() in ("UNLIMITED", "INFINITE", "NONE"):
+        notes.append(f"{what} is {text or 'unset'}: policies need a finite limit; "
+                     "shown as 365-00:00:00")
+        return "365-00:00:00"
+    return Duration.parse(text).slurm()

@@ -1,0 +1,557 @@
+"""Discrete-event replay of a workload under a Policy.
+
+The loop pops ``(time, order, seq, event)`` from a heap: job ends first, then submissions,
+then the main scheduler, then the backfill scheduler (``order``), ties in insertion order
+(``seq``). Schedulers (:mod:`sandfill.policies.sim.backfill`) return decisions; only this module
+changes state.
+
+Resource model (documented choice): the machine is a pool of allocation units with no
+placement -- ``alloc="node"`` allocates whole nodes (``ceil(cpus / cpus_per_node)``), as
+LLNL's Slurm on Atlas did and as exclusive-node sites do; ``alloc="cpu"`` allocates CPUs
+(select/cons_tres sharing nodes, e.g. the devcluster), ignoring fragmentation across nodes.
+
+Mapping jobs to tiers: with ``use_trace_partitions`` a job whose trace partition names a
+tier (or its partition) goes there; otherwise it goes to the tier with the shortest
+``max_walltime`` that admits its requested time and size, among tiers that are neither the
+``notebooks`` tier nor preemptable (jobs reach those only by name); a job that asked for no
+time goes to the default tier and gets its ``default_walltime`` (else ``max_walltime``), as
+Slurm does. Requests above every tier's limits are rejected (counted, not run).
+
+Priority (multifactor, as Slurm normalises it): age = min(wait, PriorityMaxAge)/MaxAge;
+job size = (nodes/total nodes + cpus/total cpus) / 2 (1 - that with favor_small); partition =
+PriorityJobFactor / the largest; QOS = QOS priority / the largest. Fair share is not
+modelled. Without accounting (``accounting=False``) age, QOS factors and QOS caps are off,
+as in Slurm without slurmdbd.
+
+Backfill passes run on the ``bf_interval`` grid while anything changed since the last pass
+(a pass over an unchanged state would decide the same). Preempted jobs are requeued
+(``requeue``: pending again, age restarting) or cancelled (``cancel``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import sys
+import time as _time
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sandfill.policies.document.model import Policy, Tier
+from sandfill.policies.sim.backfill import BackfillMode, Decisions, backfill_pass, main_pass
+from sandfill.policies.sim.workload import Workload
+
+END, SUBMIT, SCHED, BACKFILL = 0, 1, 2, 3
+Alloc = Literal["node", "cpu"]
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    nodes: int
+    cpus_per_node: int
+    backfill: BackfillMode = "conservative"
+    alloc: Alloc = "node"
+    use_trace_partitions: bool = False
+    accounting: bool = True
+    record_reservations: bool = False
+    #: when backfill passes run. "grid": on the next multiple of bf_interval whenever
+    #: something changed. "thread": as slurmctld's backfill thread does: a pass at least
+    #: bf_interval after the previous one, as soon as anything changed since that pass (the
+    #: thread polls every second once the interval is up), jobs started by a pass counting as
+    #: a change; ``bf_last`` is the time of the live thread's last pass before the replay.
+    bf_timing: Literal["grid", "thread"] = "grid"
+    bf_last: int | None = None
+    sched_delay: int = 0  # batch_sched_delay: submission-driven main passes at most this often
+    end_sched_delay: int = 0  # main passes a finished job triggers: at most this often
+    release_delay: int = 0  # seconds a finished job keeps its CPUs (Slurm's COMPLETING)
+    node_reservations: bool = False  # alloc="cpu": backfill reserves whole nodes (as Slurm)
+    floor_reservations: bool = False  # Slurm's _add_reservation: times rounded DOWN to bf_resolution
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One run of a job on the machine (a requeued job has several)."""
+
+    job: int
+    start: int
+    end: int
+    units: int
+    outcome: str  # completed | timeout | preempted
+    by: str  # main | backfill
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillRecord:
+    time: int
+    reservations: tuple
+    running: tuple  # (job, start, planned_end, units) after the pass's starts
+
+
+@dataclass(slots=True)
+class SimResult:
+    policy: Policy
+    config: SimConfig
+    workload: Workload
+    capacity: int
+    tier_names: list[str]
+    job_tier: list[int]
+    job_units: list[int]
+    job_cpus: list[int]
+    job_limit: list[int]
+    submit: list[int]
+    start: list[int]  # first start (-1 never started)
+    end: list[int]  # final end (-1 never ended)
+    granted: list[int]  # granted limit of the final run
+    preemptions: list[int]
+    held: dict[int, str]
+    rejected: list[int]
+    segments: list[Segment]
+    timeline_t: array = field(default_factory=lambda: array("q"))
+    timeline_busy: array = field(default_factory=lambda: array("q"))
+    timeline_queue: array = field(default_factory=lambda: array("q"))
+    backfill_log: list[BackfillRecord] = field(default_factory=list)
+    events: int = 0
+    passes: int = 0
+    wall_seconds: float = 0.0
+
+    @property
+    def n_jobs(self) -> int:
+        return len(self.submit)
+
+    def starts_by_id(self) -> dict[int, int]:
+        jobs = self.workload.jobs
+        return {jobs[i].id: s for i, s in enumerate(self.start)}
+
+
+class Simulator:
+    """State of one replay. Schedulers read its attributes; only its methods change them."""
+
+    def __init__(self, policy: Policy, workload: Workload, config: SimConfig) -> None:
+        self.policy = policy
+        self.workload = workload
+        self.config = config
+        self.backfill = policy.scheduler.backfill
+        cpn = config.cpus_per_node
+        self.capacity = config.nodes if config.alloc == "node" else config.nodes * cpn
+        self.free = self.capacity
+        self.now = 0
+        self.tiers = list(policy.tiers)
+        self._prepare_jobs()
+        self.running: set[int] = set()
+        self.planned_end: dict[int, int] = {}
+        self.start = [-1] * len(self.jobs)
+        self.end = [-1] * len(self.jobs)
+        self.granted = [0] * len(self.jobs)
+        self.preemptions = [0] * len(self.jobs)
+        self.run_id = [0] * len(self.jobs)
+        self.run_start = [0] * len(self.jobs)
+        self.run_by = [""] * len(self.jobs)
+        self.held: dict[int, str] = {}
+        self.segments: list[Segment] = []
+        self.qos_used: dict[tuple[int, str], list[int]] = {}
+        self.pending: list[tuple] = []  # sorted keys (see _key)
+        self.pending_key: dict[int, tuple[bool, tuple]] = {}
+        self.capped: list[tuple] = []  # keys of jobs past PriorityMaxAge
+        self.elig_heap: list[tuple] = []
+        self.units_count: dict[int, int] = {}
+        self.heap: list[tuple] = []
+        self.seq = 0
+        self.sched_at = -1
+        self.last_main = -(10**12)
+        self.backfill_at = -1
+        self.dirty = False
+        self.bf_thread = config.bf_timing == "thread"
+        self.backfills = config.backfill != "none" and policy.scheduler.type == "backfill"
+        self.bf_last = config.bf_last if config.bf_last is not None else -(10**12)
+        self.timeline_t = array("q")
+        self.timeline_busy = array("q")
+        self.timeline_queue = array("q")
+        self.backfill_log: list[BackfillRecord] = []
+        self.events = 0
+        self.passes = 0
+
+    # -- preparation -------------------------------------------------------------------------
+    def _prepare_jobs(self) -> None:
+        pol, cfg = self.policy, self.config
+        cpn = cfg.cpus_per_node
+        total_nodes, total_cpus = cfg.nodes, cfg.nodes * cfg.cpus_per_node
+        tiers = self.tiers
+        roles = dict(pol.roles)
+        notebook = roles.get("notebooks")
+        auto = [t for t in tiers if not t.preemptable and t.name != notebook] or list(tiers)
+        auto.sort(key=lambda t: (t.max_walltime.seconds, -t.priority_tier))
+        default = pol.default_tier
+        by_name: dict[str, int] = {}
+        for i, t in enumerate(tiers):
+            by_name.setdefault(t.name, i)
+            by_name.setdefault(t.partition, i)
+        index = {t.name: i for i, t in enumerate(tiers)}
+        qos_names: list[str] = []
+        qos_of_tier = []
+        self.qos_caps: list[tuple[int | None, int | None] | None] = []
+        for t in tiers:
+            if t.qos.name not in qos_names:
+                qos_names.append(t.qos.name)
+                caps = (t.qos.max_jobs_per_user, t.qos.max_cpus_per_user)
+                self.qos_caps.append(caps if cfg.accounting and t.qos.has_caps else None)
+            qos_of_tier.append(qos_names.index(t.qos.name))
+        self.any_preemptable = pol.preemption.type != "none" and any(t.preemptable for t in tiers)
+
+        # priority factors
+        pr = pol.priority
+        multi = pr.type == "multifactor"
+        w = pr.weights
+        max_pjf = max(t.priority_job_factor for t in tiers) or 1
+        max_qp = max(t.qos.priority for t in tiers) or 1
+        self.age_rate = (
+            w.age / pr.max_age.seconds if multi and cfg.accounting and w.age else 0.0
+        )
+        self.max_age = pr.max_age.seconds
+
+        self.jobs = []
+        self.job_tier: list[int] = []
+        self.job_units: list[int] = []
+        self.job_cpus: list[int] = []
+        self.job_limit: list[int] = []
+        self.job_time_min: list[int] = []
+        self.job_user: list[str] = []
+        self.job_qos: list[int] = []
+        self.job_ptier: list[int] = []
+        self.job_preemptable: list[bool] = []
+        self.job_static: list[float] = []
+        self.rejected: list[int] = []
+        for job in self.workload.jobs:
+            idx = len(self.jobs)
+            nodes = max(job.nodes or 0, math.ceil(job.cpus / cpn))
+            tier_i = None
+            if cfg.use_trace_partitions and job.partition in by_name:
+                tier_i = by_name[job.partition]
+            elif job.time_limit is None:
+                tier_i = index[default.name]
+            else:
+                for t in auto:
+                    if _admits(t, job.time_limit, nodes, job.cpus):
+                        tier_i = index[t.name]
+                        break
+            tier: Tier | None = tiers[tier_i] if tier_i is not None else None
+            if tier is not None and job.time_limit is not None and not cfg.use_trace_partitions:
+                pass
+            if tier is None or not _admits(tier, None, nodes, job.cpus):
+                tier = None
+            if tier is not None:
+                limit = job.time_limit
+                if limit is None:
+                    limit = (tier.default_walltime or tier.max_walltime).seconds
+                limit = min(limit, tier.max_walltime.seconds)
+            units = nodes if cfg.alloc == "node" else job.cpus
+            cpus = nodes * cpn if cfg.alloc == "node" else job.cpus
+            self.jobs.append(job)
+            if tier is None or units > self.capacity:
+                self.rejected.append(idx)
+                tier_i = index[default.name]
+                tier = tiers[tier_i]
+                limit = tier.max_walltime.seconds
+            else:
+                tier_i = index[tier.name]
+            self.job_tier.append(tier_i)
+            self.job_units.append(units)
+            self.job_cpus.append(cpus)
+            self.job_limit.append(max(1, limit))
+            tmin = job.time_min
+            self.job_time_min.append(min(tmin, limit) if tmin and tmin < limit else 0)
+            self.job_user.append(job.user)
+            self.job_qos.append(qos_of_tier[tier_i])
+            self.job_ptier.append(tier.priority_tier)
+            self.job_preemptable.append(tier.preemptable and self.any_preemptable)
+            static = 0.0
+            if multi:
+                # Slurm's job size factor (priority/multifactor, favouring large jobs): the
+                # mean of min nodes / nodes and CPUs / CPUs; a CPU request (-n N) has min
+                # nodes 1 unless it names nodes. Favouring small jobs is 1 - that.
+                min_nodes = nodes if cfg.alloc == "node" else (job.nodes or 1)
+                size = (min_nodes / total_nodes + job.cpus / total_cpus) / 2
+                if pr.favor_small:
+                    size = 1.0 - size
+                static += w.job_size * min(1.0, size)
+                static += w.partition * tier.priority_job_factor / max_pjf
+                if cfg.accounting:
+                    static += w.qos * tier.qos.priority / max_qp
+            self.job_static.append(static)
+        self.tier_names = [t.name for t in tiers]
+
+    # -- queue -------------------------------------------------------------------------------
+    def _key(self, j: int, eligible: int) -> tuple:
+        # priority(now) = static + age_rate * (now - eligible) until capped: sorting by
+        # (age_rate * eligible - static) is time-invariant while no job is capped.
+        return (-self.job_ptier[j], self.age_rate * eligible - self.job_static[j],
+                self.jobs[j].submit, j)
+
+    def enqueue(self, j: int) -> None:
+        now = self.now
+        key = self._key(j, now)
+        self.pending_key[j] = (False, key)
+        heapq_insort(self.pending, key)
+        if self.age_rate:
+            heapq.heappush(self.elig_heap, (now, j, key))
+        u = self.job_units[j]
+        self.units_count[u] = self.units_count.get(u, 0) + 1
+
+    def dequeue(self, j: int) -> None:
+        capped, key = self.pending_key.pop(j)
+        lst = self.capped if capped else self.pending
+        del lst[_bisect_left(lst, key)]
+        u = self.job_units[j]
+        c = self.units_count[u] - 1
+        if c:
+            self.units_count[u] = c
+        else:
+            del self.units_count[u]
+
+    def queue_length(self) -> int:
+        return len(self.pending_key)
+
+    def min_pending_units(self) -> int:
+        return min(self.units_count) if self.units_count else 0
+
+    def _promote_capped(self) -> None:
+        """Jobs older than PriorityMaxAge stop gaining age: move them to the capped list."""
+        h = self.elig_heap
+        limit = self.now - self.max_age
+        while h and h[0][0] < limit:
+            _, j, key = heapq.heappop(h)
+            cur = self.pending_key.get(j)
+            if cur is None or cur[0] or cur[1] != key:
+                continue  # started, or requeued since
+            del self.pending[_bisect_left(self.pending, key)]
+            ckey = (key[0], -(self.job_static[j] + self.age_rate * self.max_age), key[2], j)
+            self.pending_key[j] = (True, ckey)
+            heapq_insort(self.capped, ckey)
+
+    def ordered_queue(self) -> Iterator[int]:
+        """Pending job indices in scheduling order at ``now`` (lazy: read before applying)."""
+        if self.age_rate:
+            self._promote_capped()
+        if not self.capped:
+            return (k[3] for k in self.pending)
+        shift = self.age_rate * self.now
+        live = ((k[0], k[1] - shift, k[2], k[3]) for k in self.pending)
+        return (k[3] for k in heapq.merge(live, self.capped))
+
+    # -- events ------------------------------------------------------------------------------
+    def push(self, t: int, kind: int, payload: object = None) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (t, kind, self.seq, payload))
+
+    def run(self, progress: Callable[[int, int], None] | None = None) -> SimResult:
+        t0 = _time.perf_counter()
+        rejected = set(self.rejected)
+        for j, job in enumerate(self.jobs):
+            if j not in rejected:
+                self.push(job.submit, SUBMIT, j)
+        total = len(self.jobs) - len(rejected)
+        done = 0
+        heap = self.heap
+        pop = heapq.heappop
+        step = max(1, total // 200)
+        while heap:
+            t, kind, _, payload = pop(heap)
+            self.now = t
+            self.events += 1
+            if kind == END:
+                j, rid = payload
+                if self.run_id[j] == rid and j in self.running:
+                    self._finish(j, "completed" if payload is not None else "")
+                    done += 1
+                    if progress is not None and done % step == 0:
+                        progress(done, total)
+            elif kind == SUBMIT:
+                self.enqueue(payload)
+                self._mark_dirty()
+            elif kind == SCHED:
+                self.sched_at = -1
+                self.last_main = t
+                self._apply(main_pass(self))
+                self._sample()
+            else:
+                self.backfill_at = -1
+                if self.dirty:
+                    self.dirty = False
+                    self.passes += 1
+                    self.bf_last = t
+                    rec = self.config.record_reservations
+                    d = backfill_pass(self, self.config.backfill, record=rec)
+                    self._apply(d)  # (thread timing: its own starts are news to the next check)
+                    if rec:
+                        self._log_backfill(d)
+                    self._sample()
+        if progress is not None:
+            progress(total, total)
+        return SimResult(
+            policy=self.policy,
+            config=self.config,
+            workload=self.workload,
+            capacity=self.capacity,
+            tier_names=self.tier_names,
+            job_tier=self.job_tier,
+            job_units=self.job_units,
+            job_cpus=self.job_cpus,
+            job_limit=self.job_limit,
+            submit=[j.submit for j in self.jobs],
+            start=self.start,
+            end=self.end,
+            granted=self.granted,
+            preemptions=self.preemptions,
+            held=self.held,
+            rejected=self.rejected,
+            segments=self.segments,
+            timeline_t=self.timeline_t,
+            timeline_busy=self.timeline_busy,
+            timeline_queue=self.timeline_queue,
+            backfill_log=self.backfill_log,
+            events=self.events,
+            passes=self.passes,
+            wall_seconds=_time.perf_counter() - t0,
+        )
+
+    def _mark_dirty(self, ended: bool = False) -> None:
+        """A job arrived (or, ``ended``, finished): a main pass is due, no sooner than the
+        matching delay after the last one, and backfill has news."""
+        t = self.now
+        delay = self.config.end_sched_delay if ended else self.config.sched_delay
+        if self.sched_at < 0:  # a pass already due is not brought forward
+            self.sched_at = max(t, self.last_main + delay)
+            self.push(self.sched_at, SCHED)
+        if self.backfills:
+            self._touch_backfill()
+
+    def _touch_backfill(self) -> None:
+        """Something changed: make sure a backfill pass is coming."""
+        self.dirty = True
+        if self.backfill_at >= 0:
+            return
+        iv = self.backfill.interval
+        t = self.now
+        self.backfill_at = max(t, self.bf_last + iv) if self.bf_thread else -(-t // iv) * iv
+        self.push(self.backfill_at, BACKFILL)
+
+    def _apply(self, d: Decisions) -> None:
+        for j, reason in d.held:
+            self.held.setdefault(j, reason)
+        for victim, _by in d.preempts:
+            self._preempt(victim)
+        for s in d.starts:
+            self._start(s.job, s.limit, s.by)
+        if self.bf_thread and d.starts and self.backfills:
+            self._touch_backfill()  # a main pass's starts change the state backfill saw
+
+    def _start(self, j: int, limit: int, by: str) -> None:
+        self.dequeue(j)
+        now = self.now
+        units = self.job_units[j]
+        assert units <= self.free, "scheduler over-committed"
+        self.free -= units
+        self.running.add(j)
+        if self.start[j] < 0:
+            self.start[j] = now
+        self.run_start[j] = now
+        self.run_by[j] = by
+        self.granted[j] = limit
+        self.planned_end[j] = now + limit
+        self.run_id[j] += 1
+        caps = self.qos_caps[self.job_qos[j]]
+        if caps is not None:
+            u = self.qos_used.setdefault((self.job_qos[j], self.job_user[j]), [0, 0])
+            u[0] += 1
+            u[1] += self.job_cpus[j]
+        runtime = self.jobs[j].run_time
+        end = now + min(runtime, limit) + self.config.release_delay
+        self.push(end, END, (j, self.run_id[j]))
+
+    def _release(self, j: int, outcome: str) -> None:
+        self.running.discard(j)
+        del self.planned_end[j]
+        self.free += self.job_units[j]
+        caps = self.qos_caps[self.job_qos[j]]
+        if caps is not None:
+            u = self.qos_used[(self.job_qos[j], self.job_user[j])]
+            u[0] -= 1
+            u[1] -= self.job_cpus[j]
+        self.segments.append(
+            Segment(j, self.run_start[j], self.now, self.job_units[j], outcome, self.run_by[j])
+        )
+        self._mark_dirty(ended=True)
+
+    def _finish(self, j: int, _outcome: str) -> None:
+        timeout = self.jobs[j].run_time > self.granted[j]
+        self.end[j] = self.now - self.config.release_delay
+        self._release(j, "timeout" if timeout else "completed")
+
+    def _preempt(self, j: int) -> None:
+        self.preemptions[j] += 1
+        self.run_id[j] += 1  # its END event is now stale
+        self._release(j, "preempted")
+        mode = self.tiers[self.job_tier[j]].preempt_mode
+        if mode == "cancel":
+            self.end[j] = self.now
+        else:
+            self.enqueue(j)
+
+    def _sample(self) -> None:
+        ts = self.timeline_t
+        busy = self.capacity - self.free
+        q = len(self.pending_key)
+        if ts and ts[-1] == self.now:
+            self.timeline_busy[-1] = busy
+            self.timeline_queue[-1] = q
+            return
+        ts.append(self.now)
+        self.timeline_busy.append(busy)
+        self.timeline_queue.append(q)
+
+    def _log_backfill(self, d: Decisions) -> None:
+        running = tuple(
+            (r, self.run_start[r], self.planned_end[r], self.job_units[r]) for r in self.running
+        )
+        self.backfill_log.append(BackfillRecord(self.now, tuple(d.reservations), running))
+
+
+def _admits(t: Tier, limit: int | None, nodes: int, cpus: int) -> bool:
+    if limit is not None and limit > t.max_walltime.seconds:
+        return False
+    if t.max_nodes is not None and nodes > t.max_nodes:
+        return False
+    return t.max_cpus_per_job is None or cpus <= t.max_cpus_per_job
+
+
+from bisect import bisect_left as _bisect_left  # noqa: E402
+from bisect import insort as heapq_insort  # noqa: E402
+
+
+def simulate(
+    policy: Policy,
+    workload: Workload,
+    config: SimConfig,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> SimResult:
+    """Replay ``workload`` under ``policy``; see the module docstring for the model."""
+    return Simulator(policy, workload, config).run(progress)
+
+
+def stderr_progress(label: str = "simulating") -> Callable[[int, int], None]:
+    """A minimal progress bar on stderr (only when stderr is a terminal)."""
+    tty = sys.stderr.isatty()
+
+    def report(done: int, total: int) -> None:
+        if not tty or total <= 0:
+            return
+        frac = done / total
+        bar = "#" * int(frac * 30)
+        sys.stderr.write(f"\r{label} [{bar:<30}] {frac:6.1%} {done}/{total} jobs")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return report

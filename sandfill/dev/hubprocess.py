@@ -1,0 +1,209 @@
+"""Run sandfill's hub as a child process (used by ``sandfill demo``, the tests and the
+benchmark): a site file written from a dict, free ports on 127.0.0.1, readiness checked by
+asking the hub's API, stopped by the PID it started."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sandfill.dev.devcluster.config import free_ports
+
+CONFIG_FILE = Path(str(resources.files("sandfill.hub").joinpath("jupyterhub_config.py")))
+
+
+class HubError(RuntimeError):
+    pass
+
+
+class HubProcess:
+    """One hub: ``state_dir`` holds its site file, database, cookie secret and log."""
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        site: Mapping[str, Any],
+        *,
+        config_file: str | os.PathLike[str] = CONFIG_FILE,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir).absolute()
+        self.config_file = Path(config_file)
+        self.extra_env = dict(env or {})
+        site = dict(site)
+        need = [k for k in ("port", "hub_port", "proxy_api_port") if not site.get(k)]
+        for key, port in zip(need, free_ports(len(need)), strict=True):
+            site[key] = port
+        site.setdefault("ip", "127.0.0.1")
+        site.setdefault("hub_ip", "127.0.0.1")
+        site.setdefault("hub_connect_ip", "127.0.0.1")
+        site.setdefault("state_dir", str(self.state_dir / "hub"))
+        self.site = site
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.site['ip']}:{self.site['port']}"
+
+    @property
+    def site_file(self) -> Path:
+        return self.state_dir / "site.yaml"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "hub.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "hub.pid"
+
+    def write_site(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.chmod(0o755)
+        self.site_file.write_text(yaml.safe_dump(self.site, sort_keys=False))
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        bindir = str(Path(sys.executable).parent)
+        env["PATH"] = bindir + os.pathsep + env.get("PATH", "/usr/bin:/bin")
+        env["SANDFILL_HUB_SITE"] = str(self.site_file)
+        for var in [v for v in env if v.startswith("SANDFILL_HUB_") and v != "SANDFILL_HUB_SITE"]:
+            del env[var]  # the site file is the whole truth for a hub we start
+        if self.site.get("slurm_conf"):
+            env["SLURM_CONF"] = str(self.site["slurm_conf"])
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 90.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        self.write_site()
+        log = open(self.log_file, "ab")  # noqa: SIM115 (owned by the child)
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(self.config_file)],
+            cwd=self.state_dir,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        self.pid_file.write_text(str(self.proc.pid))
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise HubError(f"the hub exited with status {self.proc.returncode}; its log ends:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.url + "/hub/api/", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise HubError(f"the hub did not answer at {self.url} within {timeout:.0f} s; its log ends:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM the hub we started (it stops its proxy and services; the server jobs
+        keep running: cleanup_servers is off)."""
+        if self.proc is None:
+            return
+        pgid = self.proc.pid  # the hub leads its own session (start_new_session)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        # whatever the hub started and left behind (its proxy, the idle culler) is in that
+        # session: stop it too, so nothing of ours outlives the hub
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
+        self.proc = None
+        self.pid_file.unlink(missing_ok=True)
+
+    def restart(self, timeout: float = 90.0) -> None:
+        self.stop()
+        self.start(timeout)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def api(self, method: str, path: str, token: str, body: Any = None, timeout: float = 30.0) -> tuple[int, Any]:
+        """Call the hub's REST API; returns (status, decoded JSON or text)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.url + "/hub/api" + path, data=data, method=method, headers={"Authorization": f"token {token}"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                raw = r.read().decode()
+                status = r.status
+        except urllib.error.HTTPError as exc:
+            raw = exc.read().decode(errors="replace")
+            status = exc.code
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, raw
+
+
+def stop_recorded_hub(state_dir: str | os.PathLike[str]) -> bool:
+    """Stop a hub recorded in ``state_dir/hub.pid`` by ``sandfill demo`` (after checking the
+    PID is still that jupyterhub). Returns whether one was stopped."""
+    pid_file = Path(state_dir) / "hub.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        pid_file.unlink(missing_ok=True)
+        return False
+    if not any(part.endswith(b"jupyterhub") for part in cmdline[:2]):
+        pid_file.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.2)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def user_token(hub: HubProcess, user: str, timeout: float = 60.0) -> str:
+    """An API token for ``user`` (as ``jupyterhub token`` makes one for a site's scripts)."""
+    res = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyterhub"), "token", "-f", str(hub.config_file), user],
+        cwd=hub.state_dir,
+        env=hub.env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    token = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else ""
+    if res.returncode != 0 or not token:
+        raise HubError(f"`jupyterhub token {user}` failed: {res.stderr.strip()[-800:]}")
+    return token

@@ -1,0 +1,159 @@
+"""Validated documents (the policy file, the hub's site file) on pydantic 2.
+
+:func:`validate` turns a parsed YAML mapping into a frozen model, or raises
+:class:`SchemaError` listing *every* problem, each with its dotted key path, the value and
+what is allowed -- and, for a misspelt key, a "did you mean". :data:`DurationSeconds` and
+:data:`MemoryMiB` are the unit-bearing field types, read by :mod:`sandfill.units`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar, get_args, get_origin
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from sandfill import units
+
+M = TypeVar("M", bound=BaseModel)
+
+# Slurm's own charset for names that reach slurm.conf, sacctmgr or an #SBATCH line
+# (partition, QOS, account, tier names): letters, digits, '_' and '-', up to 64.
+SLURM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
+
+
+class Strict(BaseModel):
+    """Base for document models: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: Any) -> int:
+    return units.parse_duration(value)
+
+
+def _memory(value: Any) -> int:
+    return units.parse_memory(value)
+
+
+def _slurm_name(value: Any) -> str:
+    if not isinstance(value, str) or not SLURM_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a Slurm name (letters, digits, '_' and '-', at most 64)"
+        )
+    return value
+
+
+DurationSeconds = Annotated[int, BeforeValidator(_duration)]
+"""A duration in whole seconds, written as :mod:`sandfill.units` reads durations."""
+MemoryMiB = Annotated[int, BeforeValidator(_memory)]
+"""An amount of memory in MiB, written as :mod:`sandfill.units` reads memory."""
+SlurmName = Annotated[str, BeforeValidator(_slurm_name)]
+"""A name that may reach slurm.conf, sacctmgr or ``#SBATCH`` (full match of :data:`SLURM_NAME`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a document: where (dotted key path), what, and the value."""
+
+    path: str
+    message: str
+    value: Any = None
+    has_value: bool = False
+
+    def __str__(self) -> str:
+        where = self.path or "<top>"
+        if not self.has_value:
+            return f"{where}: {self.message}"
+        return f"{where}: {self.message} (got {self.value!r})"
+
+
+class SchemaError(ValueError):
+    """A document is invalid; ``problems`` lists every problem found."""
+
+    kind = "document"
+
+    def __init__(self, problems: list[Problem], source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        head = f"invalid {self.kind}{f' {source}' if source else ''}: {len(self.problems)} problem(s)"
+        super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
+
+
+def validate(model: type[M], data: Any, *, source: str | None = None, error: type[SchemaError] = SchemaError) -> M:
+    """``model.model_validate(data)``, with pydantic's errors turned into :class:`Problem`s."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise error(problems(model, exc), source) from None
+
+
+def problems(model: type[BaseModel], exc: ValidationError) -> list[Problem]:
+    out: list[Problem] = []
+    for e in exc.errors(include_url=False):
+        loc = tuple(e["loc"])
+        path = ".".join(str(p) for p in loc)
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            msg = "unknown key"
+            known = _fields_at(model, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1) if known else []
+            if close:
+                msg += f"; did you mean {close[0]!r}?"
+            elif known:
+                msg += f"; expected one of {', '.join(sorted(known))}"
+            out.append(Problem(path, msg))
+            continue
+        if kind == "missing":
+            out.append(Problem(path, "is required"))
+            continue
+        msg = str(e["msg"])
+        for prefix in ("Value error, ", "Assertion failed, "):
+            if msg.startswith(prefix):
+                msg = msg[len(prefix) :]
+        ctx_value = e.get("input")
+        out.append(Problem(path, msg, ctx_value, has_value=kind not in {"value_error"}))
+    return out
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the model found by walking ``loc`` from ``model``."""
+    t: Any = model
+    for part in loc:
+        t = _unwrap(t)
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            field = t.model_fields.get(str(part))
+            if field is None:
+                field = next((f for f in t.model_fields.values() if f.alias == part), None)
+            if field is None:
+                return []
+            t = field.annotation
+        elif get_origin(t) in (dict, typing.Mapping) and get_args(t):
+            t = get_args(t)[-1]
+        elif get_origin(t) in (list, tuple) and get_args(t):
+            t = get_args(t)[0]
+        else:
+            return []
+    t = _unwrap(t)
+    if isinstance(t, type) and issubclass(t, BaseModel):
+        return [f.alias or name for name, f in t.model_fields.items()]
+    return []
+
+
+def _unwrap(t: Any) -> Any:
+    """``X | None`` → ``X``; ``Annotated[X, …]`` → ``X``."""
+    while True:
+        origin = get_origin(t)
+        if origin is Annotated:
+            t = get_args(t)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in get_args(t) if a is not type(None)]
+            if len(args) != 1:
+                return t
+            t = args[0]
+        else:
+            return t
