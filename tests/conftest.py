@@ -11,8 +11,9 @@ import dask
 import pytest
 
 from sandfill.dev.devcluster import DevCluster
-from sandfill.dev.testing import booted_devcluster, loopback_dask_config, wait_until
+from sandfill.dev.testing import booted_devcluster, loopback_dask_config
 from sandfill.slurm import SlurmClient
+from sandfill.slurm.commands import wait_until
 
 # pytest-jupyter (jp_fetch & co. for the lab extension's route tests) runs coroutine tests on
 # its own loop; ours use pytest-asyncio in strict mode (marked).

@@ -34,9 +34,9 @@ def seconds(key: str, value: Any = None, config_name: str = CONFIG_NAME) -> floa
     """A duration setting in seconds ("90s", "00:05:00", 300)."""
     v = setting(key, value, config_name)
     if isinstance(v, str) and ":" in v:
-        from sandfill.slurm.parse import parse_duration
+        from sandfill.units import parse_slurm_time
 
-        d = parse_duration(v)
+        d = parse_slurm_time(v)
         if d is None:
             raise ValueError(f"jobqueue.{config_name}.{key}: cannot read {v!r} as a duration")
         return float(d)

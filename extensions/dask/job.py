@@ -15,7 +15,7 @@ from distributed.deploy.spec import ProcessInterface
 from sandfill.dask.config import CONFIG_NAME, seconds, setting
 from sandfill.dask.planner import GapPlanner, Plan
 from sandfill.slurm import SlurmClient
-from sandfill.slurm.parse import format_duration
+from sandfill.units import format_duration
 
 log = logging.getLogger("sandfill.dask.job")
 

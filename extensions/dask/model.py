@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from sandfill.slurm.parse import GONE, UNKNOWN, JobStatus, format_duration
+from sandfill.slurm.states import GONE, UNKNOWN, JobStatus
+from sandfill.units import format_duration
 
 ENDED_WHY = {
     "COMPLETED": "retired",

@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass, field
 
 from sandfill.slurm import SlurmClient, SlurmCommandError
-from sandfill.slurm.parse import expand_hostlist, parse_duration, parse_timestamp
+from sandfill.slurm.hostlist import expand_hostlist
+from sandfill.units import parse_slurm_time, parse_timestamp
 
 log = logging.getLogger("sandfill.dask.planner")
 
@@ -113,7 +114,7 @@ class GapPlanner:
             _a, idle, _o, _t = (int(x) for x in cpus.split("/"))
             free[node] = idle
             mem[node] = int(free_mem) if free_mem.isdigit() else 10**9
-            pmax = parse_duration(limit) if limit else None
+            pmax = parse_slurm_time(limit) if limit else None
         blocked: dict[str, float] = {}
         for line in squeue.stdout.splitlines():
             start_s, _, nodes = line.partition("|")

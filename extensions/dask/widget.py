@@ -12,7 +12,7 @@ import time
 from typing import Any, Protocol
 
 from sandfill.dask.cluster import MAX_REMOTE_WORKERS
-from sandfill.slurm.parse import format_duration
+from sandfill.units import format_duration
 
 
 class Source(Protocol):

@@ -24,7 +24,7 @@ from dask.utils import parse_bytes
 from sandfill.dask import BackfillSLURMCluster
 from sandfill.dask.connect import NAME_RE
 from sandfill.slurm import SlurmClient
-from sandfill.slurm.parse import parse_duration
+from sandfill.units import parse_slurm_time
 
 
 class BadRequest(ValueError):
@@ -65,7 +65,7 @@ def _int(body: dict[str, Any], key: str, lo: int, hi: int) -> int:
 
 def _duration(body: dict[str, Any], key: str) -> str:
     v = body.get(key)
-    secs = parse_duration(v) if isinstance(v, str) and re.fullmatch(r"[0-9:-]{1,16}", v) else None
+    secs = parse_slurm_time(v) if isinstance(v, str) and re.fullmatch(r"[0-9:-]{1,16}", v) else None
     if secs is None or secs <= 0:
         raise BadRequest(f"{key}: must be a Slurm duration like '00:30:00', not {v!r}")
     return v  # type: ignore[return-value]
@@ -209,7 +209,7 @@ class ClusterManager:
         if not 2**20 <= parse_bytes(mem) <= 2**40:
             raise BadRequest(f"memory: must be between 1 MiB and 1 TiB, not {mem!r}")
         lo, hi = _duration(p, "min_walltime"), _duration(p, "max_walltime")
-        if (parse_duration(lo) or 0) > (parse_duration(hi) or 0):
+        if (parse_slurm_time(lo) or 0) > (parse_slurm_time(hi) or 0):
             raise BadRequest(f"min_walltime: {lo!r} is longer than max_walltime {hi!r}")
         for key in ("partition", "qos"):
             v = p.get(key)

@@ -24,7 +24,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from sandfill.slurm import SlurmClient, SlurmCommandError
-from sandfill.slurm.parse import parse_timestamp
+from sandfill.units import parse_timestamp
 
 REFRESH_S = 300.0
 

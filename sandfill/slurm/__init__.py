@@ -1,17 +1,22 @@
-"""The shared Slurm layer: a typed async client and one batched queue poller per process."""
+"""The shared Slurm layer: the only code that builds Slurm argv or parses Slurm output.
+
+One module per Slurm command (:mod:`.squeue`, :mod:`.sacct`, :mod:`.sinfo`, :mod:`.sbatch`,
+:mod:`.sdiag`, …) holds that command's argv and its parser side by side; :mod:`.commands` runs
+them; :class:`SlurmClient` is the typed async client; :class:`QueuePoller` the one batched
+queue poller per process.
+"""
 
 from sandfill.slurm.client import SlurmClient
-from sandfill.slurm.commands import SlurmCommandError
-from sandfill.slurm.parse import GONE, UNKNOWN, JobStatus, format_duration, parse_duration
+from sandfill.slurm.commands import Runner, SlurmCommandError
 from sandfill.slurm.poller import QueuePoller
+from sandfill.slurm.states import GONE, UNKNOWN, JobStatus
 
 __all__ = [
     "GONE",
     "UNKNOWN",
     "JobStatus",
     "QueuePoller",
+    "Runner",
     "SlurmClient",
     "SlurmCommandError",
-    "format_duration",
-    "parse_duration",
 ]

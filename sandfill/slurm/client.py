@@ -8,17 +8,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from sandfill.slurm.commands import Result, SlurmCommandError, arun, command_env, run
-from sandfill.slurm.parse import (
-    SACCT_FIELDS,
-    SQUEUE_FORMAT,
-    JobStatus,
-    TestOnlyAnswer,
-    parse_sacct_final,
-    parse_sdiag_rpcs,
-    parse_sinfo_nodes,
-    parse_squeue,
-    parse_test_only,
-)
+from sandfill.slurm.sacct import SACCT_FIELDS, parse_sacct_final
+from sandfill.slurm.sbatch import TestOnlyAnswer, parse_test_only
+from sandfill.slurm.sdiag import parse_sdiag_rpcs
+from sandfill.slurm.sinfo import parse_sinfo_nodes
+from sandfill.slurm.squeue import SQUEUE_FORMAT, parse_squeue
+from sandfill.slurm.states import JobStatus
 
 _JOB_ID = re.compile(r"^\d+(_\d+)?$")
 

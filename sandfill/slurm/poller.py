@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from sandfill.slurm.client import SlurmClient, check_job_id
 from sandfill.slurm.commands import SlurmCommandError
-from sandfill.slurm.parse import GONE, UNKNOWN, JobStatus
+from sandfill.slurm.states import GONE, UNKNOWN, JobStatus
 
 log = logging.getLogger("sandfill.slurm.poller")
 

@@ -15,7 +15,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sandfill.slurm import SlurmClient, SlurmCommandError, parse_duration
+from sandfill.slurm.client import SlurmClient
+from sandfill.slurm.commands import SlurmCommandError
+from sandfill.units import parse_slurm_time
 
 T = TypeVar("T")
 _USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
@@ -64,7 +66,7 @@ def parse_sinfo_partitions(stdout: str) -> dict[str, PartitionInfo]:
         out[name] = PartitionInfo(
             name=name,
             up=avail.strip().lower() == "up",
-            max_time_s=parse_duration(limit),
+            max_time_s=parse_slurm_time(limit),
             cpus_per_node=_leading_int(cpus) or 1,
             nodes=_leading_int(nodes) or 0,
             cpus_alloc=a,

@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 from sandfill.dev.devcluster import DevCluster
-from sandfill.dev.testing import sleep_script, wait_until
+from sandfill.dev.testing import sleep_script
 from sandfill.slurm import QueuePoller, SlurmClient
-from sandfill.slurm.parse import queue_rpcs
+from sandfill.slurm.commands import wait_until
+from sandfill.slurm.sdiag import queue_rpcs
 
 
 def main() -> None:

@@ -25,9 +25,10 @@ from typing import Any
 from sandfill.dev.accounts import create_accounts, remove_accounts
 from sandfill.dev.devcluster import DevCluster
 from sandfill.dev.hubprocess import HubProcess, user_token
-from sandfill.dev.testing import sleep_script, wait_until
+from sandfill.dev.testing import sleep_script
 from sandfill.slurm import SlurmClient
-from sandfill.slurm.parse import queue_rpcs
+from sandfill.slurm.commands import wait_until
+from sandfill.slurm.sdiag import queue_rpcs
 
 USERS = [f"sfbench-{i:02d}" for i in range(1, 11)]
 QUICK = os.environ.get("SANDFILL_BENCH_QUICK") == "1"

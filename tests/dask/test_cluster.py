@@ -14,8 +14,9 @@ from distributed import Client
 
 from sandfill.dask import BackfillSLURMCluster
 from sandfill.dev.devcluster import DevCluster
-from sandfill.dev.testing import sleep_script, wait_until
+from sandfill.dev.testing import sleep_script
 from sandfill.slurm import SlurmClient
+from sandfill.slurm.commands import wait_until
 
 pytestmark = pytest.mark.slurm
 

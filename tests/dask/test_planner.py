@@ -9,7 +9,7 @@ import pytest
 
 from sandfill.dask.planner import GapPlanner
 from sandfill.slurm.commands import Result
-from sandfill.slurm.parse import TestOnlyAnswer
+from sandfill.slurm.sbatch import TestOnlyAnswer
 
 pytestmark = pytest.mark.asyncio
 

@@ -20,8 +20,9 @@ import pytest
 from sandfill.dev.accounts import create_accounts, is_ours, remove_accounts
 from sandfill.dev.devcluster import DevCluster
 from sandfill.dev.hubprocess import HubProcess, user_token
-from sandfill.dev.testing import sleep_script, wait_until
+from sandfill.dev.testing import sleep_script
 from sandfill.slurm import SlurmClient
+from sandfill.slurm.commands import wait_until
 
 USERS = ("sftest-ada", "sftest-bob", "sftest-cy", "sftest-dee")
 PROFILES = [

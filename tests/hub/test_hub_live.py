@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from sandfill.dev.devcluster import DevCluster
-from sandfill.dev.testing import wait_until
 from sandfill.slurm import SlurmClient
-from sandfill.slurm.parse import queue_rpcs
+from sandfill.slurm.commands import wait_until
+from sandfill.slurm.sdiag import queue_rpcs
 
 pytestmark = pytest.mark.slurm
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from sandfill.dev.testing import launch_chromium, wait_until
+from sandfill.dev.testing import launch_chromium
 from sandfill.slurm import SlurmClient
+from sandfill.slurm.commands import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slurm]
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from sandfill.dev.devcluster import DevCluster
-from sandfill.dev.testing import booted_devcluster, wait_until
+from sandfill.dev.testing import booted_devcluster
 from sandfill.policies.live.state import read_live
 from sandfill.slurm import SlurmClient
-from sandfill.slurm.commands import Runner
+from sandfill.slurm.commands import Runner, wait_until
 
 DATA = Path(__file__).parent / "data"
 BASE_POLICY = Path(__file__).parents[1] / "data" / "devcluster-policy.yaml"

@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from sandfill.cli import main
-from sandfill.dev.testing import sleep_script, wait_until
+from sandfill.dev.testing import sleep_script
 from sandfill.policies.document.compare import effective_mapping
 from sandfill.policies.document.load import load_policy
 from sandfill.slurm import SlurmClient
-from sandfill.slurm.commands import Runner
+from sandfill.slurm.commands import Runner, wait_until
 
 pytestmark = pytest.mark.slurm
 DATA = Path(__file__).parent / "data"

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from sandfill.cli import main
-from sandfill.dev.testing import sleep_script, wait_until
+from sandfill.dev.testing import sleep_script
 from sandfill.policies.document.load import load_policy
 from sandfill.policies.replay import batch_sched_delay, compare, prepare, run_live
 from sandfill.policies.sim.sacct import sacct_argv, workload_from_sacct_text
 from sandfill.policies.sim.trace import read_swf
 from sandfill.slurm import SlurmClient
-from sandfill.slurm.commands import Runner
+from sandfill.slurm.commands import Runner, wait_until
 
 pytestmark = pytest.mark.slurm
 DATA = Path(__file__).parent / "data"

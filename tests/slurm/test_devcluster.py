@@ -10,8 +10,9 @@ import pytest
 
 from sandfill.dev.devcluster import DevCluster
 from sandfill.dev.devcluster.daemons import processes_using
-from sandfill.dev.testing import sleep_script, wait_until
+from sandfill.dev.testing import sleep_script
 from sandfill.slurm import SlurmClient
+from sandfill.slurm.commands import wait_until
 
 pytestmark = pytest.mark.slurm
 

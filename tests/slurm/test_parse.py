@@ -6,17 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from sandfill.slurm.parse import (
-    format_duration,
-    parse_duration,
-    parse_sacct_final,
-    parse_sdiag_rpcs,
-    parse_sinfo_nodes,
-    parse_squeue,
-    parse_test_only,
-    parse_timestamp,
-    queue_rpcs,
-)
+from sandfill.slurm.sacct import parse_sacct_final
+from sandfill.slurm.sbatch import parse_test_only
+from sandfill.slurm.sdiag import parse_sdiag_rpcs, queue_rpcs
+from sandfill.slurm.sinfo import parse_sinfo_nodes
+from sandfill.slurm.squeue import parse_squeue
+from sandfill.units import format_duration, parse_slurm_time, parse_timestamp
 
 DATA = Path(__file__).parent / "data"
 
@@ -79,6 +74,6 @@ def test_sinfo_nodes() -> None:
     [("30:00", 1800), ("1:00:00", 3600), ("2-00:00:00", 172800), ("1-02", 93600), ("5", 300), ("UNLIMITED", None), ("00:00:05", 5)],
 )
 def test_durations(text: str, seconds: int | None) -> None:
-    assert parse_duration(text) == seconds
+    assert parse_slurm_time(text) == seconds
     if seconds is not None:
-        assert parse_duration(format_duration(seconds)) == seconds
+        assert parse_slurm_time(format_duration(seconds)) == seconds

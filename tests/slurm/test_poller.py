@@ -12,7 +12,7 @@ from sandfill.dev.devcluster import DevCluster
 from sandfill.dev.testing import booted_devcluster, sleep_script
 from sandfill.slurm import GONE, UNKNOWN, JobStatus, QueuePoller, SlurmClient
 from sandfill.slurm.commands import SlurmCommandError
-from sandfill.slurm.parse import queue_rpcs
+from sandfill.slurm.sdiag import queue_rpcs
 
 TEST_POLICY = Path(__file__).resolve().parents[1] / "data" / "devcluster-policy.yaml"
 

@@ -1,0 +1,32 @@
+"""``sdiag``: the controller's RPC counters (the honest measure of scheduler load)."""
+
+from __future__ import annotations
+
+import re
+
+_SDIAG_RPC = re.compile(r"^\s*(?P<name>[A-Z_]+)\s+\(\s*\d+\)\s+count:(?P<count>\d+)")
+
+
+def parse_sdiag_rpcs(text: str) -> dict[str, int]:
+    """RPC counts by message type from ``sdiag`` output."""
+    counts: dict[str, int] = {}
+    section = False
+    for line in text.splitlines():
+        if line.startswith("Remote Procedure Call statistics by message type"):
+            section = True
+            continue
+        if line.startswith("Remote Procedure Call statistics by user"):
+            break
+        if section:
+            m = _SDIAG_RPC.match(line)
+            if m:
+                counts[m.group("name")] = int(m.group("count"))
+    return counts
+
+
+QUEUE_RPCS = ("REQUEST_JOB_INFO", "REQUEST_JOB_INFO_SINGLE", "REQUEST_JOB_USER_INFO")
+
+
+def queue_rpcs(counts: dict[str, int]) -> int:
+    """How many of ``counts`` are queue queries (one squeue = one of these)."""
+    return sum(counts.get(k, 0) for k in QUEUE_RPCS)

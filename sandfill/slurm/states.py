@@ -1,0 +1,78 @@
+"""Job states as Slurm reports them, and what sandfill knows about one job (:class:`JobStatus`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+PENDING_STATES = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"})
+
+
+ACTIVE_STATES = frozenset({"RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESIZING"})
+
+
+ENDED_STATES = frozenset(
+    {
+        "COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
+        "DEADLINE", "OUT_OF_MEMORY", "REVOKED", "SPECIAL_EXIT",
+    }
+)
+
+
+UNKNOWN = "UNKNOWN"  # the query failed: we do not know; never read as "ended"
+
+
+GONE = "GONE"  # the controller answered and no longer knows the job; no accounting record
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What the queue says about one job at ``observed`` (epoch seconds)."""
+
+    job_id: str
+    state: str
+    reason: str | None = None
+    nodes: str | None = None
+    start_time: float | None = None  # actual start (running) or estimate (pending)
+    end_time: float | None = None  # when the time limit kills it (running)
+    time_limit: int | None = None  # seconds
+    partition: str | None = None
+    qos: str | None = None
+    user: str | None = None
+    submit_time: float | None = None
+    exec_host: str | None = None
+    name: str | None = None
+    observed: float = field(default_factory=time.time)
+    exit_code: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.state in PENDING_STATES
+
+    @property
+    def running(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED_STATES or self.state == GONE
+
+    @property
+    def known(self) -> bool:
+        return self.state != UNKNOWN
+
+    def time_left(self, now: float | None = None) -> float | None:
+        if not self.running or self.end_time is None:
+            return None
+        return max(0.0, self.end_time - (time.time() if now is None else now))
+
+    def as_unknown(self) -> JobStatus:
+        """The same job after a failed query: last facts kept, state UNKNOWN."""
+        return replace(self, state=UNKNOWN)
+
+
+def none_if_empty(text: str) -> str | None:
+    text = text.strip()
+    return None if text in {"", "(null)", "N/A", "None", "n/a"} else text
+
+
