@@ -89,7 +89,7 @@ def parse_duration(value: Any, *, key: str | None = None, positive: bool = False
 
 
 def _parse_duration_text(value: str, key: str | None) -> int:
-    text = value.strip()
+    text = value.strip(" \t")  # a newline or other control character is refused
     m = _FRIENDLY.fullmatch(text)
     if m:
         unit = m["u"][0].lower()
@@ -196,7 +196,7 @@ def parse_memory(value: Any, *, key: str | None = None, positive: bool = True) -
     if isinstance(value, int):
         mib = value
     else:
-        m = _MEMORY.fullmatch(value.strip())
+        m = _MEMORY.fullmatch(value.strip(" \t"))
         if not m:
             raise _err(value, "an amount of memory", MEMORY_FORMS, key)
         mib = math.ceil(float(m["n"]) * _MIB_PER[m["u"].lower()])

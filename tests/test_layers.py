@@ -1,0 +1,216 @@
+"""The layer rules of docs/architecture.md, checked by an AST walk over every module.
+
+Every import counts, lazy ones inside functions included; only imports under
+``if TYPE_CHECKING:`` are left out (they never run). The checker is a pure function of the
+sources, so the tests also show that it fails when a forbidden import is added.
+"""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CORE = ("sandfill", "sandfill.units", "sandfill.schema", "sandfill.cli", "sandfill.slurm")
+# layer -> the layers it may import (besides itself and core)
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "hub": set(),
+    "dask": set(),
+    "policies": set(),
+    "lab": {"dask"},
+    "dev": {"hub", "dask", "lab", "policies"},
+}
+# inside sandfill.policies: room -> rooms it may import
+POLICY_ROOMS: dict[str, set[str]] = {
+    "document": set(),
+    "live": {"document"},
+    "sim": {"document"},
+    "replay": {"document", "live", "sim"},
+    "cli": {"document", "live", "sim", "replay"},
+    "": {"document"},  # sandfill.policies itself re-exports the document
+}
+
+
+def module_files() -> dict[str, Path]:
+    """Module name -> file, following pyproject's package-dir mapping."""
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    out: dict[str, Path] = {}
+    for pkg in tool["packages"]:
+        folder = _folder(pkg, tool["package-dir"])
+        for f in sorted(folder.glob("*.py")):
+            out[pkg if f.stem == "__init__" else f"{pkg}.{f.stem}"] = f
+    return out
+
+
+def _folder(pkg: str, mapping: dict[str, str]) -> Path:
+    best = max((k for k in mapping if pkg == k or pkg.startswith(k + ".")), key=len)
+    rest = pkg[len(best) :].lstrip(".")
+    return ROOT / mapping[best] / rest.replace(".", "/")
+
+
+def layer(mod: str) -> str:
+    if mod in CORE or mod.startswith("sandfill.slurm."):
+        return "core"
+    part = mod.split(".")[1]
+    return part if part in ALLOWED else "core"
+
+
+def room(mod: str) -> str:
+    parts = mod.split(".")
+    return parts[2] if len(parts) > 2 else ""
+
+
+def imports(source: str, mod: str, is_package: bool) -> Iterator[tuple[str, int]]:
+    """(imported sandfill module, line) for every import that can run."""
+    tree = ast.parse(source)
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for child in node.body for n in ast.walk(child))
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(node, mod, is_package)
+            for a in node.names:
+                yield f"{base}.{a.name}", node.lineno  # a submodule, or a name in base
+            yield base, node.lineno
+
+
+def _absolute(node: ast.ImportFrom, mod: str, is_package: bool) -> str:
+    if not node.level:
+        return node.module or ""
+    parts = mod.split(".")
+    parts = parts[: len(parts) - node.level + (1 if is_package else 0)]
+    return ".".join(parts + ([node.module] if node.module else []))
+
+
+def resolve(name: str, known: set[str]) -> str | None:
+    """The known module an import refers to (``a.b.name`` -> ``a.b``)."""
+    while name and name not in known:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def graph(sources: dict[str, str], packages: set[str]) -> dict[str, dict[str, int]]:
+    known = set(sources)
+    out: dict[str, dict[str, int]] = {}
+    for mod, src in sources.items():
+        edges: dict[str, int] = {}
+        for name, line in imports(src, mod, mod in packages):
+            target = resolve(name, known)
+            if target and target != mod and not mod.startswith(target + "."):
+                edges.setdefault(target, line)
+        out[mod] = edges
+    return out
+
+
+def violations(sources: dict[str, str], packages: set[str]) -> list[str]:
+    """Every import that breaks a layer rule, as ``mod:line imports target (rule)``."""
+    bad = []
+    for mod, edges in graph(sources, packages).items():
+        src_layer = layer(mod)
+        for target, line in edges.items():
+            dst_layer = layer(target)
+            if dst_layer == "dev" and src_layer != "dev":
+                bad.append(f"{mod}:{line} imports {target} (nothing in the product imports sandfill.dev)")
+            elif dst_layer not in {src_layer, "core"} and dst_layer not in ALLOWED[src_layer]:
+                bad.append(f"{mod}:{line} imports {target} ({src_layer} may not import {dst_layer})")
+            elif src_layer == dst_layer == "policies" and room(target) != room(mod):
+                if room(target) not in POLICY_ROOMS[room(mod)]:
+                    bad.append(f"{mod}:{line} imports {target} (policies.{room(mod)} may not import policies.{room(target)})")
+    return bad
+
+
+def cycles(sources: dict[str, str], packages: set[str]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan)."""
+    g = graph(sources, packages)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in g.get(v, {}):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(g):
+        if v not in index:
+            visit(v)
+    return found
+
+
+@pytest.fixture(scope="module")
+def tree() -> tuple[dict[str, str], set[str]]:
+    files = module_files()
+    packages = {m for m, f in files.items() if f.name == "__init__.py"}
+    return {m: f.read_text() for m, f in files.items()}, packages
+
+
+def test_the_tree_keeps_the_layer_rules(tree: tuple[dict[str, str], set[str]]) -> None:
+    sources, packages = tree
+    assert len(sources) > 60, "the walk found the modules"
+    assert violations(sources, packages) == []
+
+
+def test_the_tree_has_no_import_cycles(tree: tuple[dict[str, str], set[str]]) -> None:
+    assert cycles(*tree) == []
+
+
+@pytest.mark.parametrize(
+    ("mod", "line", "rule"),
+    [
+        ("sandfill.hub.spawner", "from sandfill.dev.testing import sleep_script", "nothing in the product imports sandfill.dev"),
+        ("sandfill.slurm.client", "import sandfill.policies.document.model", "core may not import policies"),
+        ("sandfill.dask.cluster", "from sandfill.policies.document.load import load_policy", "dask may not import policies"),
+        ("sandfill.policies.sim.simulator", "from sandfill.policies.live import apply", "policies.sim may not import policies.live"),
+        ("sandfill.units", "    from sandfill.hub import traits", "core may not import hub"),
+    ],
+)
+def test_a_forbidden_import_is_caught(tree: tuple[dict[str, str], set[str]], mod: str, line: str, rule: str) -> None:
+    sources, packages = tree
+    body = f"def lazy():\n{line}\n" if line.startswith(" ") else f"{line}\n"
+    changed = dict(sources, **{mod: sources[mod] + "\n" + body})
+    found = violations(changed, packages)
+    assert any(v.startswith(f"{mod}:") and rule in v for v in found), found
+
+
+def test_a_cycle_is_caught(tree: tuple[dict[str, str], set[str]]) -> None:
+    sources, packages = tree
+    changed = dict(sources)
+    changed["sandfill.units"] += "\ndef f():\n    from sandfill import schema\n"
+    assert ["sandfill.schema", "sandfill.units"] in cycles(changed, packages)
+
+
+def test_type_checking_imports_do_not_count(tree: tuple[dict[str, str], set[str]]) -> None:
+    sources, packages = tree
+    extra = "\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from sandfill.dev import testing\n"
+    changed = dict(sources, **{"sandfill.hub.form": sources["sandfill.hub.form"] + extra})
+    assert violations(changed, packages) == violations(sources, packages)
