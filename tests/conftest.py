@@ -17,7 +17,8 @@ from sandfill.slurm.commands import wait_until
 
 # pytest-jupyter (jp_fetch & co. for the lab extension's route tests) runs coroutine tests on
 # its own loop; ours use pytest-asyncio in strict mode (marked).
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+# fixtures_hub: the live hub (tests/hub and the lab extension's browser tests in tests/lab).
+pytest_plugins = ["pytest_jupyter.jupyter_server", "fixtures_hub"]
 
 TEST_POLICY = Path(__file__).parent / "data" / "devcluster-policy.yaml"
 

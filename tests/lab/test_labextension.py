@@ -1,10 +1,12 @@
 """The Backfill Dask panel in a real JupyterLab, spawned by the real hub as a Slurm job:
 create a cluster, scale to 4, see 4 running worker jobs with time left, open the dashboard,
 restart the kernel and find the cluster still there, shut it down and see its jobs leave
-the queue. Saves a screenshot of the panel to docs/panel.png."""
+the queue. Saves a screenshot of the panel as panel.png in the test's temporary directory,
+or in $SANDFILL_SCREENSHOT_DIR when that is set (`make screenshots` points it at docs/)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,16 @@ from sandfill.slurm.commands import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slurm]
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
-def test_panel_create_scale_dashboard_restart_shutdown(browser_login: Callable[[Any, str], None], clean_servers: Any, slurm: SlurmClient) -> None:
+def screenshot_dir(tmp_path: Path) -> Path:
+    """Where screenshots go: the test's own temporary directory, unless
+    ``SANDFILL_SCREENSHOT_DIR`` names another (``make screenshots``: the README's pictures)."""
+    chosen = os.environ.get("SANDFILL_SCREENSHOT_DIR")
+    return Path(chosen).resolve() if chosen else tmp_path
+
+
+def test_panel_create_scale_dashboard_restart_shutdown(browser_login: Callable[[Any, str], None], clean_servers: Any, slurm: SlurmClient, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     hub = clean_servers
@@ -61,7 +69,7 @@ def test_panel_create_scale_dashboard_restart_shutdown(browser_login: Callable[[
                 "() => (document.querySelector(\".sandfill-cluster[data-cluster-name='panel-demo'] .sandfill-summary\") || {}).textContent?.startsWith('4 workers')",
                 timeout=60_000,
             )
-            cluster.screenshot(path=str(DOCS / "panel.png"))
+            cluster.screenshot(path=str(screenshot_dir(tmp_path) / "panel.png"))
 
             # the dashboard, through jupyter-server-proxy
             href = cluster.locator(".sandfill-dashboard-link").get_attribute("href")
@@ -112,7 +120,7 @@ def test_panel_create_scale_dashboard_restart_shutdown(browser_login: Callable[[
                 timeout=60,
             )
         except Exception:
-            page.screenshot(path="/tmp/sandfill-panel-failure.png")
+            page.screenshot(path=str(tmp_path / "failure.png"))
             raise
         finally:
             browser.close()

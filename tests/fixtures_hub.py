@@ -1,0 +1,278 @@
+"""A real sandfill hub (PAM, configurable-http-proxy, BackfillSlurmSpawner) on 127.0.0.1 with
+free ports, against the session's devcluster, with test accounts made for the session."""
+
+from __future__ import annotations
+
+import http.client
+import http.cookiejar
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandfill.dev.accounts import create_accounts, is_ours, remove_accounts
+from sandfill.dev.devcluster import DevCluster
+from sandfill.dev.hubprocess import HubProcess, user_token
+from sandfill.dev.testing import sleep_script
+from sandfill.slurm import SlurmClient
+from sandfill.slurm.commands import wait_until
+
+USERS = ("sftest-ada", "sftest-bob", "sftest-cy", "sftest-dee")
+PROFILES = [
+    {"name": "small", "description": "1 CPU, 1 GB, 2 h, interactive tier", "cpus": 1, "memory": "1G", "walltime": "02:00:00", "partition": "interactive"},
+    {"name": "medium", "description": "4 CPUs, 4 GB, 4 h, interactive tier", "cpus": 4, "memory": "4G", "walltime": "04:00:00", "partition": "interactive"},
+    {"name": "large", "description": "8 CPUs, 8 GB, 1 h, burst tier", "cpus": 8, "memory": "8G", "walltime": "01:00:00", "partition": "burst"},
+]
+
+
+def _user_jobs(client: SlurmClient, users: tuple[str, ...]) -> list[str]:
+    res = subprocess.run(
+        ["squeue", "-h", "-u", ",".join(users), "-o", "%i"], env=client.env, capture_output=True, text=True, check=False
+    )
+    return res.stdout.split()
+
+
+@pytest.fixture(scope="session")
+def hub_accounts(devcluster: DevCluster) -> Iterator[dict[str, str]]:
+    logins = create_accounts(USERS)
+    devcluster.add_users(USERS)
+    yield logins
+    client = SlurmClient(devcluster.slurm_conf)
+    if devcluster.is_running():
+        for user in USERS:
+            subprocess.run(["scancel", "-u", user], env=client.env, check=False)
+        wait_until("the test users' jobs to end", lambda: not _user_jobs(client, USERS), timeout=60)
+    wait_until(
+        "the test accounts to be removed",
+        lambda: (remove_accounts(USERS), not any(is_ours(u) for u in USERS))[1],
+        timeout=30,
+        interval=1,
+    )
+
+
+class Hub:
+    """The hub process plus helpers that speak its REST API as the test users."""
+
+    def __init__(self, proc: HubProcess, tokens: dict[str, str], passwords: dict[str, str], client: SlurmClient) -> None:
+        self.proc = proc
+        self.tokens = tokens
+        self.passwords = passwords
+        self.client = client
+
+    @property
+    def url(self) -> str:
+        return self.proc.url
+
+    def api(self, method: str, path: str, user: str, body: Any = None) -> tuple[int, Any]:
+        return self.proc.api(method, path, self.tokens[user], body)
+
+    def server(self, user: str) -> dict[str, Any] | None:
+        status, model = self.api("GET", f"/users/{user}", user)
+        assert status == 200, model
+        return model["servers"].get("")  # type: ignore[no-any-return]
+
+    def job(self, user: str, as_user: str | None = None) -> tuple[int, Any]:
+        return self.api("GET", f"/sandfill/users/{user}/server/job", as_user or user)
+
+    def reach(self, user: str, as_user: str | None = None) -> int:
+        """HTTP status of the user's server API through the proxy."""
+        return self.get(f"/user/{user}/api/status", as_user or user)[0]
+
+    def get(self, path: str, as_user: str) -> tuple[int, str]:
+        u = urllib.parse.urlsplit(self.url)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        try:
+            conn.request("GET", path, headers={"Authorization": f"token {self.tokens[as_user]}"})
+            r = conn.getresponse()
+            return r.status, r.read().decode(errors="replace")
+        finally:
+            conn.close()
+
+    def browser_session(self, user: str) -> BrowserSession:
+        """Logged in through the login form (PAM), with cookies: what a browser does."""
+        return BrowserSession(self.url, user, self.passwords[user])
+
+    def spawn(self, user: str, options: dict[str, Any] | None = None, *, wait: bool = True, timeout: float = 90) -> dict[str, Any]:
+        status, body = self.api("POST", f"/users/{user}/server", user, options or {"profile": "small"})
+        assert status in (201, 202), (status, body)
+        if wait:
+            self.wait_ready(user, timeout)
+        return self.job(user)[1]  # type: ignore[no-any-return]
+
+    def wait_ready(self, user: str, timeout: float = 90) -> dict[str, Any]:
+        return wait_until(
+            f"{user}'s server to be ready",
+            lambda: (s := self.server(user)) is not None and s["ready"] and s["pending"] is None and s,
+            timeout=timeout,
+            interval=0.5,
+        )
+
+    def stop(self, user: str, timeout: float = 60) -> None:
+        if self.server(user) is None:
+            return
+        status, body = self.api("DELETE", f"/users/{user}/server", user)
+        assert status in (202, 204), (status, body)
+        wait_until(f"{user}'s server to stop", lambda: self.server(user) is None, timeout=timeout, interval=0.5)
+
+    def progress(self, user: str, until: Callable[[dict[str, Any]], bool], timeout: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Read the server's progress event stream until an event satisfies ``until``."""
+        u = urllib.parse.urlsplit(self.url)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        try:
+            conn.request("GET", f"/hub/api/users/{user}/server/progress", headers={"Authorization": f"token {self.tokens[user]}"})
+            r = conn.getresponse()
+            assert r.status == 200, r.read()
+            while time.monotonic() < deadline:
+                line = r.fp.readline().decode()
+                if not line:
+                    break
+                if line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    seen.append(event)
+                    if until(event):
+                        return event, seen
+        finally:
+            conn.close()
+        raise AssertionError(f"no matching progress event within {timeout:.0f} s; seen: {seen}")
+
+
+class BrowserSession:
+    """Cookie-authenticated requests to the hub's pages (page handlers take no API token)."""
+
+    def __init__(self, url: str, user: str, password: str) -> None:
+        self.url = url
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect())
+        self.get("/hub/login")
+        status, _ = self.post("/hub/login", {"username": user, "password": password})
+        assert status == 302, f"login as {user} failed ({status})"
+
+    def _xsrf(self) -> str:
+        return next((c.value for c in self.jar if c.name == "_xsrf"), "")
+
+    def _open(self, req: urllib.request.Request) -> tuple[int, str]:
+        try:
+            with self.opener.open(req, timeout=30) as r:
+                return r.status, r.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+
+    def get(self, path: str) -> tuple[int, str]:
+        return self._open(urllib.request.Request(self.url + path))
+
+    def post(self, path: str, form: dict[str, str]) -> tuple[int, str]:
+        data = urllib.parse.urlencode({**form, "_xsrf": self._xsrf()}).encode()
+        return self._open(urllib.request.Request(self.url + path, data=data, method="POST"))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+@pytest.fixture(scope="session")
+def hub(devcluster: DevCluster, hub_accounts: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    state = tmp_path_factory.mktemp("hub")
+    site = {
+        "allowed_users": list(USERS),
+        "slurm_conf": str(devcluster.slurm_conf),
+        "partitions": ["interactive", "burst", "batch"],
+        "default_partition": "interactive",
+        "server_ip": "127.0.0.1",
+        "exec_host": "127.0.0.1",
+        "max_cpus": 8,
+        "max_memory": "8G",
+        "max_walltime": "08:00:00",
+        "poll_interval": 2,  # cheap: poll() reads the shared poller's cache
+        "walltime_warning": "00:10:00",
+        "start_timeout": 300,
+        "profiles": PROFILES,
+    }
+    proc = HubProcess(state, site)
+    proc.start()
+    try:
+        tokens = {u: user_token(proc, u) for u in USERS}
+        yield Hub(proc, tokens, hub_accounts, SlurmClient(devcluster.slurm_conf))
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def clean_servers(hub: Hub) -> Iterator[Hub]:
+    """The hub, with every test user's server stopped after the test."""
+    yield hub
+    if hub.proc.proc is None or hub.proc.proc.poll() is not None:
+        hub.proc.start()
+    for user in USERS:
+        hub.stop(user)
+
+
+@pytest.fixture
+def rocks(slurm: SlurmClient, devcluster: DevCluster) -> Iterator[Callable[[], list[str]]]:
+    """Fill the devcluster with long 'rock' jobs (batch partition, 10 min limit); returns a
+    function that submits them and waits until they all run. The slurm fixture cancels them."""
+
+    def fill() -> list[str]:
+        info = devcluster.info()
+        assert info is not None
+        ids = [
+            slurm.submit_sync(sleep_script(600), ["-p", "batch", "-c", str(info.cpus), "-t", "10", "-J", "rock", "-o", "/dev/null"])
+            for _ in range(info.nodes)
+        ]
+        wait_until("the rocks to fill the cluster", lambda: all(s.running for s in slurm.squeue_sync(ids).values()), timeout=60)
+        return ids
+
+    yield fill
+
+
+def server_token(user: str) -> str:
+    """The API token of ``user``'s running server, read (as root) from its process."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+            if b"jupyterhub-singleuser" not in cmd or proc.stat().st_uid != _uid(user):
+                continue
+            env = dict(kv.split(b"=", 1) for kv in (proc / "environ").read_bytes().split(b"\0") if b"=" in kv)
+        except OSError:
+            continue
+        token = env.get(b"JUPYTERHUB_API_TOKEN")
+        if token:
+            return token.decode()
+    raise AssertionError(f"no running server process for {user}")
+
+
+def _uid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_uid
+
+
+@pytest.fixture
+def server_token_of() -> Callable[[str], str]:
+    return server_token
+
+
+@pytest.fixture
+def browser_login(hub: Hub) -> Callable[[Any, str], None]:
+    """``browser_login(page, user)``: log in through the hub's login form (PAM) in a
+    playwright page."""
+    return lambda page, user: _browser_login(page, hub, user)
+
+
+def _browser_login(page: Any, hub: Hub, user: str) -> None:
+    page.goto(hub.url + "/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", hub.passwords[user])
+    page.click("#login_submit")
+    page.wait_for_function("() => !location.pathname.endsWith('/hub/login')")
