@@ -214,3 +214,58 @@ def test_type_checking_imports_do_not_count(tree: tuple[dict[str, str], set[str]
     extra = "\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from sandfill.dev import testing\n"
     changed = dict(sources, **{"sandfill.hub.form": sources["sandfill.hub.form"] + extra})
     assert violations(changed, packages) == violations(sources, packages)
+
+
+SLURM_COMMANDS = {"squeue", "sinfo", "sacct", "sacctmgr", "scontrol", "sbatch", "scancel", "sdiag", "srun", "salloc", "sprio", "sshare"}
+
+
+def slurm_argv_strings(source: str) -> list[int]:
+    """Lines where a Slurm command name stands as a string constant on its own (an argv
+    element), not inside prose."""
+    return sorted(
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in SLURM_COMMANDS
+    )
+
+
+def test_only_the_slurm_layer_builds_slurm_argv(tree: tuple[dict[str, str], set[str]]) -> None:
+    sources, _ = tree
+    product = {m: s for m, s in sources.items() if not m.startswith(("sandfill.slurm", "sandfill.dev"))}
+    offenders = {m: lines for m, s in product.items() if (lines := slurm_argv_strings(s))}
+    assert offenders == {}
+
+
+def test_the_argv_check_sees_a_slurm_command() -> None:
+    assert slurm_argv_strings('run(["squeue", "-h"])\nx = "squeue is a command"\n') == [1]
+
+
+MAX_CLASS_LINES = 349
+MAX_FUNCTION_LINES = 60
+EXEMPT = "# long:"  # a comment right above the definition that says why it must be longer
+
+
+def oversized(source: str) -> list[str]:
+    lines = source.splitlines()
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+        size = (node.end_lineno or node.lineno) - node.lineno + 1
+        limit = MAX_CLASS_LINES if isinstance(node, ast.ClassDef) else MAX_FUNCTION_LINES
+        if size > limit and not lines[first - 2].strip().startswith(EXEMPT):
+            out.append(f"{node.name} (line {node.lineno}): {size} lines")
+    return out
+
+
+def test_no_class_or_function_is_too_long(tree: tuple[dict[str, str], set[str]]) -> None:
+    sources, _ = tree
+    offenders = {m: found for m, s in sources.items() if (found := oversized(s))}
+    assert offenders == {}
+
+
+def test_the_size_check_sees_a_long_function_unless_it_says_why() -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    assert oversized(f"def f():\n{body}") == [f"f (line 1): {MAX_FUNCTION_LINES + 1} lines"]
+    assert oversized(f"x = 1\n{EXEMPT} one table, read top to bottom\ndef f():\n{body}") == []
