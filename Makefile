@@ -14,13 +14,14 @@ STAMP_PY := $(VENV)/.sandfill-installed
 STAMP_JS := $(LABEXT_OUT)/package.json
 PYTEST_ARGS ?=
 
-.PHONY: help setup system-packages venv labextension demo demo-clean test test-fast lint bench clean
+.PHONY: help setup system-packages venv labextension demo demo-clean test test-fast screenshots lint bench clean
 
 help:
 	@echo "make demo        boot the devcluster and the hub (prints URL and demo logins)"
 	@echo "make test        set up everything and run the test suite"
 	@echo "make demo-clean  remove the demo accounts and stop the demo"
 	@echo "make bench       run the benchmarks in tests/bench"
+	@echo "make screenshots regenerate the README's pictures (docs/panel.png) in a real browser"
 	@echo "make lint        ruff"
 
 setup: system-packages venv labextension
@@ -74,6 +75,11 @@ test: setup
 
 test-fast: venv
 	$(VENV)/bin/python -m pytest -ra -m "not slurm and not browser" $(PYTEST_ARGS)
+
+# The README's pictures: the panel's browser test saves its screenshot into docs/ (tests
+# write screenshots only to their temporary directories otherwise).
+screenshots: setup
+	SANDFILL_SCREENSHOT_DIR=$(CURDIR)/docs $(VENV)/bin/python -m pytest -ra tests/lab/test_labextension.py -k panel $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -326,8 +326,6 @@ class BackfillSlurmSpawner(SlurmSpawner):
         if self.slurm_conf:
             env["SLURM_CONF"] = self.slurm_conf
         env["SANDFILL_WALLTIME_WARNING"] = str(self.walltime_warning)
-        env["JUPYTER_PATH"] = str(Path(__file__).with_name("jupyter") / "data")
-        env["JUPYTER_CONFIG_PATH"] = str(Path(__file__).with_name("jupyter") / "config")
         return env
 
     def render_script(self, request: ResourceRequest) -> str:

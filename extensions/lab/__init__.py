@@ -1,5 +1,6 @@
-"""sandfill's JupyterLab extension: the server part (REST API over the cluster manager) and
-the prebuilt front end (``labextension/``, built from ``extensions/labextension``)."""
+"""sandfill's JupyterLab extension: the server part (REST API over the cluster manager, and
+the server job's walltime API) and the prebuilt front end (``labextension/``, built from
+``extensions/labextension``: the Backfill Dask panel and the walltime warning)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     from sandfill.lab.handlers import setup_handlers
     from sandfill.lab.manager import ClusterManager
+    from sandfill.lab.walltime import setup_walltime
 
     manager = ClusterManager()
     setup_handlers(serverapp.web_app, manager)  # (it keeps the manager in the app settings)
+    setup_walltime(serverapp)  # the server job's walltime: <base_url>/sandfill/walltime
     serverapp.log.info("sandfill: backfill Dask cluster API at %ssandfill/", serverapp.base_url)
 
 

@@ -1,14 +1,18 @@
-"""A Jupyter server extension for the notebook server job: when does my walltime end?
+"""The walltime API of the notebook server job: when does my walltime end?
 
-Enabled in the server job by sandfill's spawner (``JUPYTER_CONFIG_PATH``/``JUPYTER_PATH``
-point at ``hub_config/jupyter``), together with the ``sandfill-walltime`` JupyterLab plugin.
+Part of the ``sandfill.lab`` server extension (:func:`setup_walltime`, called when it loads);
+the ``sandfill-labextension:walltime`` JupyterLab plugin (``extensions/labextension/src/
+walltime.ts``) is its front end.
 
 - ``GET <base_url>/sandfill/walltime`` → ``{job_id, end_time, seconds_left, warn_before,
-  warning, message}``; the Lab plugin asks it every 30 s and shows a notification with a
-  "Save all" action once ``warning`` is true.
-- The end time comes from ``squeue -h -j $SLURM_JOB_ID -o %e`` (Slurm 22.05 puts no end time
-  in the job's environment, and an admin may change the limit); it is re-read every few
-  minutes, and a warning line is written to the server's log when the warning starts.
+  warning, message, error}``; the Lab plugin asks it every 30 s and shows a notification with
+  a "Save all" action once ``warning`` is true. Authenticated and authorized like the
+  cluster API (resource ``sandfill``).
+- The job is ``$SLURM_JOB_ID``; the warning starts ``$SANDFILL_WALLTIME_WARNING`` seconds
+  (set by the spawner; default 600) before the end.
+- The end time is the job's ``end_time`` from ``squeue`` (Slurm 22.05 puts no end time in the
+  job's environment, and an admin may change the limit); it is re-read every few minutes,
+  and a warning line is written to the server's log when the warning starts.
 """
 
 from __future__ import annotations
@@ -17,16 +21,20 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from sandfill.lab.handlers import AUTH_RESOURCE
 from sandfill.slurm import SlurmClient, SlurmCommandError
-from sandfill.units import parse_timestamp
 
 REFRESH_S = 300.0
+DEFAULT_WARNING_S = 600
+WARNING_ENV = "SANDFILL_WALLTIME_WARNING"
 
 
 class WalltimeClock:
@@ -48,14 +56,14 @@ class WalltimeClock:
             return
         self.checked = now
         try:
-            res = await self.client.command(["squeue", "-h", "-j", self.job_id, "-o", "%e"])
+            statuses = await self.client.squeue([self.job_id])
         except SlurmCommandError as exc:
             self.error = str(exc)  # keep the last known end time
             return
         self.error = None
-        end = parse_timestamp(res.stdout.strip().splitlines()[0] if res.stdout.strip() else "")
-        if end is not None:
-            self.end_time = end
+        status = statuses.get(self.job_id)
+        if status is not None and status.end_time is not None:
+            self.end_time = status.end_time
 
     def info(self, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
@@ -78,25 +86,47 @@ class WalltimeClock:
             "error": self.error,
         }
 
+    def nap(self) -> float:
+        """Seconds until the watcher should look again: at the warning time, or in
+        ``refresh`` seconds to re-read the end time."""
+        left = self.info()["seconds_left"]
+        if left is None or left <= self.warn_before:
+            return self.refresh
+        return max(1.0, min(self.refresh, left - self.warn_before))
+
 
 class WalltimeHandler(APIHandler):
+    auth_resource = AUTH_RESOURCE
+
     @web.authenticated
+    @authorized
     async def get(self) -> None:
         clock: WalltimeClock = self.settings["sandfill_walltime"]
         await clock.update()
         self.finish(json.dumps(clock.info()))
 
 
-def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "sandfill.lab.walltime"}]
-
-
-def _load_jupyter_server_extension(serverapp: Any) -> None:
+def warning_seconds(environ: Mapping[str, str], log: Any) -> int:
+    """``$SANDFILL_WALLTIME_WARNING`` (whole seconds); a bad value is logged with its key and
+    value and the default is used."""
+    raw = environ.get(WARNING_ENV)
+    if raw is None:
+        return DEFAULT_WARNING_S
     try:
-        warn = int(os.environ.get("SANDFILL_WALLTIME_WARNING", "600"))
+        value = int(raw)
+        if value < 0:
+            raise ValueError
     except ValueError:
-        warn = 600
-    clock = WalltimeClock(os.environ.get("SLURM_JOB_ID"), warn)
+        log.error("sandfill: %s: %r is not a whole number of seconds; warning %d s before the end", WARNING_ENV, raw, DEFAULT_WARNING_S)
+        return DEFAULT_WARNING_S
+    return value
+
+
+def setup_walltime(serverapp: Any, client: SlurmClient | None = None) -> WalltimeClock:
+    """Serve ``<base_url>/sandfill/walltime`` for the job ``$SLURM_JOB_ID`` and, inside a job,
+    watch its end time to write the warning to the server's log."""
+    warn = warning_seconds(os.environ, serverapp.log)
+    clock = WalltimeClock(os.environ.get("SLURM_JOB_ID"), warn, client)
     web_app = serverapp.web_app
     web_app.settings["sandfill_walltime"] = clock
     route = url_path_join(web_app.settings["base_url"], "sandfill", "walltime")
@@ -109,11 +139,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
             if info["warning"] and not clock.warned_in_log:
                 clock.warned_in_log = True
                 serverapp.log.warning("sandfill: %s", info["message"])
-            left = info["seconds_left"]
-            # wake at the warning time, or re-read the end time every few minutes
-            nap = REFRESH_S if left is None else max(1.0, min(REFRESH_S, left - warn if left > warn else REFRESH_S))
-            await asyncio.sleep(nap)
+            await asyncio.sleep(clock.nap())  # a timer, not synchronisation
 
     if clock.job_id:
         serverapp.io_loop.add_callback(lambda: asyncio.ensure_future(watch()))
-    serverapp.log.info("sandfill walltime extension: job %s, warning %d s before the end", clock.job_id, warn)
+    serverapp.log.info("sandfill: walltime API for job %s, warning %d s before the end", clock.job_id, warn)
+    return clock

@@ -1,5 +1,6 @@
 /**
- * sandfill-labextension: the "Backfill Dask" sidebar panel.
+ * sandfill-labextension: the "Backfill Dask" sidebar panel, and the walltime
+ * warning of the notebook server's Slurm job (./walltime).
  */
 import {
   ILayoutRestorer,
@@ -12,6 +13,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 
 import { SandfillClient } from './api';
 import { SandfillPanel } from './panel';
+import { walltimePlugin } from './walltime';
 
 import iconSvg from '../style/icon.svg';
 
@@ -93,4 +95,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, walltimePlugin];
