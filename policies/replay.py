@@ -48,14 +48,14 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import numpy as np
 
 from sandfill.policies.document.model import Policy
 from sandfill.policies.sim.simulator import SimConfig, Simulator, simulate
 from sandfill.policies.sim.workload import Job, Workload
-from sandfill.slurm.commands import Runner
+from sandfill.slurm import sacct, sbatch, scancel, scontrol, sinfo, squeue
+from sandfill.slurm.commands import Runner, WaitTimeout, wait_until
 
 USER = "replay"
 
@@ -197,7 +197,7 @@ def run_live(
     progress: Callable[[str], None] = lambda _m: None,
 ) -> ReplayRun:
     """Submit the plan's jobs on time, wait for them all to end, read their starts."""
-    busy = runner.check(["squeue", "-h", "-o", "%A"]).split()
+    busy = squeue.parse_ids(runner.check(squeue.ids_argv()))
     if busy:
         raise RuntimeError(
             f"the cluster has {len(busy)} job(s) in its queue: a replay needs it to itself"
@@ -237,45 +237,40 @@ def compare(plan: ReplayPlan, live: ReplayRun) -> Fidelity:
 
 def _submit(runner: Runner, options: list[str], command: str) -> str:
     """``sbatch`` a one-line shell job (output discarded); its job id."""
-    argv = ["sbatch", "--parsable", *options, "--output=/dev/null", "--chdir=/tmp"]
-    return runner.check(argv, input=f"#!/bin/sh\n{command}\n").strip().split(";")[0]
+    argv = sbatch.submit_argv([*options, "--output=/dev/null", "--chdir=/tmp"])
+    return sbatch.parse_job_id(runner.check(argv, input=f"#!/bin/sh\n{command}\n"))
 
 
 def _wait_gone(runner: Runner, ids: Sequence[str], limit: float, what: str) -> None:
     """Wait until none of ``ids`` is in the queue; after ``limit`` s cancel them and fail."""
-    deadline = time.monotonic() + limit
-    while left := runner.check(["squeue", "-h", "-o", "%A", "-j", ",".join(ids)]).split():
-        if time.monotonic() > deadline:
-            runner(["scancel", *ids])
-            raise TimeoutError(f"{len(left)} {what} still queued after {limit:.0f} s")
-        time.sleep(0.5)
+    mine = set(ids)
+
+    def gone() -> bool:
+        return not mine.intersection(squeue.parse_ids(runner.check(squeue.ids_argv())))
+
+    try:
+        wait_until(what + " to leave the queue", gone, limit, interval=0.5)
+    except WaitTimeout:
+        left = mine.intersection(squeue.parse_ids(runner.check(squeue.ids_argv())))
+        runner(scancel.cancel_argv(ids))
+        raise TimeoutError(f"{len(left)} {what} still queued after {limit:.0f} s") from None
 
 
 def _sacct_starts(runner: Runner, ids: Sequence[str],
                   t0: int) -> tuple[dict[str, int], dict[str, str]]:
     """Each job's start (seconds after ``t0``) and which scheduler started it (sacct's
     SchedMain / SchedBackfill / SchedSubmit flags: "main" / "backfill" / "main")."""
-    out = runner.check(["sacct", "-X", "-n", "-P", "-j", ",".join(ids), "-o",
-                        "JobID,Start,Flags"])
-    starts: dict[str, int] = {}
-    how: dict[str, str] = {}
-    for line in out.splitlines():
-        jid, start, flags = (line.split("|") + ["", ""])[:3]
-        try:
-            starts[jid] = int(datetime.fromisoformat(start).timestamp()) - t0
-        except ValueError:
-            continue
-        how[jid] = "backfill" if "SchedBackfill" in flags else (
-            "main" if "SchedMain" in flags or "SchedSubmit" in flags else "")
+    found = sacct.parse_starts(runner.check(sacct.starts_argv(ids)))
+    starts = {jid: start - t0 for jid, (start, _how) in found.items()}
+    how = {jid: how for jid, (_start, how) in found.items()}
     return starts, how
 
 
 def batch_sched_delay(runner: Runner) -> int:
     """``batch_sched_delay`` of the live slurmctld (Slurm's default: 3 s)."""
-    from sandfill.policies.live.state import parse_config, scheduler_params
-
-    config = parse_config(runner.check(["scontrol", "show", "config"]))
-    value = scheduler_params(config.get("SchedulerParameters", "")).get("batch_sched_delay", "")
+    config = scontrol.parse_config(runner.check(scontrol.show_config_argv()))
+    params = scontrol.scheduler_params(config.get("SchedulerParameters", ""))
+    value = params.get("batch_sched_delay", "")
     return int(value) if value.isdigit() else 3
 
 
@@ -285,7 +280,7 @@ def _warm_up(runner: Runner, plan: ReplayPlan, progress: Callable[[str], None],
     ended and the backfill passes they caused are over (the thread runs at most one
     ``bf_interval`` after a change), so ``t0`` meets a settled controller."""
     partition = plan.jobs[0].partition
-    nodes = runner.check(["sinfo", "-h", "-N", "-p", partition, "-o", "%N"]).split()
+    nodes = sinfo.parse_node_cpus(runner.check(sinfo.node_cpus_argv(partition)))
     ids = [_submit(runner, ["--job-name=sf-replay-probe", f"--partition={partition}",
                             f"--nodelist={node}", "--ntasks=1", "--time=1"], "true")
            for node in dict.fromkeys(nodes)]

@@ -1,0 +1,39 @@
+"""``sandfill policy …``: registered through the ``sandfill.cli`` entry point group
+(``policy = "sandfill.policies.cli:register"``).
+
+The subcommands sit in three modules, one per room of the package: :mod:`.check`
+(``check``, ``render``: the document), :mod:`.simulate` (``simulate``: the simulation) and
+:mod:`.live` (``show``, ``diff``, ``apply``, ``history``, ``rollback``, ``replay``: the live
+cluster).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from sandfill.cli import CLIError
+from sandfill.policies.document.errors import PolicyError
+from sandfill.policies.document.load import load_policy
+from sandfill.policies.document.model import ClusterShape, Policy
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from sandfill.policies.cli import check, live, simulate
+
+    p = subparsers.add_parser("policy", help="admin scheduling policy: check, render, simulate")
+    sub = p.add_subparsers(dest="policy_command", metavar="SUBCOMMAND")
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+    check.register(sub)
+    simulate.register(sub)
+    live.register(sub)
+
+
+def load_or_error(path: str, shape: ClusterShape | None = None) -> tuple[Policy | None, PolicyError | None]:
+    """The policy in ``path``, or the error that says why it is invalid."""
+    try:
+        return load_policy(path, shape=shape), None
+    except PolicyError as exc:
+        return None, exc
+
+
+__all__ = ["CLIError", "load_or_error", "register"]

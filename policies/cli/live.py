@@ -1,4 +1,5 @@
-"""``sandfill policy show|diff|apply|history|rollback``: the live cluster's side of the CLI.
+"""``sandfill policy show|diff|apply|history|rollback|replay``: the live cluster's side of
+the CLI.
 
 Which Slurm is live: ``--slurm-conf PATH``, else ``$SLURM_CONF``, else
 ``/etc/slurm/slurm.conf``. Exit status: ``diff`` 0 equal / 1 different; ``apply`` and
@@ -16,18 +17,13 @@ from pathlib import Path
 
 import yaml
 
+from sandfill.policies.cli import CLIError
 from sandfill.policies.document.errors import PolicyError
 from sandfill.policies.document.load import load_policy, policy_from_mapping, policy_warnings
 from sandfill.policies.live.fragment import FragmentError
 from sandfill.slurm.commands import Runner, SlurmCommandError
 
 EXIT_RESTART = 3
-
-
-def _cli_error(msg: str) -> Exception:
-    from sandfill.cli import CLIError
-
-    return CLIError(msg)
 
 
 def _target(p: argparse.ArgumentParser, *, fragment: bool = True) -> None:
@@ -39,7 +35,12 @@ def _target(p: argparse.ArgumentParser, *, fragment: bool = True) -> None:
                             "Include line)")
 
 
-def register_live(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
+    _register_live(sub)
+    _register_replay(sub)
+
+
+def _register_live(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("show", help="print the live cluster's policy as a policy file")
     _target(s)
     s.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
@@ -79,11 +80,11 @@ def _context(args: argparse.Namespace):
 
     conf = slurm_conf_path(args.slurm_conf)
     if not conf.exists():
-        raise _cli_error(f"{conf} does not exist: set SLURM_CONF or give --slurm-conf")
+        raise CLIError(f"{conf} does not exist: set SLURM_CONF or give --slurm-conf")
     try:
         fragment = locate_fragment(conf, getattr(args, "fragment", None))
     except FragmentError as exc:
-        raise _cli_error(str(exc)) from None
+        raise CLIError(str(exc)) from None
     return Runner(str(conf)), fragment
 
 
@@ -93,7 +94,7 @@ def _read(runner: Runner, fragment: Path):
     try:
         return read_policy(runner, fragment)
     except SlurmCommandError as exc:
-        raise _cli_error(f"cannot read the live cluster: {exc}") from None
+        raise CLIError(f"cannot read the live cluster: {exc}") from None
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -124,7 +125,7 @@ def _shape(runner: Runner):
     try:
         return cluster_shape(runner)[0]
     except (SlurmCommandError, FragmentError) as exc:
-        raise _cli_error(f"cannot read the live cluster: {exc}") from None
+        raise CLIError(f"cannot read the live cluster: {exc}") from None
 
 
 def _load_checked(path: str, runner: Runner, shape=None):
@@ -207,7 +208,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.show is not None:
         rec = hist.get(args.show)
         if rec is None:
-            raise _cli_error(f"no history record {args.show} in {hist.dir}")
+            raise CLIError(f"no history record {args.show} in {hist.dir}")
         print(f"record {rec.id}: {rec.action}\n  when: {rec.when}\n  who: {rec.who}\n"
               f"  status: {rec.status}")
         if rec.message:
@@ -242,17 +243,17 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     if args.id is not None:
         target = next((r for r in recs if r.id == args.id), None)
         if target is None:
-            raise _cli_error(f"no history record {args.id}")
+            raise CLIError(f"no history record {args.id}")
         if not target.in_force:
-            raise _cli_error(f"record {args.id} is a {target.status} apply: nothing to go back to")
+            raise CLIError(f"record {args.id} is a {target.status} apply: nothing to go back to")
     else:
         ok = [r for r in recs if r.in_force]
         if len(ok) < 2:
-            raise _cli_error("no earlier applied policy in the history to roll back to")
+            raise CLIError("no earlier applied policy in the history to roll back to")
         cur = ok[-1]
         earlier = [r for r in ok[:-1] if r.policy != cur.policy]
         if not earlier:
-            raise _cli_error("every earlier record applied the policy now in force")
+            raise CLIError("every earlier record applied the policy now in force")
         target = earlier[-1]
     try:
         policy = policy_from_mapping(target.policy, source=f"history record {target.id}")
@@ -262,7 +263,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return _do_apply(args, policy, f"rollback to {target.id}", runner, fragment)
 
 
-def register_replay(sub: argparse._SubParsersAction) -> None:
+def _register_replay(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("replay", help="run a time-compressed trace slice on the live "
                                       "(dev)cluster and compare starts with the simulator")
     r.add_argument("policy", help="policy YAML (must be the one in force: see `policy diff`)")
@@ -291,7 +292,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         start_s, count_s = args.slice.split(":")
         start, count = int(start_s), int(count_s)
     except ValueError:
-        raise _cli_error("--slice must be START:COUNT (two integers)") from None
+        raise CLIError("--slice must be START:COUNT (two integers)") from None
     runner, fragment = _context(args)
     shape = _shape(runner)
     policy = _load_checked(args.policy, runner, shape)
@@ -300,7 +301,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     live = _read(runner, fragment)
     if live.policy is None or diff_policies(live.policy, policy,
                                             accounting=live.state.accounting):
-        raise _cli_error(f"{args.policy} is not the policy in force: `sandfill policy diff` "
+        raise CLIError(f"{args.policy} is not the policy in force: `sandfill policy diff` "
                          "it, then `sandfill policy apply` it first")
     workload = read_swf(args.trace, limit=start + count)
     try:
@@ -309,7 +310,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                        cpu_scale=args.cpu_scale, sched_delay=batch_sched_delay(runner),
                        release_delay=args.release_delay)
     except ValueError as exc:
-        raise _cli_error(str(exc)) from None
+        raise CLIError(str(exc)) from None
     sim = simulate(policy, plan.workload(), plan.config)
     span = max(sim.end) if sim.end else 0
     print(f"# slice {start}:{count} of {workload.source}: {len(plan.jobs)} jobs "
@@ -320,7 +321,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         run = run_live(plan, runner, progress=lambda m: print(f"  {m}", file=sys.stderr))
     except (RuntimeError, TimeoutError, SlurmCommandError) as exc:
-        raise _cli_error(str(exc)) from None
+        raise CLIError(str(exc)) from None
     fid = compare(plan, run)
     print(f"submission lag max {max(run.submit_lag):.2f} s")
     print(fid.summary())

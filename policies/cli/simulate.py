@@ -1,41 +1,17 @@
-"""``sandfill policy check|render|simulate``: registered through the ``sandfill.cli`` entry
-point group (``policy = "sandfill.policies.cli.simulate:register"``)."""
+"""``sandfill policy simulate``: replay a workload (an SWF trace, a sacct file or the live
+cluster's own history) under one policy, or two to compare them."""
 
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 
-from sandfill.policies.document.errors import PolicyError
-from sandfill.policies.document.load import load_policy, policy_warnings
-from sandfill.policies.document.model import ClusterShape
+from sandfill.policies.cli import CLIError, load_or_error
+from sandfill.policies.document.model import Policy
+from sandfill.policies.sim.workload import Workload
 
 
-def _cli_error(msg: str) -> Exception:
-    from sandfill.cli import CLIError
-
-    return CLIError(msg)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("policy", help="admin scheduling policy: check, render, simulate")
-    sub = p.add_subparsers(dest="policy_command", metavar="SUBCOMMAND")
-    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
-
-    c = sub.add_parser("check", help="validate a policy file (exit 0 valid, 1 invalid)")
-    c.add_argument("file", help="policy YAML")
-    c.add_argument("--nodes", type=int, help="nodes in the cluster (enables size checks)")
-    c.add_argument("--cpus-per-node", type=int, help="CPUs per node (with --nodes)")
-    c.add_argument("--no-accounting", action="store_true", help="the cluster has no slurmdbd")
-    c.set_defaults(func=cmd_check)
-
-    r = sub.add_parser("render", help="print the slurm.conf fragment and sacctmgr commands")
-    r.add_argument("file", help="policy YAML")
-    r.add_argument("--nodes", default="node[1-4]", help="Slurm node list (default node[1-4])")
-    r.add_argument("--no-accounting", action="store_true", help="the cluster has no slurmdbd")
-    r.set_defaults(func=cmd_render)
-
+def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("simulate", help="replay a workload under a policy (and compare)")
     s.add_argument("policy", help="policy YAML")
     s.add_argument("--vs", metavar="OTHER_POLICY", help="a second policy to compare with")
@@ -65,110 +41,61 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="wait in seconds counted as starvation (default 86400)")
     s.set_defaults(func=cmd_simulate)
 
-    from sandfill.policies.cli.live import register_live, register_replay
-
-    register_live(sub)
-    register_replay(sub)
-
-
-def _load(path: str, shape: ClusterShape | None = None):
-    try:
-        return load_policy(path, shape=shape), None
-    except PolicyError as exc:
-        return None, exc
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    shape = None
-    if args.nodes is not None or args.cpus_per_node is not None:
-        if args.nodes is None or args.cpus_per_node is None:
-            raise _cli_error("--nodes and --cpus-per-node go together")
-        shape = ClusterShape(args.nodes, args.cpus_per_node)
-    policy, err = _load(args.file, shape)
-    if err is not None:
-        print(f"{args.file}: INVALID ({len(err.problems)} problem(s))")
-        for p in err.problems:
-            print(f"  error: {p}")
-        return 1
-    warnings = policy_warnings(policy, accounting=not args.no_accounting)
-    for w in warnings:
-        print(f"  warning: {w}")
-    print(f"{args.file}: OK (policy {policy.name!r}, {len(policy.tiers)} tiers"
-          f"{f', {len(warnings)} warning(s)' if warnings else ''})")
-    return 0
-
-
-def cmd_render(args: argparse.Namespace) -> int:
-    from sandfill.policies.document.render import render_sacctmgr, render_slurm_conf
-
-    policy, err = _load(args.file)
-    if err is not None:
-        print(str(err), file=sys.stderr)
-        return 1
-    accounting = not args.no_accounting
-    try:
-        text = render_slurm_conf(policy, nodes=args.nodes, accounting=accounting)
-    except ValueError as exc:
-        raise _cli_error(str(exc)) from None
-    print(text, end="")
-    if accounting:
-        print("\n# sacctmgr commands (QOS per tier):")
-        for argv in render_sacctmgr(policy):
-            print(shlex.join(argv))
-    for w in policy_warnings(policy, accounting=accounting):
-        print(f"# warning: {w}")
-    return 0
-
 
 def _live_sacct(args: argparse.Namespace):
     """The live cluster's own history (``sacct -P``) as a workload."""
-    from sandfill.policies.sim.sacct import sacct_argv, workload_from_sacct_text
+    from sandfill.policies.sim.sacct import workload_from_sacct_text
     from sandfill.slurm.commands import Runner
+    from sandfill.slurm.sacct import history_argv
 
     if (args.start or args.end) and not args.sacct:
-        raise _cli_error("--start/--end go with --sacct")
+        raise CLIError("--start/--end go with --sacct")
     runner = Runner(args.slurm_conf)
-    res = runner(sacct_argv(args.start, args.end))
+    res = runner(history_argv(args.start, args.end))
     if res.returncode != 0:
-        raise _cli_error(f"sacct failed: {res.output}")
+        raise CLIError(f"sacct failed: {res.output}")
     print(f"# sacct: {max(0, len(res.stdout.splitlines()) - 1)} allocation record(s)",
           file=sys.stderr)
     return workload_from_sacct_text(res.stdout, "sacct (live)")
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from sandfill.policies.sim.metrics import format_table, summarize
-    from sandfill.policies.sim.simulator import SimConfig, simulate, stderr_progress
-
     policies = []
     for path in [args.policy] + ([args.vs] if args.vs else []):
-        policy, err = _load(path)
+        policy, err = load_or_error(path)
         if err is not None:
             print(str(err), file=sys.stderr)
             return 1
         policies.append(policy)
+    workload, alloc = load_workload(args)
+    simulate(args, policies, workload, alloc)
+    return 0
+
+
+def load_workload(args: argparse.Namespace) -> tuple[Workload, str]:
+    """The workload the arguments name (``--trace``, ``--sacct``, ``--sacct-file``), its
+    machine size settled (from the trace, the live cluster or ``--nodes``) and scaled by
+    ``--load``; and how jobs are allocated (``node`` for SWF, ``cpu`` for sacct)."""
     try:
         if args.trace:
             from sandfill.policies.sim.trace import read_swf
 
             workload = read_swf(args.trace, limit=args.limit)
             alloc = args.alloc or "node"
-        elif args.sacct:
-            workload = _live_sacct(args)
-            if args.limit:
-                workload = workload.head(args.limit)
-            alloc = args.alloc or "cpu"
         else:
-            from sandfill.policies.sim.sacct import read_sacct
+            if args.sacct:
+                workload = _live_sacct(args)
+            else:
+                from sandfill.policies.sim.sacct import read_sacct
 
-            workload = read_sacct(args.sacct_file)
+                workload = read_sacct(args.sacct_file)
             if args.limit:
                 workload = workload.head(args.limit)
             alloc = args.alloc or "cpu"
     except OSError as exc:
-        raise _cli_error(f"cannot read workload: {exc}") from None
+        raise CLIError(f"cannot read workload: {exc}") from None
     if args.load <= 0:
-        raise _cli_error("--load must be positive")
+        raise CLIError("--load must be positive")
     if args.sacct and not (args.nodes and args.cpus_per_node):
         from sandfill.policies.live.current import cluster_shape
         from sandfill.slurm.commands import Runner
@@ -176,16 +103,25 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         shape, _ = cluster_shape(Runner(args.slurm_conf))
         args.nodes = args.nodes or shape.nodes
         args.cpus_per_node = args.cpus_per_node or shape.cpus_per_node
-    nodes = args.nodes or workload.nodes
-    cpn = args.cpus_per_node or workload.cpus_per_node or 1
-    if not nodes:
-        raise _cli_error("the workload does not say the machine size: give --nodes")
+    args.nodes = args.nodes or workload.nodes
+    if not args.nodes:
+        raise CLIError("the workload does not say the machine size: give --nodes")
     if not workload.jobs:
-        raise _cli_error("the workload has no job that ran")
-    workload = workload.scaled(args.load)
+        raise CLIError("the workload has no job that ran")
+    return workload.scaled(args.load), alloc
+
+
+def simulate(args: argparse.Namespace, policies: list[Policy], workload: Workload,
+             alloc: str) -> None:
+    """Simulate ``workload`` under each policy; print the metrics table (the second policy
+    compared with the first), and write the report when asked."""
+    from sandfill.policies.sim.metrics import format_table, summarize
+    from sandfill.policies.sim.simulator import SimConfig, stderr_progress
+    from sandfill.policies.sim.simulator import simulate as run
+
     cfg = SimConfig(
-        nodes=nodes,
-        cpus_per_node=cpn,
+        nodes=args.nodes,
+        cpus_per_node=args.cpus_per_node or workload.cpus_per_node or 1,
         backfill=args.backfill,
         alloc=alloc,
         use_trace_partitions=args.use_trace_partitions,
@@ -193,7 +129,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     )
     results = []
     for policy in policies:
-        res = simulate(policy, workload, cfg, progress=stderr_progress(policy.name))
+        res = run(policy, workload, cfg, progress=stderr_progress(policy.name))
         met = summarize(res, short_limit=args.short_limit, starve_after=args.starve_after)
         results.append((res, met))
         print(
@@ -212,4 +148,3 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
         print(f"\nTrace from the Parallel Workloads Archive ({PWA_CITATION})"
               + (f"; thanks to {workload.acknowledge}." if workload.acknowledge else "."))
-    return 0

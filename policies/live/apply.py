@@ -30,11 +30,12 @@ from pathlib import Path
 from sandfill.policies.document.compare import Change, diff_policies
 from sandfill.policies.document.load import policy_to_mapping
 from sandfill.policies.document.model import Policy
-from sandfill.policies.document.render import render_sacctmgr
+from sandfill.policies.document.render import qos_settings
 from sandfill.policies.live.current import LivePolicy, read_policy
 from sandfill.policies.live.fragment import fragment_nodes, render_fragment, write_atomic
 from sandfill.policies.live.history import History, Record
 from sandfill.policies.live.state import LiveState, read_live
+from sandfill.slurm import sacctmgr, scontrol
 from sandfill.slurm.commands import Runner
 
 _RESTART_MSG = "requires restart"
@@ -91,7 +92,7 @@ class Applier:
         restart = [c for c in changes if c.needs_restart]
         created: list[str] = []
         touched: list[str] = []
-        step = "sacctmgr"
+        step = sacctmgr.COMMAND
         try:
             if accounting:
                 self._qos(policy, before.state, created, touched)
@@ -133,26 +134,25 @@ class Applier:
         return nodes.pop()
 
     def _qos(self, policy: Policy, state: LiveState, created: list[str], touched: list[str]) -> None:
-        for argv in render_sacctmgr(policy):
-            name = argv[4] if argv[3] == "qos" and argv[2] == "add" else argv[5].split("=", 1)[1]
-            if argv[2] == "add":
-                if name in state.qos:
-                    continue
+        for name, settings in qos_settings(policy):
+            if name not in state.qos:
+                argv = sacctmgr.add_qos_argv(name)
                 res = self.runner(argv)
                 text = res.output
                 if res.returncode != 0 and "Nothing new added" not in text:
                     raise _StepError(f"`{' '.join(argv)}` failed: {text or res.returncode}")
                 created.append(name)
-            else:
-                res = self.runner(argv)
-                if name not in touched:
-                    touched.append(name)
-                if res.returncode != 0:
-                    raise _StepError(f"`{' '.join(argv)}` failed: {res.output or res.returncode}")
+                self.log(" ".join(argv))
+            argv = sacctmgr.modify_qos_argv(name, settings)
+            res = self.runner(argv)
+            if name not in touched:
+                touched.append(name)
+            if res.returncode != 0:
+                raise _StepError(f"`{' '.join(argv)}` failed: {res.output or res.returncode}")
             self.log(" ".join(argv))
 
     def _reconfigure(self, *, tolerate_restart: bool) -> None:
-        res = self.runner(["scontrol", "reconfigure"])
+        res = self.runner(scontrol.reconfigure_argv())
         if res.returncode == 0:
             return
         text = res.output
@@ -190,20 +190,18 @@ class Applier:
                 write_atomic(self.fragment, old_bytes, mode=old_mode)
         except OSError as exc:
             notes.append(f"could not write back {self.fragment}: {exc}")
-        res = self.runner(["scontrol", "reconfigure"])
+        res = self.runner(scontrol.reconfigure_argv())
         if res.returncode != 0 and _RESTART_MSG not in res.output:
             notes.append(f"scontrol reconfigure (restore) failed: {res.output}")
         for name in touched:
             row = before.qos.get(name)
             if row is None:
                 continue
-            argv = ["sacctmgr", "-i", "modify", "qos", "where", f"name={name}", "set",
-                    *row.settings()]
-            r = self.runner(argv)
+            r = self.runner(sacctmgr.modify_qos_argv(name, row.settings()))
             if r.returncode != 0:
                 notes.append(f"could not restore QOS {name}: {r.output}")
         for name in created:
-            r = self.runner(["sacctmgr", "-i", "delete", "qos", name])
+            r = self.runner(sacctmgr.delete_qos_argv(name))
             if r.returncode != 0:
                 notes.append(f"could not delete QOS {name} created by this apply: {r.output}")
         try:

@@ -13,6 +13,7 @@ from sandfill.policies.document.model import ClusterShape, Policy
 from sandfill.policies.live.fragment import FragmentError, find_fragment, read_metadata
 from sandfill.policies.live.readback import live_mapping
 from sandfill.policies.live.state import LiveState, read_live
+from sandfill.slurm import scontrol, sinfo
 from sandfill.slurm.commands import Runner
 
 
@@ -54,13 +55,8 @@ def read_policy(runner: Runner, fragment: Path | None) -> LivePolicy:
 
 def cluster_shape(runner: Runner) -> tuple[ClusterShape, str]:
     """Nodes x (smallest) CPUs per node, and the node list, from ``sinfo``."""
-    out = runner.check(["sinfo", "-h", "-N", "-o", "%N %c"])
-    cpus: dict[str, int] = {}
-    for line in out.splitlines():
-        f = line.split()
-        if len(f) >= 2 and f[1].isdigit():
-            cpus[f[0]] = int(f[1])
+    cpus = sinfo.parse_node_cpus(runner.check(sinfo.node_cpus_argv()))
     if not cpus:
         raise FragmentError("sinfo lists no nodes: is slurmctld running?")
-    nodelist = runner.check(["scontrol", "show", "hostlist", ",".join(sorted(cpus))]).strip()
+    nodelist = runner.check(scontrol.hostlist_argv(sorted(cpus))).strip()
     return ClusterShape(len(cpus), min(cpus.values())), nodelist

@@ -22,7 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 from sandfill.policies.document.model import BackfillSettings
-from sandfill.policies.live.state import LiveState, scheduler_params
+from sandfill.policies.live.state import LiveState
+from sandfill.slurm.scontrol import scheduler_params
 from sandfill.units import Duration
 
 _BF_KEYS = {

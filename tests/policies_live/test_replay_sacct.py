@@ -16,10 +16,11 @@ from sandfill.cli import main
 from sandfill.dev.testing import sleep_script
 from sandfill.policies.document.load import load_policy
 from sandfill.policies.replay import batch_sched_delay, compare, prepare, run_live
-from sandfill.policies.sim.sacct import sacct_argv, workload_from_sacct_text
+from sandfill.policies.sim.sacct import workload_from_sacct_text
 from sandfill.policies.sim.trace import read_swf
 from sandfill.slurm import SlurmClient
 from sandfill.slurm.commands import Runner, wait_until
+from sandfill.slurm.sacct import history_argv
 
 pytestmark = pytest.mark.slurm
 DATA = Path(__file__).parent / "data"
@@ -69,7 +70,7 @@ def test_simulate_from_live_sacct(conf: str, client: SlurmClient, capsys) -> Non
 
     def recorded() -> list:
         # slurmdbd writes a job's end a moment after squeue stops listing it
-        wl = workload_from_sacct_text(runner.check(sacct_argv("now-1hour")))
+        wl = workload_from_sacct_text(runner.check(history_argv("now-1hour")))
         got = [j for j in wl.jobs if str(j.id) in jobs]
         return got if len(got) == 8 else []
 
