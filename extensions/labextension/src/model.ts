@@ -321,26 +321,8 @@ export function describeJob(job: IWorkerJob, now: number): IJobDisplay {
       break;
     }
     default: {
-      parts.push(
-        job.slurm_state
-          ? `Slurm: ${job.slurm_state}`
-          : 'state not known'
-      );
+      parts.push(job.slurm_state ? `Slurm: ${job.slurm_state}` : 'state not known');
     }
-  }
-
-  const titleParts = [`job ${job.job_id}`, STATE_LABELS[state]];
-  if (job.slurm_state) {
-    titleParts.push(`Slurm ${job.slurm_state}`);
-  }
-  if (job.partition) {
-    titleParts.push(`partition ${job.partition}`);
-  }
-  if (job.qos) {
-    titleParts.push(`QOS ${job.qos}`);
-  }
-  if (job.walltime) {
-    titleParts.push(`walltime ${job.walltime}`);
   }
 
   return {
@@ -355,8 +337,26 @@ export function describeJob(job: IWorkerJob, now: number): IJobDisplay {
     node: job.node || '—',
     workers: job.workers && job.workers.length ? job.workers.join(', ') : '—',
     detail: parts.join(' · '),
-    title: titleParts.join(' · ')
+    title: jobTitle(job, state)
   };
+}
+
+/** The tooltip of a job's row: id, state and what Slurm says about it. */
+function jobTitle(job: IWorkerJob, state: JobState): string {
+  const parts = [`job ${job.job_id}`, STATE_LABELS[state]];
+  if (job.slurm_state) {
+    parts.push(`Slurm ${job.slurm_state}`);
+  }
+  if (job.partition) {
+    parts.push(`partition ${job.partition}`);
+  }
+  if (job.qos) {
+    parts.push(`QOS ${job.qos}`);
+  }
+  if (job.walltime) {
+    parts.push(`walltime ${job.walltime}`);
+  }
+  return parts.join(' · ');
 }
 
 /** Count of jobs per state. */
@@ -468,4 +468,34 @@ export function parseCount(text: string): number | null {
   }
   const n = parseInt(t, 10);
   return Number.isSafeInteger(n) ? n : null;
+}
+
+/** A value typed into the panel, or why it cannot be used. */
+export type Typed<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** The worker count typed into a cluster's Scale control. */
+export function readScale(n: string): Typed<number> {
+  const value = parseCount(n);
+  return value === null
+    ? { ok: false, error: `Scale needs a whole number of workers, not "${n}".` }
+    : { ok: true, value };
+}
+
+/** The bounds typed into a cluster's Adapt control. */
+export function readAdapt(
+  minimum: string,
+  maximum: string
+): Typed<{ minimum: number; maximum: number }> {
+  const lo = parseCount(minimum);
+  const hi = parseCount(maximum);
+  if (lo === null || hi === null) {
+    return {
+      ok: false,
+      error: `Adapt needs whole numbers, not "${minimum}" and "${maximum}".`
+    };
+  }
+  if (lo > hi) {
+    return { ok: false, error: `Adapt minimum ${lo} is above maximum ${hi}.` };
+  }
+  return { ok: true, value: { minimum: lo, maximum: hi } };
 }

@@ -11,6 +11,7 @@ import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { SandfillAPIError, SandfillClient } from './api';
+import { CountControl } from './controls';
 import { JobTable } from './jobs';
 import {
   ICluster,
@@ -21,6 +22,8 @@ import {
   dashboardUrl,
   nextPollDelay,
   parseCount,
+  readAdapt,
+  readScale,
   summaryLine,
   targetLine
 } from './model';
@@ -371,7 +374,6 @@ function CreateForm({ panel }: { panel: SandfillPanel }): JSX.Element {
     : templates.length
       ? templates[0].name
       : '';
-  const info = templates.find(t => t.name === chosen);
   const busy = panel.busy.has('create');
 
   const submit = async (ev: React.FormEvent) => {
@@ -400,6 +402,32 @@ function CreateForm({ panel }: { panel: SandfillPanel }): JSX.Element {
 
   return (
     <form className="sandfill-create-form" onSubmit={submit}>
+      <TemplateField templates={templates} chosen={chosen} choose={setTemplate} />
+      <OptionalField name="name" label="Name" value={name} set={setName} />
+      <OptionalField name="workers" label="Workers" value={workers} set={setWorkers} numeric />
+      <button
+        type="submit"
+        className="jp-Button jp-mod-styled jp-mod-accept sandfill-create"
+        data-testid="sandfill-create"
+        disabled={busy || !chosen}
+      >
+        {busy ? 'Creating…' : 'Create cluster'}
+      </button>
+    </form>
+  );
+}
+
+interface ITemplateFieldProps {
+  templates: ITemplate[];
+  chosen: string;
+  choose: (name: string) => void;
+}
+
+/** The template to create a cluster from, and what it gives. */
+function TemplateField({ templates, chosen, choose }: ITemplateFieldProps): JSX.Element {
+  const info = templates.find(t => t.name === chosen);
+  return (
+    <>
       <label className="sandfill-field">
         <span>Template</span>
         <select
@@ -407,7 +435,7 @@ function CreateForm({ panel }: { panel: SandfillPanel }): JSX.Element {
           data-testid="sandfill-template"
           value={chosen}
           disabled={!templates.length}
-          onChange={e => setTemplate(e.target.value)}
+          onChange={e => choose(e.target.value)}
         >
           {templates.map(t => (
             <option key={t.name} value={t.name} title={t.description}>
@@ -425,36 +453,33 @@ function CreateForm({ panel }: { panel: SandfillPanel }): JSX.Element {
           {info.qos ? `, QOS ${info.qos}` : ''}
         </div>
       )}
-      <label className="sandfill-field">
-        <span>Name</span>
-        <input
-          className="jp-mod-styled sandfill-name"
-          data-testid="sandfill-name"
-          placeholder="optional"
-          value={name}
-          onChange={e => setName(e.target.value)}
-        />
-      </label>
-      <label className="sandfill-field">
-        <span>Workers</span>
-        <input
-          className="jp-mod-styled sandfill-workers"
-          data-testid="sandfill-workers"
-          placeholder="optional"
-          inputMode="numeric"
-          value={workers}
-          onChange={e => setWorkers(e.target.value)}
-        />
-      </label>
-      <button
-        type="submit"
-        className="jp-Button jp-mod-styled jp-mod-accept sandfill-create"
-        data-testid="sandfill-create"
-        disabled={busy || !chosen}
-      >
-        {busy ? 'Creating…' : 'Create cluster'}
-      </button>
-    </form>
+    </>
+  );
+}
+
+interface IOptionalFieldProps {
+  /** the input's class and test id: `sandfill-<name>` */
+  name: string;
+  label: string;
+  value: string;
+  set: (value: string) => void;
+  numeric?: boolean;
+}
+
+/** A labelled text input of the create form that may stay empty. */
+function OptionalField({ name, label, value, set, numeric }: IOptionalFieldProps): JSX.Element {
+  return (
+    <label className="sandfill-field">
+      <span>{label}</span>
+      <input
+        className={`jp-mod-styled sandfill-${name}`}
+        data-testid={`sandfill-${name}`}
+        placeholder="optional"
+        inputMode={numeric ? 'numeric' : undefined}
+        value={value}
+        onChange={e => set(e.target.value)}
+      />
+    </label>
   );
 }
 
@@ -465,36 +490,6 @@ interface IClusterProps {
 }
 
 function ClusterCard({ panel, cluster, now }: IClusterProps): JSX.Element {
-  const t = cluster.target || { mode: 'scale', n: null, minimum: null, maximum: null };
-  const [scaleN, setScaleN] = React.useState(String(t.n ?? cluster.workers ?? 0));
-  const [adaptMin, setAdaptMin] = React.useState(String(t.minimum ?? 0));
-  const [adaptMax, setAdaptMax] = React.useState(String(t.maximum ?? 4));
-  const busy = panel.busy.has(cluster.id);
-
-  const doScale = () => {
-    const n = parseCount(scaleN);
-    if (n === null) {
-      panel.reportError(`Scale needs a whole number of workers, not "${scaleN}".`);
-      return;
-    }
-    void panel.scale(cluster, n);
-  };
-  const doAdapt = () => {
-    const lo = parseCount(adaptMin);
-    const hi = parseCount(adaptMax);
-    if (lo === null || hi === null) {
-      panel.reportError(
-        `Adapt needs whole numbers, not "${adaptMin}" and "${adaptMax}".`
-      );
-      return;
-    }
-    if (lo > hi) {
-      panel.reportError(`Adapt minimum ${lo} is above maximum ${hi}.`);
-      return;
-    }
-    void panel.adapt(cluster, lo, hi);
-  };
-
   return (
     <article
       className="sandfill-cluster"
@@ -535,64 +530,66 @@ function ClusterCard({ panel, cluster, now }: IClusterProps): JSX.Element {
           Insert connect snippet
         </button>
       </div>
-      <div className="sandfill-controls">
-        <div className="sandfill-control">
-          <input
-            className="jp-mod-styled sandfill-scale-n"
-            data-testid="sandfill-scale-n"
-            aria-label="Number of workers"
-            inputMode="numeric"
-            value={scaleN}
-            onChange={e => setScaleN(e.target.value)}
-            onKeyDown={e => e.key === 'Enter' && doScale()}
-          />
-          <button
-            className="jp-Button jp-mod-styled sandfill-scale"
-            data-testid="sandfill-scale"
-            disabled={busy}
-            onClick={doScale}
-          >
-            Scale
-          </button>
-        </div>
-        <div className="sandfill-control">
-          <input
-            className="jp-mod-styled sandfill-adapt-min"
-            data-testid="sandfill-adapt-min"
-            aria-label="Minimum workers"
-            inputMode="numeric"
-            value={adaptMin}
-            onChange={e => setAdaptMin(e.target.value)}
-          />
-          <span>–</span>
-          <input
-            className="jp-mod-styled sandfill-adapt-max"
-            data-testid="sandfill-adapt-max"
-            aria-label="Maximum workers"
-            inputMode="numeric"
-            value={adaptMax}
-            onChange={e => setAdaptMax(e.target.value)}
-            onKeyDown={e => e.key === 'Enter' && doAdapt()}
-          />
-          <button
-            className="jp-Button jp-mod-styled sandfill-adapt"
-            data-testid="sandfill-adapt"
-            disabled={busy}
-            onClick={doAdapt}
-          >
-            Adapt
-          </button>
-        </div>
-        <button
-          className="jp-Button jp-mod-styled jp-mod-warn sandfill-shutdown"
-          data-testid="sandfill-shutdown"
-          disabled={busy}
-          onClick={() => void panel.shutdown(cluster)}
-        >
-          Shut down
-        </button>
-      </div>
+      <ClusterControls panel={panel} cluster={cluster} />
       <JobTable jobs={cluster.jobs || []} now={now} />
     </article>
+  );
+}
+
+/** Scale, adapt and shut down one cluster. */
+function ClusterControls({ panel, cluster }: Omit<IClusterProps, 'now'>): JSX.Element {
+  const t = cluster.target || { mode: 'scale', n: null, minimum: null, maximum: null };
+  const [scaleN, setScaleN] = React.useState(String(t.n ?? cluster.workers ?? 0));
+  const [adaptMin, setAdaptMin] = React.useState(String(t.minimum ?? 0));
+  const [adaptMax, setAdaptMax] = React.useState(String(t.maximum ?? 4));
+  const busy = panel.busy.has(cluster.id);
+
+  const doScale = () => {
+    const typed = readScale(scaleN);
+    if (typed.ok) {
+      void panel.scale(cluster, typed.value);
+    } else {
+      panel.reportError(typed.error);
+    }
+  };
+  const doAdapt = () => {
+    const typed = readAdapt(adaptMin, adaptMax);
+    if (typed.ok) {
+      void panel.adapt(cluster, typed.value.minimum, typed.value.maximum);
+    } else {
+      panel.reportError(typed.error);
+    }
+  };
+
+  return (
+    <div className="sandfill-controls">
+      <CountControl
+        action="scale"
+        label="Scale"
+        busy={busy}
+        run={doScale}
+        inputs={[
+          { name: 'scale-n', label: 'Number of workers', value: scaleN, set: setScaleN }
+        ]}
+      />
+      <CountControl
+        action="adapt"
+        label="Adapt"
+        busy={busy}
+        run={doAdapt}
+        inputs={[
+          { name: 'adapt-min', label: 'Minimum workers', value: adaptMin, set: setAdaptMin },
+          { name: 'adapt-max', label: 'Maximum workers', value: adaptMax, set: setAdaptMax }
+        ]}
+      />
+      <button
+        className="jp-Button jp-mod-styled jp-mod-warn sandfill-shutdown"
+        data-testid="sandfill-shutdown"
+        disabled={busy}
+        onClick={() => void panel.shutdown(cluster)}
+      >
+        Shut down
+      </button>
+    </div>
   );
 }

@@ -4,6 +4,7 @@ import { NOW, makeJob } from './fixtures';
 
 import {
   ICluster,
+  IWorkerJob,
   POLL_INTERVAL,
   POLL_MAX_INTERVAL,
   badgeClass,
@@ -16,6 +17,8 @@ import {
   formatSpan,
   nextPollDelay,
   parseCount,
+  readAdapt,
+  readScale,
   sortJobs,
   stateLabel,
   summaryLine,
@@ -23,6 +26,11 @@ import {
 } from '../src/model';
 
 const job = makeJob;
+
+/** Jobs '1', '2', ... in these states. */
+function jobsIn(states: IWorkerJob['state'][]): IWorkerJob[] {
+  return states.map((state, i) => job({ job_id: String(i + 1), state }));
+}
 
 function cluster(over: Partial<ICluster>): ICluster {
   return {
@@ -207,26 +215,14 @@ describe('describeJob', () => {
 
 describe('summaryLine', () => {
   it('counts workers and jobs per state, omitting zeros', () => {
-    const jobs = [
-      job({ job_id: '1', state: 'running' }),
-      job({ job_id: '2', state: 'running' }),
-      job({ job_id: '3', state: 'running' }),
-      job({ job_id: '4', state: 'running' }),
-      job({ job_id: '5', state: 'pending' })
-    ];
+    const jobs = jobsIn(['running', 'running', 'running', 'running', 'pending']);
     expect(summaryLine(cluster({ workers: 4, jobs }))).toBe(
       '4 workers · 4 running · 1 pending'
     );
   });
 
   it('orders states and uses the singular', () => {
-    const jobs = [
-      job({ job_id: '1', state: 'ended' }),
-      job({ job_id: '2', state: 'pending' }),
-      job({ job_id: '3', state: 'unknown' }),
-      job({ job_id: '4', state: 'retiring' }),
-      job({ job_id: '5', state: 'running' })
-    ];
+    const jobs = jobsIn(['ended', 'pending', 'unknown', 'retiring', 'running']);
     expect(summaryLine(cluster({ workers: 1, jobs }))).toBe(
       '1 worker · 1 running · 1 retiring · 1 pending · 1 unknown · 1 ended'
     );
@@ -320,5 +316,34 @@ describe('parseCount', () => {
     expect(parseCount('2.5')).toBeNull();
     expect(parseCount('')).toBeNull();
     expect(parseCount('abc')).toBeNull();
+  });
+});
+
+describe('readScale and readAdapt', () => {
+  it('read the numbers typed into the Scale and Adapt controls', () => {
+    expect(readScale(' 4 ')).toEqual({ ok: true, value: 4 });
+    expect(readAdapt('0', '8')).toEqual({
+      ok: true,
+      value: { minimum: 0, maximum: 8 }
+    });
+    expect(readAdapt('3', '3')).toEqual({
+      ok: true,
+      value: { minimum: 3, maximum: 3 }
+    });
+  });
+
+  it('say what is wrong, with the text that was typed', () => {
+    expect(readScale('four')).toEqual({
+      ok: false,
+      error: 'Scale needs a whole number of workers, not "four".'
+    });
+    expect(readAdapt('1', '-2')).toEqual({
+      ok: false,
+      error: 'Adapt needs whole numbers, not "1" and "-2".'
+    });
+    expect(readAdapt('5', '2')).toEqual({
+      ok: false,
+      error: 'Adapt minimum 5 is above maximum 2.'
+    });
   });
 });
