@@ -24,7 +24,7 @@ from typing import Any
 from sandfill.policies.document.model import BackfillSettings
 from sandfill.policies.live.state import LiveState
 from sandfill.slurm.scontrol import scheduler_params
-from sandfill.units import Duration
+from sandfill.units import format_duration, parse_slurm_time
 
 _BF_KEYS = {
     "bf_interval": "interval",
@@ -46,45 +46,71 @@ def live_mapping(
     notes: list[str] = []
     meta = meta or {}
     cfg = state.config
+    preempt_type = cfg.get("PreemptType", "preempt/none").split("/")[-1]
+    tiers, default_tier = _tiers(state, meta, preempt_type, notes)
+    mapping = {
+        "name": meta.get("name") or "live",
+        "tiers": tiers,
+        "roles": _roles(meta, tiers, default_tier, notes),
+        "priority": _priority(cfg),
+        "scheduler": _scheduler(cfg),
+        "preemption": {"type": preempt_type, "mode": _first(cfg.get("PreemptMode", "OFF"))},
+    }
+    return mapping, notes
+
+
+def _tiers(state: LiveState, meta: dict[str, Any], preempt_type: str,
+           notes: list[str]) -> tuple[dict[str, Any], str | None]:
+    """One tier per partition (or per tier the metadata maps to it), and the tier of the
+    first ``Default=YES`` partition."""
     tier_of_part: dict[str, list[str]] = {}
     for tier, part in (meta.get("tiers") or {}).items():
         tier_of_part.setdefault(part, []).append(tier)
-    preempt_type = cfg.get("PreemptType", "preempt/none").split("/")[-1]
     max_cpus = meta.get("max_cpus_per_job") or {}
-
     tiers: dict[str, Any] = {}
     default_tier = None
     for p in state.partitions:
         pname = p.get("PartitionName", "")
-        qos_name = p.get("QoS", "N/A")
-        names = tier_of_part.get(pname) or [pname]
-        for tname in names:
-            qos_row = state.qos.get(qos_name) if qos_name not in ("N/A", "") else None
-            qos: dict[str, Any] = {"name": qos_name if qos_row else tname, "priority": 0,
-                                   "max_jobs_per_user": None, "max_cpus_per_user": None}
-            if qos_row is not None:
-                qos.update(priority=qos_row.priority,
-                           max_jobs_per_user=qos_row.max_jobs_per_user,
-                           max_cpus_per_user=qos_row.max_cpus_per_user)
-            if preempt_type == "partition_prio":
-                pmode = _first(p.get("PreemptMode", "OFF"))
-            elif preempt_type == "qos" and qos_row is not None:
-                pmode = qos_row.preempt_mode if qos_row.preempt_mode != "cluster" else "off"
-            else:
-                pmode = "off"
-            tiers[tname] = {
-                "partition": pname,
-                "max_walltime": _limit(p.get("MaxTime"), f"partition {pname} MaxTime", notes),
-                "default_walltime": _opt_time(p.get("DefaultTime")),
-                "max_nodes": _opt_int(p.get("MaxNodes")),
-                "max_cpus_per_job": max_cpus.get(tname),
-                "priority_tier": _int(p.get("PriorityTier"), 1),
-                "priority_job_factor": _int(p.get("PriorityJobFactor"), 1),
-                "preempt_mode": pmode,
-                "qos": qos,
-            }
+        for tname in tier_of_part.get(pname) or [pname]:
+            tiers[tname] = _tier(state, p, tname, preempt_type, notes)
+            tiers[tname]["max_cpus_per_job"] = max_cpus.get(tname)
             if p.get("Default") == "YES" and default_tier is None:
                 default_tier = tname
+    return tiers, default_tier
+
+
+def _tier(state: LiveState, p: dict[str, str], tname: str, preempt_type: str,
+          notes: list[str]) -> dict[str, Any]:
+    pname = p.get("PartitionName", "")
+    qos_name = p.get("QoS", "N/A")
+    qos_row = state.qos.get(qos_name) if qos_name not in ("N/A", "") else None
+    qos: dict[str, Any] = {"name": qos_name if qos_row else tname, "priority": 0,
+                           "max_jobs_per_user": None, "max_cpus_per_user": None}
+    if qos_row is not None:
+        qos.update(priority=qos_row.priority,
+                   max_jobs_per_user=qos_row.max_jobs_per_user,
+                   max_cpus_per_user=qos_row.max_cpus_per_user)
+    if preempt_type == "partition_prio":
+        pmode = _first(p.get("PreemptMode", "OFF"))
+    elif preempt_type == "qos" and qos_row is not None:
+        pmode = qos_row.preempt_mode if qos_row.preempt_mode != "cluster" else "off"
+    else:
+        pmode = "off"
+    return {
+        "partition": pname,
+        "max_walltime": _limit(p.get("MaxTime"), f"partition {pname} MaxTime", notes),
+        "default_walltime": _opt_time(p.get("DefaultTime")),
+        "max_nodes": _opt_int(p.get("MaxNodes")),
+        "max_cpus_per_job": None,
+        "priority_tier": _int(p.get("PriorityTier"), 1),
+        "priority_job_factor": _int(p.get("PriorityJobFactor"), 1),
+        "preempt_mode": pmode,
+        "qos": qos,
+    }
+
+
+def _roles(meta: dict[str, Any], tiers: dict[str, Any], default_tier: str | None,
+           notes: list[str]) -> dict[str, str]:
     roles = dict(meta.get("roles") or {})
     roles = {r: t for r, t in roles.items() if t in tiers and r != "default"}
     if default_tier is not None:
@@ -92,7 +118,10 @@ def live_mapping(
     elif tiers:
         notes.append("no partition has Default=YES: roles.default set to the first tier")
         roles["default"] = next(iter(tiers))
+    return roles
 
+
+def _priority(cfg: dict[str, str]) -> dict[str, Any]:
     prio_type = cfg.get("PriorityType", "priority/basic").split("/")[-1]
     priority: dict[str, Any] = {"type": prio_type}
     if prio_type == "multifactor":
@@ -107,20 +136,15 @@ def live_mapping(
                 "fairshare": _int(cfg.get("PriorityWeightFairShare"), 0),
             },
         )
+    return priority
+
+
+def _scheduler(cfg: dict[str, str]) -> dict[str, Any]:
     sched_type = cfg.get("SchedulerType", "sched/backfill").split("/")[-1]
     scheduler: dict[str, Any] = {"type": sched_type}
     if sched_type == "backfill":
         scheduler["backfill"] = backfill_mapping(cfg.get("SchedulerParameters", ""))
-    preemption = {"type": preempt_type, "mode": _first(cfg.get("PreemptMode", "OFF"))}
-    mapping = {
-        "name": meta.get("name") or "live",
-        "tiers": tiers,
-        "roles": roles,
-        "priority": priority,
-        "scheduler": scheduler,
-        "preemption": preemption,
-    }
-    return mapping, notes
+    return scheduler
 
 
 def backfill_mapping(params: str) -> dict[str, Any]:
@@ -138,7 +162,7 @@ def backfill_mapping(params: str) -> dict[str, Any]:
     given = scheduler_params(params)
     out["continue"] = "bf_continue" in given
     if given.get("bf_window", "").isdigit():
-        out["window"] = Duration(int(given["bf_window"]) * 60).slurm()
+        out["window"] = format_duration(int(given["bf_window"]) * 60)
     for key, name in _BF_KEYS.items():
         if given.get(key, "").isdigit():
             out[name] = int(given[key])
@@ -161,21 +185,19 @@ def _opt_int(text: str | None) -> int | None:
 
 
 def _opt_time(text: str | None) -> str | None:
-    if not text or text.upper() in ("NONE", "UNLIMITED", "INFINITE"):
-        return None
-    return Duration.parse(text).slurm()
+    seconds = parse_slurm_time(text or "")
+    return format_duration(seconds) if seconds is not None else None
 
 
 def _time(text: str | None, default: str) -> str:
-    try:
-        return Duration.parse(text).slurm() if text else default
-    except ValueError:
-        return default
+    seconds = parse_slurm_time(text or "")
+    return format_duration(seconds) if seconds is not None else default
 
 
 def _limit(text: str | None, what: str, notes: list[str]) -> str:
-    if not text or text.upper() in ("UNLIMITED", "INFINITE", "NONE"):
+    seconds = parse_slurm_time(text or "")
+    if seconds is None:
         notes.append(f"{what} is {text or 'unset'}: policies need a finite limit; "
                      "shown as 365-00:00:00")
         return "365-00:00:00"
-    return Duration.parse(text).slurm()
+    return format_duration(seconds)

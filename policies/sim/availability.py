@@ -1,4 +1,4 @@
-"""Availability profile: free allocation units over future time, as sorted breakpoints.
+"""Availability curve: free allocation units over future time, as sorted breakpoints.
 
 ``times[i]`` is when segment ``i`` begins and ``free[i]`` the units free from then until
 ``times[i+1]`` (the last segment runs forever). Backfill builds one per pass from the
@@ -11,7 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 
 
-class Profile:
+class Availability:
     __slots__ = ("times", "free", "capacity")
 
     def __init__(self, now: int, capacity: int, free_now: int, ends: list[tuple[int, int]]):

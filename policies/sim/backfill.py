@@ -7,7 +7,7 @@ touch the event queue or change the state (the simulator applies the decisions).
   job's partition nodes away from every later job, and here all tiers share the nodes).
   A job may preempt running jobs of lower-PriorityTier, preemptable tiers.
 * :func:`backfill_pass` -- Slurm's backfill: walk up to ``bf_max_job_test`` pending jobs in
-  the same order over an availability profile (planned ends rounded up to
+  the same order over an availability curve (planned ends rounded up to
   ``bf_resolution``, horizon ``bf_window``); start a job if it fits now, otherwise reserve
   its earliest start (``conservative``: every tested job; ``easy``: only the first blocked
   job). A job with ``--time-min`` is planned and granted exactly its minimum, as Slurm
@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from sandfill.policies.sim.availability import Profile
+from sandfill.policies.sim.availability import Availability
 
 if TYPE_CHECKING:
     from sandfill.policies.sim.simulator import Simulator
@@ -100,8 +100,24 @@ def _reserved_units(sim: Simulator, units: int) -> int:
     return -(-units // cpn) * cpn
 
 
-def _reserve_floor(prof: Profile, now: int, start: int, end: int, units: int, res: int) -> None:
-    """Slurm's ``_add_reservation``: start and end rounded down to ``bf_resolution``."""
+def _availability(sim: Simulator, floor: bool) -> Availability:
+    """Free units from now on, as the running jobs' planned ends free them: exact ends with
+    ``floor`` (select's will-run test uses them), else rounded up to ``bf_resolution``."""
+    res = sim.backfill.resolution
+    if floor:
+        ends = [(sim.planned_end[r], sim.job_units[r]) for r in sim.running]
+    else:
+        ends = [(-(-sim.planned_end[r] // res) * res, sim.job_units[r]) for r in sim.running]
+    return Availability(sim.now, sim.capacity, sim.free, ends)
+
+
+def _reserve(prof: Availability, floor: bool, now: int, start: int, end: int, units: int,
+             res: int) -> None:
+    """Reserve ``units`` from ``start`` to ``end``; with ``floor`` as Slurm's
+    ``_add_reservation`` does it: start and end rounded down to ``bf_resolution``."""
+    if not floor:
+        prof.reserve(start, end, units)
+        return
     s = max(now, start // res * res)
     e = end // res * res
     if e > s:
@@ -166,11 +182,7 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
     now = sim.now
     res = bf.resolution
     floor = sim.config.floor_reservations
-    if floor:  # running jobs end when they end (select's will-run test uses exact ends)
-        ends = [(sim.planned_end[r], sim.job_units[r]) for r in sim.running]
-    else:
-        ends = [(-(-sim.planned_end[r] // res) * res, sim.job_units[r]) for r in sim.running]
-    prof = Profile(now, sim.capacity, sim.free, ends)
+    prof = _availability(sim, floor)
     latest = now + bf.window.seconds
     ledger = _QosLedger(sim)
     min_units = sim.min_pending_units()
@@ -199,10 +211,7 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
         dur = tmin if tmin else sim.job_limit[j]
         plan = dur if floor else -(-dur // res) * res
         if units <= prof.free[0] and prof.fits_now(units, plan):
-            if floor:
-                _reserve_floor(prof, now, now, now + plan, units, res)
-            else:
-                prof.reserve(now, now + plan, units)
+            _reserve(prof, floor, now, now, now + plan, units, res)
             ledger.add(j)
             d.starts.append(Start(j, dur, "backfill"))
             started += 1
@@ -215,10 +224,7 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
         if t is None:
             continue
         blocked = min(sim.capacity, _reserved_units(sim, units))
-        if floor:
-            _reserve_floor(prof, now, t, t + plan, blocked, res)
-        else:
-            prof.reserve(t, t + plan, blocked)
+        _reserve(prof, floor, now, t, t + plan, blocked, res)
         reserved_one = True
         if record:
             d.reservations.append(Reservation(j, t, t + plan, units))

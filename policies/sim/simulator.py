@@ -31,16 +31,18 @@ Backfill passes run on the ``bf_interval`` grid while anything changed since the
 from __future__ import annotations
 
 import heapq
-import math
 import sys
 import time as _time
 from array import array
+from bisect import bisect_left as _bisect_left
+from bisect import insort as heapq_insort
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sandfill.policies.document.model import Policy, Tier
+from sandfill.policies.document.model import Policy
 from sandfill.policies.sim.backfill import BackfillMode, Decisions, backfill_pass, main_pass
+from sandfill.policies.sim.prepare import PriorityNorm, prepare_jobs, qos_table
 from sandfill.policies.sim.workload import Workload
 
 END, SUBMIT, SCHED, BACKFILL = 0, 1, 2, 3
@@ -138,7 +140,20 @@ class Simulator:
         self.free = self.capacity
         self.now = 0
         self.tiers = list(policy.tiers)
-        self._prepare_jobs()
+        qos_of_tier, self.qos_caps = qos_table(policy, config.accounting)
+        self.any_preemptable = policy.preemption.type != "none" and any(
+            t.preemptable for t in self.tiers)
+        prio = PriorityNorm(policy, config)
+        self.age_rate, self.max_age = prio.age_rate, prio.max_age
+        table = prepare_jobs(policy, workload, config, self.capacity, qos_of_tier,
+                             self.any_preemptable, prio)
+        self.jobs = table.jobs
+        self.job_tier, self.job_units, self.job_cpus = table.job_tier, table.job_units, table.job_cpus
+        self.job_limit, self.job_time_min = table.job_limit, table.job_time_min
+        self.job_user, self.job_qos, self.job_ptier = table.job_user, table.job_qos, table.job_ptier
+        self.job_preemptable, self.job_static = table.job_preemptable, table.job_static
+        self.rejected = table.rejected
+        self.tier_names = [t.name for t in self.tiers]
         self.running: set[int] = set()
         self.planned_end: dict[int, int] = {}
         self.start = [-1] * len(self.jobs)
@@ -171,115 +186,6 @@ class Simulator:
         self.backfill_log: list[BackfillRecord] = []
         self.events = 0
         self.passes = 0
-
-    # -- preparation -------------------------------------------------------------------------
-    def _prepare_jobs(self) -> None:
-        pol, cfg = self.policy, self.config
-        cpn = cfg.cpus_per_node
-        total_nodes, total_cpus = cfg.nodes, cfg.nodes * cfg.cpus_per_node
-        tiers = self.tiers
-        roles = dict(pol.roles)
-        notebook = roles.get("notebooks")
-        auto = [t for t in tiers if not t.preemptable and t.name != notebook] or list(tiers)
-        auto.sort(key=lambda t: (t.max_walltime.seconds, -t.priority_tier))
-        default = pol.default_tier
-        by_name: dict[str, int] = {}
-        for i, t in enumerate(tiers):
-            by_name.setdefault(t.name, i)
-            by_name.setdefault(t.partition, i)
-        index = {t.name: i for i, t in enumerate(tiers)}
-        qos_names: list[str] = []
-        qos_of_tier = []
-        self.qos_caps: list[tuple[int | None, int | None] | None] = []
-        for t in tiers:
-            if t.qos.name not in qos_names:
-                qos_names.append(t.qos.name)
-                caps = (t.qos.max_jobs_per_user, t.qos.max_cpus_per_user)
-                self.qos_caps.append(caps if cfg.accounting and t.qos.has_caps else None)
-            qos_of_tier.append(qos_names.index(t.qos.name))
-        self.any_preemptable = pol.preemption.type != "none" and any(t.preemptable for t in tiers)
-
-        # priority factors
-        pr = pol.priority
-        multi = pr.type == "multifactor"
-        w = pr.weights
-        max_pjf = max(t.priority_job_factor for t in tiers) or 1
-        max_qp = max(t.qos.priority for t in tiers) or 1
-        self.age_rate = (
-            w.age / pr.max_age.seconds if multi and cfg.accounting and w.age else 0.0
-        )
-        self.max_age = pr.max_age.seconds
-
-        self.jobs = []
-        self.job_tier: list[int] = []
-        self.job_units: list[int] = []
-        self.job_cpus: list[int] = []
-        self.job_limit: list[int] = []
-        self.job_time_min: list[int] = []
-        self.job_user: list[str] = []
-        self.job_qos: list[int] = []
-        self.job_ptier: list[int] = []
-        self.job_preemptable: list[bool] = []
-        self.job_static: list[float] = []
-        self.rejected: list[int] = []
-        for job in self.workload.jobs:
-            idx = len(self.jobs)
-            nodes = max(job.nodes or 0, math.ceil(job.cpus / cpn))
-            tier_i = None
-            if cfg.use_trace_partitions and job.partition in by_name:
-                tier_i = by_name[job.partition]
-            elif job.time_limit is None:
-                tier_i = index[default.name]
-            else:
-                for t in auto:
-                    if _admits(t, job.time_limit, nodes, job.cpus):
-                        tier_i = index[t.name]
-                        break
-            tier: Tier | None = tiers[tier_i] if tier_i is not None else None
-            if tier is not None and job.time_limit is not None and not cfg.use_trace_partitions:
-                pass
-            if tier is None or not _admits(tier, None, nodes, job.cpus):
-                tier = None
-            if tier is not None:
-                limit = job.time_limit
-                if limit is None:
-                    limit = (tier.default_walltime or tier.max_walltime).seconds
-                limit = min(limit, tier.max_walltime.seconds)
-            units = nodes if cfg.alloc == "node" else job.cpus
-            cpus = nodes * cpn if cfg.alloc == "node" else job.cpus
-            self.jobs.append(job)
-            if tier is None or units > self.capacity:
-                self.rejected.append(idx)
-                tier_i = index[default.name]
-                tier = tiers[tier_i]
-                limit = tier.max_walltime.seconds
-            else:
-                tier_i = index[tier.name]
-            self.job_tier.append(tier_i)
-            self.job_units.append(units)
-            self.job_cpus.append(cpus)
-            self.job_limit.append(max(1, limit))
-            tmin = job.time_min
-            self.job_time_min.append(min(tmin, limit) if tmin and tmin < limit else 0)
-            self.job_user.append(job.user)
-            self.job_qos.append(qos_of_tier[tier_i])
-            self.job_ptier.append(tier.priority_tier)
-            self.job_preemptable.append(tier.preemptable and self.any_preemptable)
-            static = 0.0
-            if multi:
-                # Slurm's job size factor (priority/multifactor, favouring large jobs): the
-                # mean of min nodes / nodes and CPUs / CPUs; a CPU request (-n N) has min
-                # nodes 1 unless it names nodes. Favouring small jobs is 1 - that.
-                min_nodes = nodes if cfg.alloc == "node" else (job.nodes or 1)
-                size = (min_nodes / total_nodes + job.cpus / total_cpus) / 2
-                if pr.favor_small:
-                    size = 1.0 - size
-                static += w.job_size * min(1.0, size)
-                static += w.partition * tier.priority_job_factor / max_pjf
-                if cfg.accounting:
-                    static += w.qos * tier.qos.priority / max_qp
-            self.job_static.append(static)
-        self.tier_names = [t.name for t in tiers]
 
     # -- queue -------------------------------------------------------------------------------
     def _key(self, j: int, eligible: int) -> tuple:
@@ -360,9 +266,7 @@ class Simulator:
             self.now = t
             self.events += 1
             if kind == END:
-                j, rid = payload
-                if self.run_id[j] == rid and j in self.running:
-                    self._finish(j, "completed" if payload is not None else "")
+                if self._end(*payload):
                     done += 1
                     if progress is not None and done % step == 0:
                         progress(done, total)
@@ -370,24 +274,41 @@ class Simulator:
                 self.enqueue(payload)
                 self._mark_dirty()
             elif kind == SCHED:
-                self.sched_at = -1
-                self.last_main = t
-                self._apply(main_pass(self))
-                self._sample()
+                self._main_pass()
             else:
-                self.backfill_at = -1
-                if self.dirty:
-                    self.dirty = False
-                    self.passes += 1
-                    self.bf_last = t
-                    rec = self.config.record_reservations
-                    d = backfill_pass(self, self.config.backfill, record=rec)
-                    self._apply(d)  # (thread timing: its own starts are news to the next check)
-                    if rec:
-                        self._log_backfill(d)
-                    self._sample()
+                self._backfill_pass()
         if progress is not None:
             progress(total, total)
+        return self._result(_time.perf_counter() - t0)
+
+    def _end(self, j: int, rid: int) -> bool:
+        """A job's END event: finish it unless the event is stale (requeued since)."""
+        if self.run_id[j] != rid or j not in self.running:
+            return False
+        self._finish(j)
+        return True
+
+    def _main_pass(self) -> None:
+        self.sched_at = -1
+        self.last_main = self.now
+        self._apply(main_pass(self))
+        self._sample()
+
+    def _backfill_pass(self) -> None:
+        self.backfill_at = -1
+        if not self.dirty:
+            return
+        self.dirty = False
+        self.passes += 1
+        self.bf_last = self.now
+        rec = self.config.record_reservations
+        d = backfill_pass(self, self.config.backfill, record=rec)
+        self._apply(d)  # (thread timing: its own starts are news to the next check)
+        if rec:
+            self._log_backfill(d)
+        self._sample()
+
+    def _result(self, wall_seconds: float) -> SimResult:
         return SimResult(
             policy=self.policy,
             config=self.config,
@@ -412,7 +333,7 @@ class Simulator:
             backfill_log=self.backfill_log,
             events=self.events,
             passes=self.passes,
-            wall_seconds=_time.perf_counter() - t0,
+            wall_seconds=wall_seconds,
         )
 
     def _mark_dirty(self, ended: bool = False) -> None:
@@ -483,7 +404,7 @@ class Simulator:
         )
         self._mark_dirty(ended=True)
 
-    def _finish(self, j: int, _outcome: str) -> None:
+    def _finish(self, j: int) -> None:
         timeout = self.jobs[j].run_time > self.granted[j]
         self.end[j] = self.now - self.config.release_delay
         self._release(j, "timeout" if timeout else "completed")
@@ -515,18 +436,6 @@ class Simulator:
             (r, self.run_start[r], self.planned_end[r], self.job_units[r]) for r in self.running
         )
         self.backfill_log.append(BackfillRecord(self.now, tuple(d.reservations), running))
-
-
-def _admits(t: Tier, limit: int | None, nodes: int, cpus: int) -> bool:
-    if limit is not None and limit > t.max_walltime.seconds:
-        return False
-    if t.max_nodes is not None and nodes > t.max_nodes:
-        return False
-    return t.max_cpus_per_job is None or cpus <= t.max_cpus_per_job
-
-
-from bisect import bisect_left as _bisect_left  # noqa: E402
-from bisect import insort as heapq_insort  # noqa: E402
 
 
 def simulate(
