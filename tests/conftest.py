@@ -11,8 +11,7 @@ import dask
 import pytest
 
 from sandfill.dev.devcluster import DevCluster
-from sandfill.dev.testing import booted_devcluster, loopback_dask_config
-from sandfill.slurm import SlurmClient
+from sandfill.dev.testing import TestSlurm, booted_devcluster, loopback_dask_config
 from sandfill.slurm.commands import wait_until
 
 # pytest-jupyter (jp_fetch & co. for the lab extension's route tests) runs coroutine tests on
@@ -37,16 +36,14 @@ def devcluster() -> Iterator[DevCluster]:
 
 
 @pytest.fixture
-def slurm(devcluster: DevCluster) -> Iterator[SlurmClient]:
+def slurm(devcluster: DevCluster) -> Iterator[TestSlurm]:
     """A client for the devcluster; cancels every job the test submitted through it."""
-    client = SlurmClient(devcluster.slurm_conf)
+    client = TestSlurm(devcluster.slurm_conf)
     before = set(client.squeue_sync())
     yield client
     after = set(client.squeue_sync()) - before
     if after:
-        import subprocess
-
-        subprocess.run(["scancel", *sorted(after)], env=client.env, check=False)
+        client.cancel_sync(after)
         wait_until(
             "the test's jobs to leave the nodes",
             lambda: not any(s.running for j, s in client.squeue_sync(after).items()),

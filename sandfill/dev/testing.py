@@ -4,17 +4,37 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
+from sandfill.slurm import sbatch, scancel, sdiag
+from sandfill.slurm.client import SlurmClient
 
 
 def sleep_script(seconds: int) -> str:
     """A batch script that sleeps (a "rock" or a stand-in job)."""
     return f"#!/bin/sh\nsleep {int(seconds)}\n"
+
+
+class TestSlurm(SlurmClient):
+    """A :class:`SlurmClient` with the blocking calls tests and benchmarks make from
+    outside an event loop (submit, cancel, the controller's RPC counters)."""
+
+    __test__ = False  # not a pytest class
+
+    def submit_sync(self, script: str, args: Sequence[str] = ()) -> str:
+        return sbatch.parse_job_id(self.runner.check(sbatch.submit_argv(args), input=script))
+
+    def cancel_sync(self, job_ids: Iterable[str]) -> None:
+        """Cancel ``job_ids``; a job that already left is not an error."""
+        ids = list(job_ids)
+        if ids:
+            self.runner.run(scancel.cancel_argv(ids))
+
+    def sdiag_rpcs_sync(self) -> dict[str, int]:
+        return sdiag.parse_sdiag_rpcs(self.runner.check(sdiag.rpcs_argv()))
 
 
 #: Debian chromium, headless, with nothing reaching out to the network (nothing can here).

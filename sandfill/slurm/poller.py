@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sandfill.slurm.client import SlurmClient, check_job_id
+from sandfill.slurm.client import SlurmClient
 from sandfill.slurm.commands import SlurmCommandError
-from sandfill.slurm.states import GONE, UNKNOWN, JobStatus
+from sandfill.slurm.states import GONE, UNKNOWN, JobStatus, check_job_id
 
 log = logging.getLogger("sandfill.slurm.poller")
 

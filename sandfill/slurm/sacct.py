@@ -1,11 +1,14 @@
-"""``sacct``: the final state of ended jobs."""
+"""``sacct``: the final state of ended jobs, job history (for the simulator), start flags."""
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from sandfill.slurm.states import UNKNOWN, JobStatus, none_if_empty
-from sandfill.units import parse_timestamp
+from sandfill.slurm.states import UNKNOWN, JobStatus, check_job_ids, none_if_empty
+from sandfill.units import parse_slurm_time, parse_timestamp
 
 SACCT_FIELDS = ("JobID", "State", "ExitCode", "Start", "End", "NodeList", "Partition", "QOS", "User", "Reason")
 
@@ -33,4 +36,127 @@ def parse_sacct_final(stdout: str, observed: float | None = None) -> dict[str, J
             exit_code=exit_code or None,
             observed=now,
         )
+    return out
+
+
+def final_argv(job_ids: Iterable[str]) -> list[str]:
+    """``sacct`` for the allocations of ``job_ids`` in :data:`SACCT_FIELDS`."""
+    return ["sacct", "-X", "-n", "-P", "-j", ",".join(check_job_ids(job_ids)), "-o", ",".join(SACCT_FIELDS)]
+
+
+# ---- job history (the simulator's workload from a site's own sacct) -------------------------
+
+HISTORY_FORMAT = "JobID,User,Partition,Submit,Start,End,ElapsedRaw,TimelimitRaw,NCPUS,NNodes,State"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One allocation of ``sacct`` history; times in epoch seconds, durations in seconds."""
+
+    job_id: int
+    user: str
+    partition: str | None
+    submit: int
+    run: int  # elapsed seconds
+    time_limit: int | None  # seconds (None: none given)
+    cpus: int
+    nodes: int | None
+    ran: bool  # started, ran a while, on some CPUs
+
+
+def history_argv(start: str | None = None, end: str | None = None) -> list[str]:
+    """``sacct`` for every user's jobs (allocations only) in ``--starttime``..``--endtime``
+    (default: the last 7 days), ``|``-separated with a header in :data:`HISTORY_FORMAT`."""
+    argv = ["sacct", "-a", "-X", "-P", f"--format={HISTORY_FORMAT}"]
+    argv += ["--starttime", start or "now-7days"]
+    if end:
+        argv += ["--endtime", end]
+    return argv
+
+
+def parse_history(text: str) -> list[HistoryRow]:
+    """``sacct -P`` (with a header line; ``TimelimitRaw`` in minutes and ``ElapsedRaw`` in
+    seconds are used when present) or ``sacct --json`` (Slurm 22.05, OpenAPI v0.0.38 data),
+    told apart by content. Job steps (``123.batch``) and jobs without a submit time are
+    dropped."""
+    return parse_history_json(text) if text.lstrip().startswith("{") else parse_history_parsable(text)
+
+
+def parse_history_parsable(text: str) -> list[HistoryRow]:
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return []
+    head = [h.strip().lower() for h in lines[0].rstrip("|").split("|")]
+    out = []
+    for ln in lines[1:]:
+        row = dict(zip(head, ln.rstrip("|").split("|"), strict=False))
+        jid = row.get("jobid", "")
+        submit = _epoch(row.get("submit"))
+        if "." in jid or not jid or submit is None:
+            continue
+        if row.get("elapsedraw", "").isdigit():
+            run = int(row["elapsedraw"])
+        else:
+            run = parse_slurm_time(row.get("elapsed") or "") or 0
+        if row.get("timelimitraw", "").isdigit():
+            limit: int | None = int(row["timelimitraw"]) * 60
+        else:
+            limit = parse_slurm_time(row.get("timelimit") or "") or None
+        cpus = int(row.get("ncpus") or row.get("alloccpus") or row.get("reqcpus") or 0)
+        nodes = int(row["nnodes"]) if row.get("nnodes", "").isdigit() else None
+        ran = _epoch(row.get("start")) is not None and run > 0 and cpus > 0
+        job_id = int(jid.split("_")[0].split("+")[0])
+        out.append(HistoryRow(job_id, row.get("user", "?"), row.get("partition") or None,
+                              submit, run, limit, cpus, nodes, ran))
+    return out
+
+
+def parse_history_json(text: str) -> list[HistoryRow]:
+    data = json.loads(text)
+    out = []
+    for j in data.get("jobs", []):
+        t = j.get("time", {})
+        submit = t.get("submission")
+        if not submit:
+            continue
+        run = int(t.get("elapsed") or 0)
+        limit = t.get("limit")
+        if isinstance(limit, dict):  # newer data: {"set": true, "number": N}
+            limit = limit.get("number") if limit.get("set", True) else None
+        req = j.get("required", {})
+        cpus = int(req.get("CPUs") or req.get("cpus") or 0)
+        nodes = j.get("allocation_nodes") or None
+        out.append(HistoryRow(int(j["job_id"]), str(j.get("user", "?")), j.get("partition") or None,
+                              int(submit), run, int(limit) * 60 if limit else None, cpus,
+                              int(nodes) if nodes else None,
+                              bool(t.get("start")) and run > 0 and cpus > 0))
+    return out
+
+
+def _epoch(text: str | None) -> int | None:
+    ts = parse_timestamp(text or "")
+    return None if ts is None else int(ts)
+
+
+# ---- who started a job, and when ------------------------------------------------------------
+
+
+def starts_argv(job_ids: Iterable[str]) -> list[str]:
+    """Start time and scheduling flags of the allocations of ``job_ids``."""
+    return ["sacct", "-X", "-n", "-P", "-j", ",".join(check_job_ids(job_ids)), "-o", "JobID,Start,Flags"]
+
+
+def parse_starts(stdout: str) -> dict[str, tuple[int, str]]:
+    """:func:`starts_argv` output → job id → (start, epoch seconds; which scheduler started
+    it: ``"backfill"`` for SchedBackfill, ``"main"`` for SchedMain or SchedSubmit, else
+    ``""``). Jobs that have not started are left out."""
+    out: dict[str, tuple[int, str]] = {}
+    for line in stdout.splitlines():
+        jid, start, flags = (line.split("|") + ["", ""])[:3]
+        ts = _epoch(start)
+        if ts is None:
+            continue
+        how = "backfill" if "SchedBackfill" in flags else (
+            "main" if "SchedMain" in flags or "SchedSubmit" in flags else "")
+        out[jid] = (ts, how)
     return out

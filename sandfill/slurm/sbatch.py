@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sandfill.slurm.states import check_job_id
 from sandfill.units import parse_timestamp
 
 _TEST_ONLY = re.compile(
@@ -32,3 +34,18 @@ def parse_test_only(text: str) -> TestOnlyAnswer | None:
     if start is None:
         return None
     return TestOnlyAnswer(start, int(m.group("cpus")), m.group("nodes"), m.group("part"))
+
+
+def submit_argv(args: Sequence[str] = ()) -> list[str]:
+    """``sbatch --parsable`` with ``args``; the script comes on stdin."""
+    return ["sbatch", "--parsable", *args]
+
+
+def parse_job_id(stdout: str) -> str:
+    """The job id ``sbatch --parsable`` prints (``123`` or ``123;cluster``); ValueError if none."""
+    return check_job_id(stdout.strip().split(";")[0])
+
+
+def test_only_argv(args: Sequence[str] = ()) -> list[str]:
+    """``sbatch --test-only`` with ``args``; the script comes on stdin."""
+    return ["sbatch", "--test-only", *args]

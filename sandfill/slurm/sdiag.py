@@ -7,6 +7,11 @@ import re
 _SDIAG_RPC = re.compile(r"^\s*(?P<name>[A-Z_]+)\s+\(\s*\d+\)\s+count:(?P<count>\d+)")
 
 
+def rpcs_argv() -> list[str]:
+    """``sdiag``: the controller's statistics, RPC counters included."""
+    return ["sdiag"]
+
+
 def parse_sdiag_rpcs(text: str) -> dict[str, int]:
     """RPC counts by message type from ``sdiag`` output."""
     counts: dict[str, int] = {}

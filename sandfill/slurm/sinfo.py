@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from sandfill.units import parse_slurm_time
 
@@ -21,19 +21,79 @@ def parse_cpus(text: str) -> tuple[int, int, int, int]:
     return a, i, o, t
 
 
-def parse_sinfo_nodes(stdout: str) -> list[dict[str, str | int]]:
-    """Parse ``sinfo -h -N -o '%N|%P|%t|%C|%m'`` (CPUs as alloc/idle/other/total)."""
-    rows: list[dict[str, str | int]] = []
+#: one line per node and partition: name, partition, state, CPUs (A/I/O/T), memory, free
+#: memory (MiB) and the partition's time limit
+NODES_FORMAT = "%N|%P|%t|%C|%m|%e|%l"
+
+#: node states (``%t``, flags stripped) in which a node can take a new job
+USABLE_NODE_STATES = frozenset({"idle", "mix", "alloc", "plnd", "comp"})
+
+
+class SinfoNode(TypedDict):
+    node: str
+    partition: str  # the default partition's trailing "*" removed
+    state: str  # %t as Slurm prints it, e.g. "mix", "idle*", "drain"
+    alloc: int
+    idle: int
+    other: int
+    total: int
+    memory: int | None  # MiB on the node
+    free_memory: int | None  # MiB free (None: Slurm does not know)
+    time_limit: int | None  # the partition's MaxTime in seconds (None: unlimited or not asked)
+
+
+def nodes_argv(partition: str | None = None) -> list[str]:
+    """Every node (of ``partition``), one line per node and partition, in :data:`NODES_FORMAT`."""
+    argv = ["sinfo", "-h", "-N", "-o", NODES_FORMAT]
+    return [*argv, "-p", partition] if partition else argv
+
+
+def node_usable(state: str) -> bool:
+    """Can a node in sinfo state ``state`` (``%t``, e.g. ``"mix*"``) take a new job?"""
+    return state.rstrip("*~#$@") in USABLE_NODE_STATES
+
+
+def parse_sinfo_nodes(stdout: str) -> list[SinfoNode]:
+    """Parse :func:`nodes_argv` output (:data:`NODES_FORMAT`). The fields after ``%m`` (free
+    memory, time limit) may be absent; lines with fewer than five fields are skipped."""
+    rows: list[SinfoNode] = []
     for line in stdout.splitlines():
-        parts = line.split("|")
+        parts = line.strip().split("|")
         if len(parts) < 5:
             continue
-        node, part, state, cpus, mem = parts[:5]
+        node, part, state, cpus, mem, free_mem, limit = (parts + ["", ""])[:7]
         a, i, o, t = parse_cpus(cpus)
         rows.append(
-            {"node": node, "partition": part.rstrip("*"), "state": state, "alloc": a, "idle": i, "other": o, "total": t, "memory": mem}
+            SinfoNode(
+                node=node,
+                partition=part.rstrip("*"),
+                state=state,
+                alloc=a,
+                idle=i,
+                other=o,
+                total=t,
+                memory=_leading_int(mem),
+                free_memory=int(free_mem) if free_mem.strip().isdigit() else None,
+                time_limit=parse_slurm_time(limit) if limit.strip() else None,
+            )
         )
     return rows
+
+
+def node_states_argv(partition: str | None = None) -> list[str]:
+    """Each node's state (of ``partition``, or all: a node in several partitions is then
+    listed once per partition)."""
+    return ["sinfo", "-h", "-N", *(["-p", partition] if partition else []), "-o", "%N %t"]
+
+
+def parse_node_states(stdout: str) -> dict[str, str]:
+    """:func:`node_states_argv` output → node name → short state (``idle``, ``mix``, …)."""
+    out: dict[str, str] = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            out[parts[0]] = parts[1]
+    return out
 
 
 @dataclass(frozen=True)
@@ -86,4 +146,20 @@ def parse_partitions(stdout: str) -> dict[str, PartitionInfo]:
             cpus_total=t,
             memory_mb=_leading_int(mem),
         )
+    return out
+
+
+def node_cpus_argv(partition: str | None = None) -> list[str]:
+    """Every node (of ``partition``), one line each: name and CPU count (``%N %c``)."""
+    return ["sinfo", "-h", "-N", *(["-p", partition] if partition else []), "-o", "%N %c"]
+
+
+def parse_node_cpus(stdout: str) -> dict[str, int]:
+    """:func:`node_cpus_argv` output → node name → CPUs, in sinfo's order (a node listed
+    once per partition appears once)."""
+    out: dict[str, int] = {}
+    for line in stdout.splitlines():
+        f = line.split()
+        if len(f) >= 2 and f[1].isdigit():
+            out[f[0]] = int(f[1])
     return out

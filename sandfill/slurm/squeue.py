@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
-from sandfill.slurm.states import UNKNOWN, JobStatus, none_if_empty
+from sandfill.slurm.commands import Result
+from sandfill.slurm.hostlist import expand_hostlist
+from sandfill.slurm.states import UNKNOWN, JobStatus, check_job_ids, none_if_empty
 from sandfill.units import parse_slurm_time, parse_timestamp
 
 SQUEUE_FIELDS = ("%i", "%T", "%r", "%N", "%S", "%e", "%l", "%P", "%q", "%u", "%V", "%B", "%j")
@@ -47,4 +50,94 @@ def parse_squeue(stdout: str, observed: float | None = None) -> dict[str, JobSta
             name=name,
             observed=now,
         )
+    return out
+
+
+def status_argv(job_ids: Iterable[str] | None = None) -> list[str]:
+    """``squeue`` in :data:`SQUEUE_FORMAT` for ``job_ids`` in any state (all jobs when None)."""
+    argv = ["squeue", "-h", "-o", SQUEUE_FORMAT]
+    if job_ids is not None:
+        argv += ["-t", "all", "-j", ",".join(check_job_ids(job_ids))]
+    return argv
+
+
+def forgotten_ids(result: Result) -> bool:
+    """True when a failed ``squeue -j`` only means the controller has forgotten every id
+    asked about (an answer, not a failure)."""
+    return result.returncode != 0 and "Invalid job id specified" in result.stderr
+
+
+def parse_status(result: Result, observed: float | None = None) -> dict[str, JobStatus]:
+    """The statuses in a :func:`status_argv` result; SlurmCommandError when the controller
+    could not be asked. A job the controller no longer knows is absent."""
+    if forgotten_ids(result):
+        return {}
+    return parse_squeue(result.checked().stdout, observed=time.time() if observed is None else observed)
+
+
+PENDING_FORMAT = "%i|%P|%Q"
+
+
+def pending_argv() -> list[str]:
+    """Pending jobs with their partitions and priority (:data:`PENDING_FORMAT`)."""
+    return ["squeue", "-h", "-t", "PD", "-o", PENDING_FORMAT]
+
+
+def parse_pending_positions(stdout: str) -> dict[str, tuple[int, int]]:
+    """:func:`pending_argv` output → job id → (position, pending in that partition),
+    1-based, highest priority first (ties by submission order, i.e. job id). A job pending
+    in several partitions gets its position in the partition met first in the output."""
+    by_part: dict[str, list[tuple[int, int, str]]] = {}
+    for line in stdout.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) != 3:
+            continue
+        jid, parts_s, prio = parts
+        try:
+            p = int(prio)
+            n = int(jid.split("_")[0])
+        except ValueError:
+            continue
+        for part in parts_s.split(","):
+            by_part.setdefault(part, []).append((-p, n, jid))
+    out: dict[str, tuple[int, int]] = {}
+    for jobs in by_part.values():
+        jobs.sort()
+        for pos, (_p, _n, jid) in enumerate(jobs, 1):
+            if jid not in out:
+                out[jid] = (pos, len(jobs))
+    return out
+
+
+def ids_argv(states: str | None = None) -> list[str]:
+    """The ids of all jobs (or those in ``states``, e.g. ``"R,CG,S"``), one per line."""
+    return ["squeue", "-h", *(["-t", states] if states else []), "-o", "%A"]
+
+
+def parse_ids(stdout: str) -> list[str]:
+    """:func:`ids_argv` output → job ids."""
+    return stdout.split()
+
+
+#: pending jobs' planned starts (``squeue --start``'s estimate) and planned nodes
+PLANNED_FORMAT = "%S|%Y"
+
+
+def planned_starts_argv() -> list[str]:
+    """Every pending job's planned start and nodes (:data:`PLANNED_FORMAT`)."""
+    return ["squeue", "-h", "-t", "PD", "-o", PLANNED_FORMAT]
+
+
+def parse_planned_starts(stdout: str) -> dict[str, float]:
+    """:func:`planned_starts_argv` output → node → the earliest planned start of a pending
+    job on it (epoch seconds). Jobs with no planned start or no planned nodes are left out."""
+    out: dict[str, float] = {}
+    for line in stdout.splitlines():
+        start_s, _, nodes = line.partition("|")
+        start = parse_timestamp(start_s)
+        nodes = nodes.strip()
+        if start is None or not nodes or nodes == "(null)":
+            continue
+        for n in expand_hostlist(nodes):
+            out[n] = min(out.get(n, start), start)
     return out

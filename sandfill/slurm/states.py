@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 PENDING_STATES = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"})
@@ -76,3 +78,19 @@ def none_if_empty(text: str) -> str | None:
     return None if text in {"", "(null)", "N/A", "None", "n/a"} else text
 
 
+
+
+_JOB_ID = re.compile(r"\d+(_\d+)?")
+
+
+def check_job_id(job_id: str) -> str:
+    """``job_id`` stripped, or ValueError when it is not a Slurm job id (``123``, ``123_4``)."""
+    job_id = str(job_id).strip()
+    if not _JOB_ID.fullmatch(job_id):
+        raise ValueError(f"not a Slurm job id: {job_id!r}")
+    return job_id
+
+
+def check_job_ids(job_ids: Iterable[str]) -> list[str]:
+    """:func:`check_job_id` for each, deduplicated, in numeric order."""
+    return sorted({check_job_id(j) for j in job_ids}, key=lambda s: (len(s), s))

@@ -9,108 +9,18 @@ waiting on the pending page.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sandfill.slurm.client import SlurmClient
 from sandfill.slurm.commands import SlurmCommandError
-from sandfill.units import parse_slurm_time
+from sandfill.slurm.sacctmgr import Association
+from sandfill.slurm.sinfo import PartitionInfo
+
+__all__ = ["Association", "PartitionInfo", "SchedulerView", "shared_view"]
 
 T = TypeVar("T")
-_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
-
-
-@dataclass(frozen=True)
-class PartitionInfo:
-    name: str
-    up: bool
-    max_time_s: int | None  # None: unlimited
-    cpus_per_node: int
-    nodes: int
-    cpus_alloc: int
-    cpus_idle: int
-    cpus_total: int
-    memory_mb: int | None  # per node
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class Association:
-    account: str
-    partition: str | None  # None: any partition
-    qos: tuple[str, ...]
-
-
-def _leading_int(text: str) -> int | None:
-    m = re.match(r"\d+", text.strip())
-    return int(m.group()) if m else None
-
-
-def parse_sinfo_partitions(stdout: str) -> dict[str, PartitionInfo]:
-    """``sinfo -h -o '%R|%a|%l|%c|%D|%C|%m'``."""
-    out: dict[str, PartitionInfo] = {}
-    for line in stdout.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) != 7:
-            continue
-        name, avail, limit, cpus, nodes, cstate, mem = parts
-        try:
-            a, i, _o, t = (int(x) for x in cstate.split("/"))
-        except ValueError:
-            continue
-        out[name] = PartitionInfo(
-            name=name,
-            up=avail.strip().lower() == "up",
-            max_time_s=parse_slurm_time(limit),
-            cpus_per_node=_leading_int(cpus) or 1,
-            nodes=_leading_int(nodes) or 0,
-            cpus_alloc=a,
-            cpus_idle=i,
-            cpus_total=t,
-            memory_mb=_leading_int(mem),
-        )
-    return out
-
-
-def parse_associations(stdout: str) -> list[Association]:
-    """``sacctmgr -n -P show assoc user=U format=Account,Partition,QOS``."""
-    out = []
-    for line in stdout.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) < 3 or not parts[0]:
-            continue
-        out.append(Association(parts[0], parts[1] or None, tuple(q for q in parts[2].split(",") if q)))
-    return out
-
-
-def parse_pending(stdout: str) -> dict[str, tuple[int, int]]:
-    """``squeue -h -t PD -o '%i|%P|%Q'`` → job id → (position, pending in that partition),
-    1-based, highest priority first (ties by submission order, i.e. job id)."""
-    by_part: dict[str, list[tuple[int, int, str]]] = {}
-    for line in stdout.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) != 3:
-            continue
-        jid, parts_s, prio = parts
-        try:
-            p = int(prio)
-            n = int(jid.split("_")[0])
-        except ValueError:
-            continue
-        for part in parts_s.split(","):
-            by_part.setdefault(part, []).append((-p, n, jid))
-    out: dict[str, tuple[int, int]] = {}
-    for jobs in by_part.values():
-        jobs.sort()
-        for pos, (_p, _n, jid) in enumerate(jobs, 1):
-            if jid not in out:
-                out[jid] = (pos, len(jobs))
-    return out
 
 
 class _Cached:
@@ -159,30 +69,13 @@ class SchedulerView:
         return self._short.queries + self._long.queries
 
     async def partitions(self) -> dict[str, PartitionInfo]:
-        async def fetch() -> dict[str, PartitionInfo]:
-            res = await self.client.command(["sinfo", "-h", "-o", "%R|%a|%l|%c|%D|%C|%m"])
-            return parse_sinfo_partitions(res.stdout)
-
-        return await self._short.get("partitions", fetch)
+        return await self._short.get("partitions", self.client.partitions)
 
     async def associations(self, user: str) -> list[Association]:
-        if not _USER.match(user):
-            return []
-
-        async def fetch() -> list[Association]:
-            res = await self.client.command(
-                ["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}", "format=Account,Partition,QOS"]
-            )
-            return parse_associations(res.stdout)
-
-        return await self._long.get(f"assoc:{user}", fetch)
+        return await self._long.get(f"assoc:{user}", lambda: self.client.associations(user))
 
     async def pending_positions(self) -> dict[str, tuple[int, int]]:
-        async def fetch() -> dict[str, tuple[int, int]]:
-            res = await self.client.command(["squeue", "-h", "-t", "PD", "-o", "%i|%P|%Q"])
-            return parse_pending(res.stdout)
-
-        return await self._short.get("pending", fetch)
+        return await self._short.get("pending", self.client.pending_positions)
 
     async def safe(self, coro: Awaitable[T], default: T) -> tuple[T, str | None]:
         """Run a query; on a Slurm error return ``default`` and the error text."""

@@ -33,14 +33,14 @@ def run_one(name: str, window: float, n: int) -> dict[str, object]:
     from distributed import Client
 
     from sandfill.dev.devcluster import DevCluster
-    from sandfill.dev.testing import loopback_dask_config, sleep_script, wait_until
-    from sandfill.slurm import SlurmClient
+    from sandfill.dev.testing import TestSlurm, loopback_dask_config, sleep_script
+    from sandfill.slurm.commands import wait_until
 
     root = Path(tempfile.mkdtemp(prefix=f"sandfill-bench-{name.replace('@', '-')}-", dir="/tmp"))
     root.chmod(0o755)
     dc = DevCluster(root / "dc")
     dc.up(log=lambda *_: None)
-    slurm = SlurmClient(dc.slurm_conf)
+    slurm = TestSlurm(dc.slurm_conf)
     out: dict[str, object] = {"name": name}
     try:
         rocks = [slurm.submit_sync(sleep_script(720), ["-p", "batch", "-c", "6", "-t", "12"]) for _ in range(4)]

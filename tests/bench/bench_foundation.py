@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from sandfill.dev.devcluster import DevCluster
-from sandfill.dev.testing import sleep_script
-from sandfill.slurm import QueuePoller, SlurmClient
+from sandfill.dev.testing import TestSlurm, sleep_script
+from sandfill.slurm import QueuePoller
 from sandfill.slurm.commands import wait_until
 from sandfill.slurm.sdiag import queue_rpcs
 
@@ -33,7 +33,7 @@ def main() -> None:
     cluster.up(log=lambda *_: None)
     boot = time.monotonic() - t0
     try:
-        client = SlurmClient(cluster.slurm_conf)
+        client = TestSlurm(cluster.slurm_conf)
         ids = [client.submit_sync(sleep_script(3600), ["-p", "batch", "-c", "1", "-t", "60"]) for _ in range(args.jobs)]
         wait_until("jobs known", lambda: len(client.squeue_sync(ids)) == len(ids))
         pending = sum(1 for s in client.squeue_sync(ids).values() if s.pending)

@@ -25,8 +25,7 @@ from typing import Any
 from sandfill.dev.accounts import create_accounts, remove_accounts
 from sandfill.dev.devcluster import DevCluster
 from sandfill.dev.hubprocess import HubProcess, user_token
-from sandfill.dev.testing import sleep_script
-from sandfill.slurm import SlurmClient
+from sandfill.dev.testing import TestSlurm, sleep_script
 from sandfill.slurm.commands import wait_until
 from sandfill.slurm.sdiag import queue_rpcs
 
@@ -75,7 +74,7 @@ class Bench:
     def __init__(self, cluster: DevCluster, root: Path, logins: dict[str, str]) -> None:
         self.cluster = cluster
         self.root = root
-        self.slurm = SlurmClient(cluster.slurm_conf)
+        self.slurm = TestSlurm(cluster.slurm_conf)
         self.logins = logins
 
     # ---- hubs ---------------------------------------------------------------------------

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from sandfill.dev.devcluster import DevCluster
+from sandfill.dev.devcluster.accounting import run_sacctmgr
 from sandfill.dev.devcluster.daemons import processes_using
-from sandfill.dev.testing import sleep_script
-from sandfill.slurm import SlurmClient
+from sandfill.dev.testing import TestSlurm, sleep_script
+from sandfill.slurm import sacctmgr, sinfo
 from sandfill.slurm.commands import wait_until
 
 pytestmark = pytest.mark.slurm
 
 
 def _sinfo(c: DevCluster) -> dict[str, str]:
-    out = subprocess.run(["sinfo", "-h", "-N", "-p", "batch", "-o", "%N %t"], env=c.subprocess_env(), capture_output=True, text=True, check=True).stdout
-    return dict(line.split() for line in out.splitlines())
+    return sinfo.parse_node_states(c.runner().check(sinfo.node_states_argv("batch")))
 
 
 def test_up_lists_idle_nodes(devcluster: DevCluster) -> None:
@@ -31,7 +30,7 @@ def test_up_lists_idle_nodes(devcluster: DevCluster) -> None:
     assert all(d["alive"] for d in st["daemons"])
 
 
-def test_two_node_job_runs_on_distinct_nodes_and_is_accounted(devcluster: DevCluster, slurm: SlurmClient, tmp_path: Path) -> None:
+def test_two_node_job_runs_on_distinct_nodes_and_is_accounted(devcluster: DevCluster, slurm: TestSlurm, tmp_path: Path) -> None:
     tmp_path.chmod(0o755)
     out = tmp_path / "out.txt"
     script = "#!/bin/sh\nsrun --ntasks-per-node=1 printenv SLURMD_NODENAME\n"
@@ -50,10 +49,11 @@ def test_two_node_job_runs_on_distinct_nodes_and_is_accounted(devcluster: DevClu
     assert acct.nodes == f"node[{'-'.join(sorted(n[4:] for n in nodes))}]" or "," in acct.nodes
 
 
-def test_qos_per_user_cpu_cap_holds_job_with_qos_reason(devcluster: DevCluster, slurm: SlurmClient) -> None:
-    env = devcluster.subprocess_env()
-    subprocess.run(["sacctmgr", "-i", "add", "qos", "capped", "MaxTRESPerUser=cpu=2"], env=env, capture_output=True, check=False)
-    subprocess.run(["sacctmgr", "-i", "modify", "user", "root", "set", "qos+=capped"], env=env, capture_output=True, check=True)
+def test_qos_per_user_cpu_cap_holds_job_with_qos_reason(devcluster: DevCluster, slurm: TestSlurm) -> None:
+    runner = devcluster.runner()
+    runner.run(sacctmgr.add_qos_argv("capped"))
+    runner.check(sacctmgr.modify_qos_argv("capped", ["MaxTRESPerUser=cpu=2"]))
+    run_sacctmgr(runner, ["modify", "user", "root", "set", "qos+=capped"])
     first = slurm.submit_sync(sleep_script(300), ["-c", "2", "--qos=capped", "-p", "batch", "-t", "5"])
     second = slurm.submit_sync(sleep_script(300), ["-c", "1", "--qos=capped", "-p", "batch", "-t", "5"])
     wait_until("first job running", lambda: slurm.squeue_sync([first])[first].running)
@@ -80,7 +80,7 @@ def test_up_twice_second_cluster_and_down_leaves_nothing(devcluster: DevCluster)
         assert sorted(_sinfo(second)) == ["node1", "node2"]
         assert sorted(_sinfo(devcluster)) == ["node1", "node2", "node3", "node4"]
         # a running job on the second cluster must not survive `down`
-        client = SlurmClient(second.slurm_conf)
+        client = TestSlurm(second.slurm_conf)
         jid = client.submit_sync(sleep_script(600), ["-c", "1", "-t", "10"])
         wait_until("job running", lambda: client.squeue_sync([jid])[jid].running)
         pids = [d.pid for d in second.daemons()]

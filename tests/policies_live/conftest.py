@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sandfill.dev.devcluster import DevCluster
-from sandfill.dev.testing import booted_devcluster
+from sandfill.dev.testing import TestSlurm, booted_devcluster
 from sandfill.policies.live.state import read_live
 from sandfill.slurm import SlurmClient
 from sandfill.slurm.commands import Runner, wait_until
@@ -40,7 +40,7 @@ def runner(conf: str) -> Runner:
 @pytest.fixture
 def client(conf: str) -> Iterator[SlurmClient]:
     """A client whose jobs are cancelled (and gone from the nodes) after the test."""
-    c = SlurmClient(conf)
+    c = TestSlurm(conf)
     yield c
     left = list(c.squeue_sync())
     if left:

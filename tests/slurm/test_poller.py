@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sandfill.dev.devcluster import DevCluster
-from sandfill.dev.testing import booted_devcluster, sleep_script
+from sandfill.dev.testing import TestSlurm, booted_devcluster, sleep_script
 from sandfill.slurm import GONE, UNKNOWN, JobStatus, QueuePoller, SlurmClient
 from sandfill.slurm.commands import SlurmCommandError
 from sandfill.slurm.sdiag import queue_rpcs
@@ -28,7 +28,7 @@ def private_cluster() -> Iterator[DevCluster]:
 @pytest.mark.slurm
 @pytest.mark.asyncio
 async def test_one_squeue_serves_many_jobs(private_cluster: DevCluster) -> None:
-    slurm = SlurmClient(private_cluster.slurm_conf)
+    slurm = TestSlurm(private_cluster.slurm_conf)
     ids = [slurm.submit_sync(sleep_script(300), ["-c", "1", "-p", "batch", "-t", "5"]) for _ in range(20)]
     poller = QueuePoller(slurm, fast_interval=3600, slow_interval=3600)
     try:
@@ -61,7 +61,7 @@ async def test_one_squeue_serves_many_jobs(private_cluster: DevCluster) -> None:
 
 @pytest.mark.slurm
 @pytest.mark.asyncio
-async def test_controller_outage_is_unknown_not_gone(devcluster: DevCluster, slurm: SlurmClient) -> None:
+async def test_controller_outage_is_unknown_not_gone(devcluster: DevCluster, slurm: TestSlurm) -> None:
     jid = slurm.submit_sync(sleep_script(600), ["-c", "1", "-p", "batch", "-t", "10"])
     short = SlurmClient(devcluster.slurm_conf, timeout=15)
     poller = QueuePoller(short, fast_interval=0.5, slow_interval=0.5)
@@ -85,7 +85,7 @@ async def test_controller_outage_is_unknown_not_gone(devcluster: DevCluster, slu
 
 @pytest.mark.slurm
 @pytest.mark.asyncio
-async def test_cancelled_and_unknown_ids(devcluster: DevCluster, slurm: SlurmClient) -> None:
+async def test_cancelled_and_unknown_ids(devcluster: DevCluster, slurm: TestSlurm) -> None:
     jid = slurm.submit_sync(sleep_script(600), ["-c", "1", "-p", "batch", "-t", "10"])
     poller = QueuePoller(slurm, fast_interval=0.3, slow_interval=0.3)
     try:

@@ -7,16 +7,16 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
-import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sandfill.dev.devcluster import daemons
+from sandfill.dev.devcluster import accounting, boot, daemons
+from sandfill.dev.devcluster.accounting import ACCOUNT
+from sandfill.dev.devcluster.boot import Boot
 from sandfill.dev.devcluster.config import (
     Layout,
     Ports,
@@ -27,7 +27,10 @@ from sandfill.dev.devcluster.config import (
     render_slurm_conf,
     render_slurmdbd_conf,
 )
-from sandfill.dev.devcluster.policy import policy_fragment, policy_sacctmgr
+from sandfill.dev.devcluster.policy import policy_fragment
+from sandfill.slurm import squeue
+from sandfill.slurm.commands import Runner, WaitTimeout, wait_until
+from sandfill.slurm.scancel import cancel_argv
 
 REQUIRED_COMMANDS = {
     "munged": "munge",
@@ -40,9 +43,7 @@ REQUIRED_COMMANDS = {
     "scontrol": "slurm-client (slurm-wlm)",
     "sinfo": "slurm-client (slurm-wlm)",
 }
-ACCOUNT = "sandfill"
-DB_NAME = "slurm_acct_db"
-DB_USER = "slurm"
+__all__ = ["ACCOUNT", "ClusterInfo", "DevCluster", "DevClusterError", "default_state_dir", "missing_requirements"]
 
 
 class DevClusterError(RuntimeError):
@@ -69,7 +70,7 @@ def missing_requirements() -> list[str]:
             "the devcluster must be started as root (slurmd launches jobs as other users): "
             "run `sudo make demo` / `sudo sandfill devcluster up`"
         )
-    missing = sorted({pkg for cmd, pkg in REQUIRED_COMMANDS.items() if not _which(cmd)})
+    missing = sorted({pkg for cmd, pkg in REQUIRED_COMMANDS.items() if not boot.find(cmd)})
     if missing:
         problems.append(
             "missing Debian packages: "
@@ -78,10 +79,6 @@ def missing_requirements() -> list[str]:
             "mariadb-server`"
         )
     return problems
-
-
-def _which(cmd: str) -> str | None:
-    return shutil.which(cmd, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
 
 
 @dataclass
@@ -119,6 +116,10 @@ class DevCluster:
         env.update(self.env())
         return env
 
+    def runner(self, timeout: float = 60.0) -> Runner:
+        """The one command runner (:class:`sandfill.slurm.commands.Runner`) for this cluster."""
+        return Runner(self.layout.slurm_conf, timeout=timeout)
+
     def info(self) -> ClusterInfo | None:
         try:
             raw = json.loads(self.layout.info.read_text())
@@ -142,23 +143,58 @@ class DevCluster:
         policy: str | os.PathLike[str] | None = None,
         users: Iterable[str] = (),
         timeout: float = 90.0,
-        log: callable = print,  # type: ignore[valid-type]
+        log: Callable[[str], object] = print,
     ) -> bool:
         """Boot the cluster. Returns False (and does nothing) when it already runs."""
-        if nodes < 1 or nodes > 64:
-            raise DevClusterError(f"--nodes must be between 1 and 64, got {nodes}")
-        if cpus < 1 or cpus > 256:
-            raise DevClusterError(f"--cpus must be between 1 and 256, got {cpus}")
-        problems = missing_requirements()
-        if problems:
-            raise DevClusterError("cannot start the devcluster:\n  - " + "\n  - ".join(problems))
+        _check_can_start(nodes, cpus)
         if self.is_running():
             log(f"devcluster in {self.layout.root} is already running (nothing to do)")
             return False
         if self.daemons():
             log("found a half-running devcluster; stopping what is left of it first")
             self.down(log=lambda *_: None)
+        self._make_dirs(nodes)
+        old = self.info()
+        port_list = free_ports(3 + nodes)
+        ports = Ports(port_list[0], port_list[1], port_list[2], tuple(port_list[3:]))
+        info = ClusterInfo(
+            cluster_name="sandfill",
+            host=socket.gethostname(),
+            nodes=nodes,
+            cpus=cpus,
+            memory_mb=memory_mb,
+            ports=asdict(ports),
+            policy=str(Path(policy).absolute()) if policy else None,
+            users=sorted({"root", *_invoking_users(), *users, *(old.users if old else [])}),
+            db_pass=old.db_pass if old and old.db_pass else secrets.token_hex(12),
+        )
+        self._write_configs(info, ports)
+        t0 = time.monotonic()
+        self._boot(info, ports, timeout, log)
+        log(f"devcluster ready in {time.monotonic() - t0:.1f} s; state in {self.layout.root}")
+        return True
 
+    def _boot(self, info: ClusterInfo, ports: Ports, timeout: float, log: Callable[[str], object]) -> None:
+        """Start the daemons in order; on any failure stop those started (by PID)."""
+        steps = Boot(self.layout, self.runner(), timeout)
+        try:
+            log(f"munge      up (pid {steps.munge().pid})")
+            log(f"mariadb    up (pid {steps.mariadb(info.db_pass).pid}, 127.0.0.1:{ports.mariadb})")
+            log(f"slurmdbd   up (pid {steps.slurmdbd().pid}, 127.0.0.1:{ports.slurmdbd})")
+            accounting.init_accounting(steps.runner, info.cluster_name, info.policy, info.users)
+            log(f"accounting cluster={info.cluster_name} account={ACCOUNT} users={','.join(info.users)}")
+            log(f"slurmctld  up (pid {steps.slurmctld().pid}, 127.0.0.1:{ports.slurmctld})")
+            steps.slurmds(node_names(info.nodes))
+            log(f"slurmd     up ({info.nodes} nodes x {info.cpus} CPUs: {nodes_expr(info.nodes)})")
+        except BaseException as exc:
+            daemons.save(self.layout.pids, steps.started)
+            self._stop_all(steps.started)
+            self.layout.pids.unlink(missing_ok=True)
+            if isinstance(exc, daemons.DaemonError):
+                raise DevClusterError(f"devcluster failed to start: {exc}") from None
+            raise
+
+    def _make_dirs(self, nodes: int) -> None:
         r = self.layout
         for d in (r.etc, r.log, r.spool, r.state, r.root / "run"):
             d.mkdir(parents=True, exist_ok=True)
@@ -167,62 +203,16 @@ class DevCluster:
         for name in node_names(nodes):
             (r.spool / name).mkdir(exist_ok=True)
 
-        old = self.info()
-        port_list = free_ports(3 + nodes)
-        ports = Ports(port_list[0], port_list[1], port_list[2], tuple(port_list[3:]))
-        host = socket.gethostname()
-        db_pass = old.db_pass if old and old.db_pass else secrets.token_hex(12)
-        all_users = sorted({"root", *_invoking_users(), *users, *(old.users if old else [])})
-        info = ClusterInfo(
-            cluster_name="sandfill",
-            host=host,
-            nodes=nodes,
-            cpus=cpus,
-            memory_mb=memory_mb,
-            ports=asdict(ports),
-            policy=str(Path(policy).absolute()) if policy else None,
-            users=all_users,
-            db_pass=db_pass,
-        )
-        self._write_configs(info, ports)
-
-        started: list[daemons.Daemon] = []
-        env = self.subprocess_env()
-        t0 = time.monotonic()
-        try:
-            self._start_munge(started, env, timeout)
-            log(f"munge      up (pid {started[-1].pid})")
-            self._start_mariadb(started, env, ports, db_pass, timeout)
-            log(f"mariadb    up (pid {started[-1].pid}, 127.0.0.1:{ports.mariadb})")
-            self._start_slurmdbd(started, env, timeout)
-            log(f"slurmdbd   up (pid {started[-1].pid}, 127.0.0.1:{ports.slurmdbd})")
-            self._init_accounting(info, env)
-            log(f"accounting cluster={info.cluster_name} account={ACCOUNT} users={','.join(all_users)}")
-            self._start_slurmctld(started, env, timeout)
-            log(f"slurmctld  up (pid {started[-1].pid}, 127.0.0.1:{ports.slurmctld})")
-            self._start_slurmds(started, env, nodes, timeout)
-            log(f"slurmd     up ({nodes} nodes x {cpus} CPUs: {nodes_expr(nodes)})")
-        except BaseException as exc:
-            daemons.save(r.pids, started)
-            self._stop_all(started)
-            r.pids.unlink(missing_ok=True)
-            if isinstance(exc, daemons.DaemonError):
-                raise DevClusterError(f"devcluster failed to start: {exc}") from None
-            raise
-        log(f"devcluster ready in {time.monotonic() - t0:.1f} s; state in {r.root}")
-        return True
-
-    def down(self, *, log: callable = print, timeout: float = 30.0) -> bool:  # type: ignore[valid-type]
+    def down(self, *, log: Callable[[str], object] = print, timeout: float = 30.0) -> bool:
         """Cancel all jobs, stop every daemon we started (by PID) and any process left
         behind by this state dir's jobs. Returns False when nothing was running."""
         ds = self.daemons()
         if not ds:
             log(f"no devcluster running in {self.layout.root}")
             return False
-        env = self.subprocess_env()
         ctld = [d for d in ds if d.name == "slurmctld" and daemons.is_alive(d)]
         if ctld:
-            self._cancel_all_jobs(env, timeout)
+            self._cancel_all_jobs(timeout)
         self._stop_all(ds)
         leftovers = self._kill_leftovers()
         self.layout.pids.unlink(missing_ok=True)
@@ -238,7 +228,7 @@ class DevCluster:
         rows = [{"name": d.name, "pid": d.pid, "alive": daemons.is_alive(d)} for d in ds]
         sinfo = ""
         if any(r["alive"] and r["name"] == "slurmctld" for r in rows):
-            sinfo = self._run(["sinfo"], self.subprocess_env(), check=False).stdout
+            sinfo = self.runner().run(["sinfo"]).stdout
         return {"state_dir": str(self.layout.root), "daemons": rows, "sinfo": sinfo}
 
     def add_users(self, users: Iterable[str]) -> None:
@@ -246,9 +236,7 @@ class DevCluster:
         users = sorted(set(users))
         if not users:
             return
-        env = self.subprocess_env()
-        self._sacctmgr(["add", "user", ",".join(users), f"account={ACCOUNT}"], env, ok_exists=True)
-        self._grant_policy_qos(users, env)
+        accounting.add_users(self.runner(), users)
         info = self.info()
         if info is not None:
             info.users = sorted(set(info.users) | set(users))
@@ -285,15 +273,15 @@ class DevCluster:
             raise DevClusterError(f"no daemon named {name!r} in this devcluster")
         if daemons.is_alive(old):
             return old
-        env = self.subprocess_env()
-        new = daemons.start(name, old.argv, Path(old.log), env)
+        runner = self.runner()
+        new = daemons.start(name, old.argv, Path(old.log), runner.env)
         ds = [new if d.name == name else d for d in ds]
         daemons.save(self.layout.pids, ds)
         if name == "slurmctld":
-            daemons.wait_until("slurmctld to answer", lambda: self._ctld_up(env), timeout, new)
+            daemons.wait_ready("slurmctld to answer", lambda: boot.ctld_up(runner), timeout, new)
         elif name.startswith("slurmd-"):
             node = name.split("-", 1)[1]
-            daemons.wait_until(f"{node} to register", lambda: self._nodes_ready(env, [node]), timeout, new)
+            daemons.wait_ready(f"{node} to register", lambda: boot.nodes_ready(runner, [node]), timeout, new)
         return new
 
     # ---- boot steps -------------------------------------------------------------------
@@ -317,7 +305,7 @@ class DevCluster:
         dbd.chmod(0o600)
         dbd.write_text(
             render_slurmdbd_conf(
-                r, ports=ports, db_user=DB_USER, db_pass=info.db_pass, db_name=DB_NAME
+                r, ports=ports, db_user=boot.DB_USER, db_pass=info.db_pass, db_name=boot.DB_NAME
             )
         )
         cnf = r.etc / "mariadb.cnf"
@@ -332,183 +320,21 @@ class DevCluster:
         tmp.write_text(json.dumps(asdict(info), indent=1))
         os.replace(tmp, path)
 
-    def _start_munge(self, started: list[daemons.Daemon], env: dict[str, str], timeout: float) -> None:
-        r = self.layout
-        if not r.munge_key.exists():
-            r.munge_key.touch(mode=0o400)
-            r.munge_key.write_bytes(secrets.token_bytes(1024))
-        r.munge_key.chmod(0o400)
-        d = daemons.start(
-            "munged",
-            [
-                _which("munged") or "munged",
-                "--foreground",
-                "--force",
-                f"--socket={r.munge_socket}",
-                f"--key-file={r.munge_key}",
-                f"--pid-file={r.root}/run/munged.pid",
-                f"--seed-file={r.root}/run/munged.seed",
-                f"--log-file={r.log}/munged.log",
-            ],
-            r.log / "munged.out",
-            env,
-        )
-        started.append(d)
-        daemons.save(r.pids, started)
-        daemons.wait_until("the munge socket", lambda: r.munge_socket.exists(), timeout, d)
-        r.munge_socket.chmod(0o777)
-
-    def _start_mariadb(
-        self,
-        started: list[daemons.Daemon],
-        env: dict[str, str],
-        ports: Ports,
-        db_pass: str,
-        timeout: float,
-    ) -> None:
-        r = self.layout
-        cnf = r.etc / "mariadb.cnf"
-        fresh = not (r.mariadb_data / "mysql").exists()
-        if fresh:
-            r.mariadb_data.mkdir(exist_ok=True)
-            res = self._run(
-                [
-                    _which("mariadb-install-db") or "mariadb-install-db",
-                    f"--defaults-file={cnf}",
-                    "--skip-test-db",
-                    "--auth-root-authentication-method=socket",
-                ],
-                env,
-                check=False,
-            )
-            if res.returncode != 0:
-                raise daemons.DaemonError(
-                    f"mariadb-install-db failed (exit {res.returncode}):\n{res.stdout[-2000:]}"
-                )
-        d = daemons.start(
-            "mariadbd", [_which("mariadbd") or "mariadbd", f"--defaults-file={cnf}"], r.log / "mariadb.out", env
-        )
-        started.append(d)
-        daemons.save(r.pids, started)
-        daemons.wait_until(
-            "MariaDB to accept connections",
-            lambda: self._sql("SELECT 1", env, check=False).returncode == 0,
-            timeout,
-            daemons.Daemon(d.name, d.pid, d.argv, str(r.log / "mariadb.log"), d.start_time),
-        )
-        self._sql(
-            f"CREATE USER IF NOT EXISTS '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{db_pass}';"
-            f"ALTER USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{db_pass}';"
-            f"GRANT ALL ON {DB_NAME}.* TO '{DB_USER}'@'127.0.0.1';"
-            f"CREATE DATABASE IF NOT EXISTS {DB_NAME};",
-            env,
-        )
-
-    def _start_slurmdbd(self, started: list[daemons.Daemon], env: dict[str, str], timeout: float) -> None:
-        r = self.layout
-        d = daemons.start("slurmdbd", [_which("slurmdbd") or "slurmdbd", "-D"], r.log / "slurmdbd.out", env)
-        started.append(d)
-        daemons.save(r.pids, started)
-        daemons.wait_until(
-            "slurmdbd to answer",
-            lambda: self._run(["sacctmgr", "-n", "show", "cluster"], env, check=False).returncode == 0,
-            timeout,
-            daemons.Daemon(d.name, d.pid, d.argv, str(r.log / "slurmdbd.log"), d.start_time),
-        )
-
-    def _init_accounting(self, info: ClusterInfo, env: dict[str, str]) -> None:
-        self._sacctmgr(["add", "cluster", info.cluster_name], env, ok_exists=True)
-        self._sacctmgr(
-            ["add", "account", ACCOUNT, f"cluster={info.cluster_name}", "description=sandfill devcluster", "organization=sandfill"],
-            env,
-            ok_exists=True,
-        )
-        for argv in policy_sacctmgr(info.policy):
-            self._sacctmgr(argv, env, ok_exists=True)
-        self._sacctmgr(["add", "user", ",".join(info.users), f"account={ACCOUNT}"], env, ok_exists=True)
-        self._grant_policy_qos(info.users, env)
-
-    def _grant_policy_qos(self, users: Sequence[str], env: dict[str, str]) -> None:
-        qos = self._qos_names(env)
-        if qos:
-            self._sacctmgr(
-                ["modify", "user", "where", f"name={','.join(users)}", "set", f"qos={','.join(qos)}"],
-                env,
-                ok_exists=True,
-            )
-
-    def _qos_names(self, env: dict[str, str]) -> list[str]:
-        res = self._run(["sacctmgr", "-n", "-P", "show", "qos", "format=name"], env, check=False)
-        return [q for q in res.stdout.split() if q]
-
-    def _start_slurmctld(self, started: list[daemons.Daemon], env: dict[str, str], timeout: float) -> None:
-        r = self.layout
-        d = daemons.start(
-            "slurmctld", [_which("slurmctld") or "slurmctld", "-D", "-i"], r.log / "slurmctld.out", env
-        )
-        started.append(d)
-        daemons.save(r.pids, started)
-        daemons.wait_until(
-            "slurmctld to answer",
-            lambda: self._ctld_up(env),
-            timeout,
-            daemons.Daemon(d.name, d.pid, d.argv, str(r.log / "slurmctld.log"), d.start_time),
-        )
-
-    def _start_slurmds(self, started: list[daemons.Daemon], env: dict[str, str], n: int, timeout: float) -> None:
-        r = self.layout
-        names = node_names(n)
-        for name in names:
-            d = daemons.start(
-                f"slurmd-{name}", [_which("slurmd") or "slurmd", "-D", "-N", name], r.log / f"slurmd-{name}.out", env
-            )
-            started.append(d)
-        daemons.save(r.pids, started)
-        last = started[-1]
-        daemons.wait_until(
-            f"{n} nodes to register idle",
-            lambda: self._nodes_ready(env, names) or self._any_dead(started),
-            timeout,
-            daemons.Daemon(last.name, last.pid, last.argv, str(r.log / f"slurmd-{names[-1]}.log"), last.start_time),
-        )
-        dead = [d for d in started if not daemons.is_alive(d)]
-        if dead:
-            d = dead[0]
-            raise daemons.DaemonError(
-                f"{d.name} exited during start-up; last lines of its log:\n"
-                f"{daemons.log_tail(r.log / (d.name + '.log'))}"
-            )
-
-    @staticmethod
-    def _any_dead(ds: Sequence[daemons.Daemon]) -> bool:
-        daemons.reap()
-        return any(not daemons.is_alive(d) for d in ds)
-
-    def _ctld_up(self, env: dict[str, str]) -> bool:
-        res = self._run(["scontrol", "ping"], env, check=False)
-        return res.returncode == 0 and "is UP" in res.stdout
-
-    def _nodes_ready(self, env: dict[str, str], names: Sequence[str]) -> bool:
-        res = self._run(["sinfo", "-h", "-N", "-o", "%N %t"], env, check=False)
-        if res.returncode != 0:
-            return False
-        states = dict(line.split()[:2] for line in res.stdout.splitlines() if line.strip())
-        ok = {"idle", "mix", "alloc", "comp"}
-        return all(states.get(n) in ok for n in names)
-
     # ---- shut-down --------------------------------------------------------------------
-    def _cancel_all_jobs(self, env: dict[str, str], timeout: float) -> None:
-        res = self._run(["squeue", "-h", "-o", "%A"], env, check=False)
-        ids = [j for j in res.stdout.split() if j.isdigit()]
+    def _cancel_all_jobs(self, timeout: float) -> None:
+        runner = self.runner()
+        res = runner.run(squeue.ids_argv())
+        ids = [j for j in squeue.parse_ids(res.stdout) if j.isdigit()]
         if not ids:
             return
-        self._run(["scancel", *ids], env, check=False)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            res = self._run(["squeue", "-h", "-t", "R,CG,S", "-o", "%A"], env, check=False)
-            if res.returncode != 0 or not res.stdout.strip():
-                return
-            time.sleep(0.3)
+        runner.run(cancel_argv(ids))
+
+        def off_the_nodes() -> bool:
+            res = runner.run(squeue.ids_argv("R,CG,S"))
+            return res.returncode != 0 or not squeue.parse_ids(res.stdout)
+
+        with contextlib.suppress(WaitTimeout):  # down goes on: the daemons are stopped next
+            wait_until("the jobs to leave the nodes", off_the_nodes, timeout, interval=0.3)
 
     def _stop_all(self, ds: Sequence[daemons.Daemon]) -> None:
         # slurmd first (then jobs stop being launched), mariadb/munge last
@@ -525,32 +351,15 @@ class DevCluster:
                 pass
         return len(pids)
 
-    # ---- helpers ------------------------------------------------------------------------
-    @staticmethod
-    def _run(argv: Sequence[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        try:
-            res = subprocess.run(
-                list(argv), env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
-            )
-        except subprocess.TimeoutExpired:
-            return subprocess.CompletedProcess(list(argv), 124, "", "timed out")
-        res = subprocess.CompletedProcess(res.args, res.returncode, res.stdout + res.stderr if res.returncode else res.stdout, res.stderr)
-        if check and res.returncode != 0:
-            raise daemons.DaemonError(f"`{' '.join(argv)}` failed (exit {res.returncode}): {res.stdout.strip()[-1500:]}")
-        return res
 
-    def _sql(self, sql: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self._run(
-            ["mariadb", f"--socket={self.layout.mariadb_socket}", "-u", "root", "-e", sql], env, check=check
-        )
-
-    def _sacctmgr(self, args: Sequence[str], env: dict[str, str], ok_exists: bool = False) -> None:
-        res = self._run(["sacctmgr", "-i", *args], env, check=False)
-        if res.returncode != 0:
-            text = res.stdout.strip()
-            if ok_exists and ("Nothing new added" in text or "already exists" in text or "Nothing modified" in text):
-                return
-            raise daemons.DaemonError(f"`sacctmgr -i {' '.join(args)}` failed: {text[-1500:]}")
+def _check_can_start(nodes: int, cpus: int) -> None:
+    if nodes < 1 or nodes > 64:
+        raise DevClusterError(f"--nodes must be between 1 and 64, got {nodes}")
+    if cpus < 1 or cpus > 256:
+        raise DevClusterError(f"--cpus must be between 1 and 256, got {cpus}")
+    problems = missing_requirements()
+    if problems:
+        raise DevClusterError("cannot start the devcluster:\n  - " + "\n  - ".join(problems))
 
 
 def _invoking_users() -> list[str]:

@@ -101,6 +101,15 @@ def nodes_expr(n: int) -> str:
     return "node1" if n == 1 else f"node[1-{n}]"
 
 
+def _node_lines(ports: Ports, *, cpus: int, memory_mb: int, host: str) -> str:
+    """One ``NodeName`` line per slurmd, all on this host, each on its own port."""
+    return "\n".join(
+        f"NodeName={name} NodeHostname={host} NodeAddr=127.0.0.1 Port={port} "
+        f"CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN"
+        for name, port in zip(node_names(len(ports.nodes)), ports.nodes, strict=True)
+    )
+
+
 def render_slurm_conf(
     layout: Layout,
     *,
@@ -110,12 +119,7 @@ def render_slurm_conf(
     memory_mb: int,
     host: str,
 ) -> str:
-    nodes = node_names(len(ports.nodes))
-    node_lines = "\n".join(
-        f"NodeName={name} NodeHostname={host} NodeAddr=127.0.0.1 Port={port} "
-        f"CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN"
-        for name, port in zip(nodes, ports.nodes, strict=True)
-    )
+    node_lines = _node_lines(ports, cpus=cpus, memory_mb=memory_mb, host=host)
     r = layout
     return f"""\
 # Written by `sandfill devcluster up`; the scheduling policy is in {r.policy_conf.name}.

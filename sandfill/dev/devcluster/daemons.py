@@ -6,10 +6,11 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from sandfill.slurm.commands import WaitTimeout, wait_until
 
 
 class DaemonError(RuntimeError):
@@ -89,28 +90,32 @@ def reap() -> None:
             del _children[pid]
 
 
-def wait_until(
-    what: str,
-    check: Callable[[], bool],
-    timeout: float,
-    daemon: Daemon | None = None,
-    interval: float = 0.2,
-) -> None:
-    """Poll ``check`` until true; fail early if ``daemon`` died, with its log tail."""
-    deadline = time.monotonic() + timeout
-    while True:
+def wait_ready(what: str, check: Callable[[], object], timeout: float, daemon: Daemon | None = None) -> None:
+    """Poll ``check`` until true (:func:`sandfill.slurm.commands.wait_until`); fail early if
+    ``daemon`` died, and on timeout, with the last lines of its log (as :class:`DaemonError`)."""
+
+    def died() -> str | None:
         reap()
-        if check():
-            return
         if daemon is not None and not is_alive(daemon):
-            raise DaemonError(
-                f"{daemon.name} exited while waiting for {what}; last lines of {daemon.log}:\n"
-                f"{log_tail(daemon.log)}"
-            )
-        if time.monotonic() > deadline:
-            tail = f"; last lines of {daemon.log}:\n{log_tail(daemon.log)}" if daemon else ""
-            raise DaemonError(f"timed out after {timeout:.0f} s waiting for {what}{tail}")
-        time.sleep(interval)
+            return f"{daemon.name} exited; last lines of {daemon.log}:\n{log_tail(daemon.log)}"
+        return None
+
+    describe = (lambda: f"last lines of {daemon.log}:\n{log_tail(daemon.log)}") if daemon else None
+    try:
+        wait_until(what, check, timeout, interval=0.2, describe=describe, abort=died)
+    except WaitTimeout as exc:
+        raise DaemonError(str(exc)) from None
+
+
+def _wait_gone(d: Daemon, timeout: float) -> bool:
+    def gone() -> bool:
+        reap()
+        return not is_alive(d)
+
+    try:
+        return wait_until(f"{d.name} to exit", gone, timeout, interval=0.1)
+    except WaitTimeout:
+        return False
 
 
 def stop(d: Daemon, timeout: float = 20.0) -> bool:
@@ -119,26 +124,13 @@ def stop(d: Daemon, timeout: float = 20.0) -> bool:
     Returns True when the process is gone."""
     if not is_alive(d):
         return True
-    try:
-        os.kill(d.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        reap()
-        if not is_alive(d):
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.kill(d.pid, sig)
+        except ProcessLookupError:
             return True
-        time.sleep(0.1)
-    try:
-        os.kill(d.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        reap()
-        if not is_alive(d):
+        if _wait_gone(d, wait):
             return True
-        time.sleep(0.1)
     return not is_alive(d)
 
 

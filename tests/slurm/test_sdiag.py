@@ -1,0 +1,18 @@
+"""``sandfill.slurm.sdiag`` on output recorded from Slurm 22.05.8 (Debian 12)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sandfill.slurm.sdiag import parse_sdiag_rpcs, queue_rpcs
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_sdiag_rpc_counts() -> None:
+    counts = parse_sdiag_rpcs((DATA / "sdiag.txt").read_text())
+    assert counts["REQUEST_SUBMIT_BATCH_JOB"] >= 6
+    assert "REQUEST_JOB_INFO" in counts
+    # user section is not mixed in
+    assert "root" not in counts
+    assert queue_rpcs(counts) == counts.get("REQUEST_JOB_INFO", 0) + counts.get("REQUEST_JOB_INFO_SINGLE", 0)

@@ -1,0 +1,39 @@
+"""``sandfill.slurm.sinfo`` on output recorded from Slurm 22.05.8 (Debian 12)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandfill.slurm.sinfo import parse_cpus, parse_node_states, parse_partitions, parse_sinfo_nodes
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_sinfo_nodes() -> None:
+    rows = parse_sinfo_nodes((DATA / "sinfo_nodes.txt").read_text())
+    node1 = [r for r in rows if r["node"] == "node1" and r["partition"] == "batch"][0]
+    assert (node1["alloc"], node1["idle"], node1["total"]) == (1, 7, 8)
+
+
+def test_cpus_split() -> None:
+    assert parse_cpus("3/29/0/32") == (3, 29, 0, 32)
+    for bad in ("3/29/32", "a/b/c/d", ""):
+        with pytest.raises(ValueError):
+            parse_cpus(bad)
+
+
+def test_partitions() -> None:
+    parts = parse_partitions((DATA / "sinfo_partitions.txt").read_text())
+    assert list(parts) == ["interactive", "burst", "batch"]
+    b = parts["burst"]
+    assert b.up and b.max_time_s == 3600 and b.cpus_per_node == 8 and b.nodes == 4
+    assert (b.cpus_alloc, b.cpus_idle, b.cpus_total, b.memory_mb) == (3, 29, 32, 16000)
+    assert parts["batch"].max_time_s == 2 * 86400 and parts["interactive"].max_time_s == 8 * 3600
+    assert parse_partitions("batch|up|1:00:00|8|4|x/y|16000\n") == {}
+
+
+def test_node_states() -> None:
+    states = parse_node_states((DATA / "sinfo_node_states.txt").read_text())
+    assert states == {"node1": "mix", "node2": "idle", "node3": "idle", "node4": "idle"}

@@ -1,0 +1,89 @@
+"""``sandfill.slurm.squeue`` on output recorded from Slurm 22.05.8 (Debian 12)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandfill.slurm.commands import Result, SlurmCommandError
+from sandfill.slurm.squeue import (
+    parse_ids,
+    parse_pending_positions,
+    parse_squeue,
+    parse_status,
+    pending_argv,
+    status_argv,
+)
+from sandfill.units import format_duration, parse_slurm_time, parse_timestamp
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_squeue_real_output_pending_running_completed() -> None:
+    jobs = parse_squeue((DATA / "squeue_mixed.txt").read_text())
+    assert set(jobs) == {"1", "2", "3", "4", "5", "6", "7"}
+    big = jobs["6"]
+    assert big.pending and big.reason == "Resources" and big.nodes is None
+    assert big.start_time == parse_timestamp("2026-11-21T09:04:22")  # the estimate
+    assert big.time_limit == 3600 and big.partition == "batch" and big.qos == "normal"
+    rock = jobs["2"]
+    assert rock.reason == "Priority" and rock.name == "rock|1"  # separator inside the name
+    assert rock.time_limit == 30 * 60
+    run = jobs["7"]
+    assert run.running and run.reason is None and run.nodes == "node1" and run.exec_host == "node1"
+    assert run.end_time - run.start_time == 600
+    assert run.time_left(now=run.start_time + 100) == 500
+    done = jobs["1"]
+    assert done.ended and done.nodes == "node[1-2]"
+    assert not done.pending and not done.running
+
+
+def test_squeue_rejects_garbled_line() -> None:
+    with pytest.raises(ValueError, match="unexpected squeue line"):
+        parse_squeue("12|RUNNING|None\n")
+
+
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("30:00", 1800), ("1:00:00", 3600), ("2-00:00:00", 172800), ("1-02", 93600), ("5", 300), ("UNLIMITED", None), ("00:00:05", 5)],
+)
+def test_time_limits(text: str, seconds: int | None) -> None:
+    # the %l values squeue prints, through the one Slurm time parser
+    assert parse_slurm_time(text) == seconds
+    if seconds is not None:
+        assert parse_slurm_time(format_duration(seconds)) == seconds
+
+
+def test_status_argv_asks_for_the_ids_in_any_state() -> None:
+    argv = status_argv(["12", "3", "12"])
+    assert argv[:3] == ["squeue", "-h", "-o"] and argv[-4:] == ["-t", "all", "-j", "3,12"]
+    assert "-j" not in status_argv()
+    with pytest.raises(ValueError, match="not a Slurm job id"):
+        status_argv(["12;rm"])
+
+
+def test_forgotten_ids_are_an_answer_other_failures_raise() -> None:
+    stderr = (DATA / "squeue_invalid_id.txt").read_text()
+    assert parse_status(Result(status_argv(["99999"]), 1, "", stderr)) == {}
+    with pytest.raises(SlurmCommandError, match="Unable to contact"):
+        parse_status(Result(status_argv(["1"]), 1, "", "slurm_load_jobs error: Unable to contact slurm controller"))
+
+
+def test_pending_positions_by_partition_and_priority() -> None:
+    assert pending_argv() == ["squeue", "-h", "-t", "PD", "-o", "%i|%P|%Q"]
+    pos = parse_pending_positions((DATA / "squeue_pending.txt").read_text())
+    # batch: 5 (1562), 6 and 12 (1250, by id), then 1-4 (1234); 12 also waits in burst,
+    # but batch is the partition met first in the output
+    assert pos["5"] == (1, 7) and pos["6"] == (2, 7) and pos["1"] == (4, 7) and pos["4"] == (7, 7)
+    assert pos["12"] == (3, 7)
+    assert pos["11"] == (1, 1)
+    assert set(pos) == {"1", "2", "3", "4", "5", "6", "11", "12"}
+
+
+def test_pending_positions_skip_garbage() -> None:
+    assert parse_pending_positions("x|batch|1\n7|batch\n\n") == {}
+
+
+def test_job_ids() -> None:
+    assert parse_ids((DATA / "squeue_ids.txt").read_text())[:3] == ["5", "6", "1"]
