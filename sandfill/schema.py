@@ -12,7 +12,7 @@ import difflib
 import re
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
@@ -72,6 +72,16 @@ class Problem:
         return f"{where}: {self.message} (got {self.value!r})"
 
 
+class Invalid(ValueError):
+    """Raised by a model validator for cross-checks: each problem sits at a key path
+    *relative to the model* (``"default_walltime"``, ``""`` for the model itself), so a
+    validator can report several problems at once, each where it belongs."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+
 class SchemaError(ValueError):
     """A document is invalid; ``problems`` lists every problem found."""
 
@@ -110,6 +120,10 @@ def problems(model: type[BaseModel], exc: ValidationError) -> list[Problem]:
             continue
         if kind == "missing":
             out.append(Problem(path, "is required"))
+            continue
+        error = (e.get("ctx") or {}).get("error")
+        if isinstance(error, Invalid):
+            out += [replace(p, path=".".join(x for x in (path, p.path) if x)) for p in error.problems]
             continue
         msg = str(e["msg"])
         for prefix in ("Value error, ", "Assertion failed, "):
