@@ -1,7 +1,9 @@
 """Turn a :class:`~sandfill.hub.site.SiteConfig` into JupyterHub configuration.
 
 Called by ``jupyterhub_config.py``; everything a site changes goes through the site file or
-the environment (see :mod:`sandfill.hub.site`).
+the environment (see :mod:`sandfill.hub.site`). The typed values go straight to the traitlets:
+durations as :class:`~sandfill.units.Duration` (exact seconds), memory in MiB, profiles as
+validated :class:`~sandfill.hub.site.Profile` objects -- nothing is formatted back to text.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from sandfill.hub.handlers import extra_handlers, install_port_handler
 from sandfill.hub.site import SiteConfig
-from sandfill.hub.units import format_memory, format_walltime
+from sandfill.units import Duration
 
 TEMPLATES = Path(__file__).with_name("templates")
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
@@ -38,8 +40,14 @@ def apply_site(c: Any, site: SiteConfig) -> None:
     state = Path(site.state_dir)
     state.mkdir(parents=True, exist_ok=True)
     state.chmod(0o700)  # cookie secret, database: root only (the jobs never read it)
+    _hub(c, site, state)
+    c.JupyterHub.spawner_class = "sandfill"
+    _spawner(c.BackfillSlurmSpawner, site)
+    _culler(c, site)
 
-    # where it listens
+
+def _hub(c: Any, site: SiteConfig, state: Path) -> None:
+    """Where the hub listens, its state, and who may log in (the site's accounts, PAM)."""
     c.JupyterHub.ip = site.ip
     c.JupyterHub.port = site.port
     c.JupyterHub.hub_ip = site.hub_ip
@@ -54,7 +62,6 @@ def apply_site(c: Any, site: SiteConfig) -> None:
     # servers are Slurm jobs: they outlive a hub restart, which must not stop them
     c.JupyterHub.cleanup_servers = False
 
-    # who may log in: the site's accounts, through PAM
     c.JupyterHub.authenticator_class = "pam"
     c.PAMAuthenticator.open_sessions = False
     c.Authenticator.admin_users = set(site.admin_users)
@@ -63,41 +70,33 @@ def apply_site(c: Any, site: SiteConfig) -> None:
     else:
         c.Authenticator.allowed_users = set(site.allowed_users)
 
-    # the spawner
-    c.JupyterHub.spawner_class = "sandfill"
-    s = c.BackfillSlurmSpawner
+    # sandfill's pages and API, and the port route
+    c.JupyterHub.extra_handlers = list(extra_handlers)
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
+
+
+def _spawner(s: Any, site: SiteConfig) -> None:
+    """The spawner's traitlets, typed (see :class:`~sandfill.hub.settings.SpawnerSettings`)."""
     if site.slurm_conf:
         s.slurm_conf = site.slurm_conf
     s.partitions = list(site.partitions)
     s.default_partition = site.default_partition
     s.max_cpus = site.max_cpus
-    s.max_memory = site.max_memory_mb
-    s.max_walltime = site.max_walltime_s
-    s.profiles = [
-        {
-            "name": p.name,
-            "description": p.description,
-            "cpus": p.cpus,
-            "memory": format_memory(p.memory_mb),
-            "walltime": format_walltime(p.walltime_s),
-            **({"partition": p.partition} if p.partition else {}),
-        }
-        for p in site.profiles
-    ]
+    s.max_memory = site.max_memory  # MiB
+    s.max_walltime = Duration(site.max_walltime)
+    s.profiles = list(site.profiles)
     s.ip = site.server_ip
     if site.exec_host:
         s.exec_host = site.exec_host
-    s.walltime_warning = site.walltime_warning_s
-    s.start_timeout = site.start_timeout
+    s.walltime_warning = Duration(site.walltime_warning)
+    s.start_timeout = site.start_timeout  # JupyterHub's own traitlets: whole seconds
     s.http_timeout = 120
     s.poll_interval = site.poll_interval  # cheap: poll() reads the shared poller's cache
     s.default_url = "/lab"
 
-    # sandfill's pages and API, and the port route
-    c.JupyterHub.extra_handlers = list(extra_handlers)
-    c.JupyterHub.template_paths = [str(TEMPLATES)]
 
-    # the idle culler, as a hub service with a role of explicit scopes
+def _culler(c: Any, site: SiteConfig) -> None:
+    """The idle culler, as a hub service with a role of explicit scopes."""
     c.JupyterHub.services = [
         {
             "name": "idle-culler",
@@ -105,8 +104,8 @@ def apply_site(c: Any, site: SiteConfig) -> None:
                 sys.executable,
                 "-m",
                 "jupyterhub_idle_culler",
-                f"--timeout={site.cull_idle_s}",
-                f"--cull-every={site.cull_every_s}",
+                f"--timeout={site.cull_idle}",
+                f"--cull-every={site.cull_every}",
             ],
         }
     ]

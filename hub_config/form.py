@@ -1,5 +1,10 @@
 """The spawn form: choices from the site and the scheduler, strict server-side validation.
 
+Memory and walltime are read by :mod:`sandfill.units`, as everywhere in sandfill (``"2:00"``
+is two minutes, ``"2h"`` two hours, a bare number minutes; ``4G`` is 4 GiB, a bare number
+MiB). The form shows, under each field, how the value will be read before it is sent; the
+small script that does so mirrors those rules, and the server stays the authority.
+
 Whatever a user sends — through the HTML form or as ``user_options`` in the REST API —
 goes through :func:`validate_request`, which returns a typed :class:`ResourceRequest` or
 raises :class:`FormError` naming the field and the value. Only a ``ResourceRequest``
@@ -9,28 +14,27 @@ ever reaches the batch script.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from tornado import web
 
+from sandfill import units
 from sandfill.hub.site import Profile
-from sandfill.hub.units import format_memory, format_walltime, parse_memory_mb, parse_walltime
-from sandfill.slurm.view import PartitionInfo
+from sandfill.slurm.sinfo import PartitionInfo
+from sandfill.slurm.view import SchedulerView
 
 FIELDS = ("profile", "cpus", "memory", "walltime", "partition", "account")
 CUSTOM = "custom"
 MAX_FIELD_LEN = 64
-_SAFE = {
-    "profile": re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
-    "cpus": re.compile(r"^-?[0-9]+$"),  # a negative number gets the range message
-    "memory": re.compile(r"^[0-9]+(\.[0-9]+)? ?[A-Za-z]*$"),
-    "walltime": re.compile(r"^[0-9][0-9:.-]*( ?[A-Za-z]+)?$"),
-    "partition": re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
-    "account": re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
+_SAFE = {  # full matches (memory and walltime: sandfill.units' own full matches)
+    "profile": re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*"),
+    "cpus": re.compile(r"-?[0-9]+"),  # a negative number gets the range message
+    "partition": re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*"),
+    "account": re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*"),
 }
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SHELL = set("`$;&|<>(){}[]\\\"'*?!~#=, \t")
@@ -69,8 +73,8 @@ class ResourceRequest:
         d: dict[str, Any] = {
             "profile": self.profile,
             "cpus": self.cpus,
-            "memory": format_memory(self.memory_mb),
-            "walltime": format_walltime(self.walltime_s),
+            "memory": units.format_memory(self.memory_mb),
+            "walltime": units.format_duration(self.walltime_s),
             "partition": self.partition,
         }
         if self.account:
@@ -79,8 +83,8 @@ class ResourceRequest:
 
     def describe(self) -> str:
         return (
-            f"{self.cpus} CPU{'s' if self.cpus != 1 else ''}, {format_memory(self.memory_mb)}, "
-            f"{format_walltime(self.walltime_s)} on {self.partition}"
+            f"{self.cpus} CPU{'s' if self.cpus != 1 else ''}, {units.format_memory(self.memory_mb)}, "
+            f"{units.format_duration(self.walltime_s)} on {self.partition}"
             + (f" (account {self.account})" if self.account else "")
         )
 
@@ -104,7 +108,7 @@ class Choices:
         return next((p for p in self.profiles if p.name == name), None)
 
     def limits_for(self, partition: str) -> tuple[int, int, int]:
-        """(max CPUs, max MB, max seconds) for a job in ``partition``."""
+        """(max CPUs, max MiB, max seconds) for a job in ``partition``."""
         cpus, mem, secs = self.max_cpus, self.max_memory_mb, self.max_walltime_s
         info = self.partitions.get(partition)
         if info is not None:
@@ -149,13 +153,90 @@ def _text(name: str, value: Any) -> str:
     bad = sorted({ch for ch in text if ch in _SHELL} - ({" "} if name in ("memory", "walltime") else set()))
     if bad:
         raise FormError(name, value, f"contains characters that are not allowed: {' '.join(bad)}")
-    if text and not _SAFE[name].match(text):
+    if text and name in _SAFE and not _SAFE[name].fullmatch(text):
         raise FormError(name, value, "is not in the expected format")
     return text
 
 
 def _reason(exc: Exception, value: str) -> str:
-    return str(exc).removeprefix(repr(value)).strip()
+    problem = getattr(exc, "problem", str(exc))
+    return problem.removeprefix(repr(value)).strip()
+
+
+@dataclass(frozen=True)
+class _Quantity:
+    """A unit-bearing field: how it is read (:mod:`sandfill.units`), shown, and limited."""
+
+    name: str
+    parse: Callable[[str], int]
+    show: Callable[[int], str]
+    too_big: str  # the reason when over the limit ({limit}, {partition})
+
+
+_QUANTITIES = (
+    _Quantity("memory", units.parse_memory, units.format_memory, "is more than the limit of {limit}"),
+    _Quantity(
+        "walltime",
+        lambda text: units.parse_duration(text, positive=True),
+        units.format_duration,
+        "is longer than the limit of {limit} on {partition}",
+    ),
+)
+
+
+def _quantities(raw: Mapping[str, str], profile: Profile | None, limits: Mapping[str, int], partition: str) -> dict[str, int]:
+    """Memory (MiB) and walltime (seconds): from the field, else the profile; within limits."""
+    out: dict[str, int] = {}
+    for q in _QUANTITIES:
+        text = raw.get(q.name) or (q.show(getattr(profile, q.name)) if profile else "")
+        if not text:
+            raise FormError(q.name, "", "is required")
+        try:
+            value = q.parse(text)
+        except units.UnitError as exc:
+            raise FormError(q.name, text, _reason(exc, text)) from None
+        if value > limits[q.name]:
+            raise FormError(q.name, text, q.too_big.format(limit=q.show(limits[q.name]), partition=partition))
+        out[q.name] = value
+    return out
+
+
+def _profile(raw: Mapping[str, str], choices: Choices) -> Profile | None:
+    name = raw.get("profile") or (choices.profiles[0].name if choices.profiles else CUSTOM)
+    profile = choices.profile(name)
+    if profile is None and name != CUSTOM:
+        names = ", ".join([p.name for p in choices.profiles] + [CUSTOM])
+        raise FormError("profile", name, f"is not one of: {names}")
+    return profile
+
+
+def _partition(raw: Mapping[str, str], profile: Profile | None, choices: Choices) -> str:
+    partition = raw.get("partition") or (profile.partition if profile and profile.partition else choices.default_partition)
+    if partition not in choices.partitions:
+        raise FormError("partition", partition, f"is not one of: {', '.join(choices.partitions) or '(none available)'}")
+    info = choices.partitions.get(partition)
+    if info is not None and not info.up:
+        raise FormError("partition", partition, "is not accepting jobs right now (state down)")
+    return partition
+
+
+def _cpus(raw: Mapping[str, str], profile: Profile | None, max_cpus: int) -> int:
+    text = raw.get("cpus") or (str(profile.cpus) if profile else "")
+    if not text:
+        raise FormError("cpus", "", "is required")
+    cpus = int(text) if re.fullmatch(r"-?[0-9]{1,6}", text) else -1
+    if not 1 <= cpus <= max_cpus:
+        raise FormError("cpus", raw.get("cpus", text), f"must be a whole number from 1 to {max_cpus}")
+    return cpus
+
+
+def _account(raw: Mapping[str, str], choices: Choices) -> str | None:
+    account = raw.get("account") or choices.default_account
+    if account is not None and choices.accounts and account not in choices.accounts:
+        raise FormError("account", account, f"is not one of your accounts: {', '.join(choices.accounts)}")
+    if account is not None and not choices.accounts and raw.get("account"):
+        raise FormError("account", account, "is not one of your accounts (you have no Slurm associations)")
+    return account
 
 
 def validate_request(options: Mapping[str, Any], choices: Choices) -> ResourceRequest:
@@ -166,61 +247,18 @@ def validate_request(options: Mapping[str, Any], choices: Choices) -> ResourceRe
         if key not in FIELDS:
             raise FormError(str(key), value, f"is not a known field (fields: {', '.join(FIELDS)})")
     raw = {k: _text(k, v) for k, v in options.items()}
-
-    profile_name = raw.get("profile") or (choices.profiles[0].name if choices.profiles else CUSTOM)
-    profile = choices.profile(profile_name)
-    if profile is None and profile_name != CUSTOM:
-        names = ", ".join([p.name for p in choices.profiles] + [CUSTOM])
-        raise FormError("profile", profile_name, f"is not one of: {names}")
-
-    partition = raw.get("partition") or (profile.partition if profile and profile.partition else choices.default_partition)
-    if partition not in choices.partitions:
-        raise FormError("partition", partition, f"is not one of: {', '.join(choices.partitions) or '(none available)'}")
-    info = choices.partitions.get(partition)
-    if info is not None and not info.up:
-        raise FormError("partition", partition, "is not accepting jobs right now (state down)")
-    max_cpus, max_mb, max_s = choices.limits_for(partition)
-
-    cpus_text = raw.get("cpus") or (str(profile.cpus) if profile else "")
-    if not cpus_text:
-        raise FormError("cpus", "", "is required")
-    cpus = int(cpus_text) if re.fullmatch(r"-?[0-9]{1,6}", cpus_text) else -1
-    if not 1 <= cpus <= max_cpus:
-        raise FormError("cpus", raw.get("cpus", cpus_text), f"must be a whole number from 1 to {max_cpus}")
-
-    mem_text = raw.get("memory") or (format_memory(profile.memory_mb) if profile else "")
-    if not mem_text:
-        raise FormError("memory", "", "is required")
-    try:
-        memory_mb = parse_memory_mb(mem_text)
-    except ValueError as exc:
-        raise FormError("memory", mem_text, _reason(exc, mem_text)) from None
-    if memory_mb > max_mb:
-        raise FormError("memory", mem_text, f"is more than the limit of {format_memory(max_mb)}")
-
-    wall_text = raw.get("walltime") or (format_walltime(profile.walltime_s) if profile else "")
-    if not wall_text:
-        raise FormError("walltime", "", "is required")
-    try:
-        walltime_s = parse_walltime(wall_text)
-    except ValueError as exc:
-        raise FormError("walltime", wall_text, _reason(exc, wall_text)) from None
-    if walltime_s > max_s:
-        raise FormError("walltime", wall_text, f"is longer than the limit of {format_walltime(max_s)} on {partition}")
-
-    account = raw.get("account") or choices.default_account
-    if account is not None and choices.accounts and account not in choices.accounts:
-        raise FormError("account", account, f"is not one of your accounts: {', '.join(choices.accounts)}")
-    if account is not None and not choices.accounts and raw.get("account"):
-        raise FormError("account", account, "is not one of your accounts (you have no Slurm associations)")
-
+    profile = _profile(raw, choices)
+    partition = _partition(raw, profile, choices)
+    max_cpus, max_mib, max_s = choices.limits_for(partition)
+    cpus = _cpus(raw, profile, max_cpus)
+    amounts = _quantities(raw, profile, {"memory": max_mib, "walltime": max_s}, partition)
     return ResourceRequest(
         profile=profile.name if profile else CUSTOM,
         cpus=cpus,
-        memory_mb=memory_mb,
-        walltime_s=walltime_s,
+        memory_mb=amounts["memory"],
+        walltime_s=amounts["walltime"],
         partition=partition,
-        account=account,
+        account=_account(raw, choices),
     )
 
 
@@ -233,14 +271,17 @@ _env = jinja2.Environment(
 
 def render_form(choices: Choices, previous: ResourceRequest | None = None) -> str:
     """The HTML of the options form (fields pre-filled from the first or the previous
-    profile; the profile buttons fill them in the browser)."""
+    profile; the profile buttons fill them in the browser; hints under memory and walltime
+    say how each value is read)."""
     first = choices.profile(previous.profile) if previous else None
     first = first or (choices.profiles[0] if choices.profiles else None)
     profiles = [
         {
-            **asdict(p),
-            "memory": format_memory(p.memory_mb),
-            "walltime": format_walltime(p.walltime_s),
+            "name": p.name,
+            "description": p.label(),
+            "cpus": p.cpus,
+            "memory": units.format_memory(p.memory),
+            "walltime": units.format_duration(p.walltime),
             "partition": p.partition or choices.default_partition,
         }
         for p in choices.profiles
@@ -263,11 +304,13 @@ def render_form(choices: Choices, previous: ResourceRequest | None = None) -> st
         accounts=choices.accounts,
         default_account=choices.default_account,
         max_cpus=choices.max_cpus,
-        max_memory=format_memory(choices.max_memory_mb),
-        max_walltime=format_walltime(choices.max_walltime_s),
+        max_memory=units.format_memory(choices.max_memory_mb),
+        max_walltime=units.format_duration(choices.max_walltime_s),
         scheduler_error=choices.scheduler_error,
         notes=choices.notes,
-        format_walltime=format_walltime,
+        format_duration=units.format_duration,
+        duration_forms=units.DURATION_FORMS,
+        memory_forms=units.MEMORY_FORMS,
     )
 
 
@@ -279,3 +322,46 @@ def allowed_partitions(
     if live is None:
         return {p: None for p in site_partitions}
     return {p: live[p] for p in site_partitions if p in live}
+
+
+@dataclass(frozen=True)
+class FormSettings:
+    """The spawner's side of the form: the site's whitelist, profiles and limits."""
+
+    partitions: Sequence[str]
+    default_partition: str
+    profiles: Sequence[Profile]
+    max_cpus: int
+    max_memory_mb: int
+    max_walltime_s: int
+
+
+async def load_choices(view: SchedulerView, user: str, settings: FormSettings) -> Choices:
+    """What ``user`` may ask for now: the site's settings ∩ the scheduler's partitions (cached,
+    shared queries); the site's settings alone, with a note, when the scheduler is silent."""
+    live, err = await view.safe(view.partitions(), None)
+    assocs, err2 = await view.safe(view.associations(user), [])
+    parts = allowed_partitions(settings.partitions, live)
+    default = settings.default_partition
+    default_part = default if default in parts else next(iter(parts), default)
+    return Choices(
+        profiles=tuple(p for p in settings.profiles if (p.partition or default_part) in parts),
+        partitions=parts,
+        default_partition=default_part,
+        max_cpus=settings.max_cpus,
+        max_memory_mb=settings.max_memory_mb,
+        max_walltime_s=settings.max_walltime_s,
+        accounts=tuple(sorted({a.account for a in assocs})),
+        default_account=None,
+        scheduler_error=err or err2,
+    )
+
+
+def previous_request(user_options: Mapping[str, Any] | None, choices: Choices) -> ResourceRequest | None:
+    """The last saved ``user_options`` as a request, if they are still valid (to pre-fill)."""
+    if not user_options:
+        return None
+    try:
+        return validate_request(user_options, choices)
+    except FormError:
+        return None

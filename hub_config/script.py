@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import jinja2
 
 from sandfill.hub.form import ResourceRequest
-from sandfill.hub.units import format_walltime
+from sandfill.units import format_duration
 
 DEFAULT_TEMPLATE = """\
 #!/bin/bash
@@ -44,9 +44,9 @@ echo "sandfill: notebook server job $SLURM_JOB_ID on $(hostname) ({{ describe }}
 exec {{ command | join_sh }}
 """
 
-_SBATCH_VALUE = re.compile(r"^[A-Za-z0-9_.:/%+-]+$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_DIRECTIVE = re.compile(r"^#SBATCH --[a-z][a-z-]*(=[A-Za-z0-9_.:/%+,=-]+)?$")
+_SBATCH_VALUE = re.compile(r"[A-Za-z0-9_.:/%+-]+")  # full matches
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DIRECTIVE = re.compile(r"#SBATCH --[a-z][a-z-]*(=[A-Za-z0-9_.:/%+,=-]+)?")
 
 
 class ScriptError(ValueError):
@@ -81,13 +81,13 @@ class ScriptContext:
         if not (isinstance(self.cpus, int) and isinstance(self.memory_mb, int)) or self.cpus < 1 or self.memory_mb < 1:
             raise ScriptError(f"cpus/memory must be positive integers: {self.cpus!r}, {self.memory_mb!r}")
         for name in self.export_vars.split(","):
-            if not _ENV_NAME.match(name):
+            if not _ENV_NAME.fullmatch(name):
                 raise ScriptError(f"export_vars: {name!r} is not a variable name")
         for name in self.env:
-            if not _ENV_NAME.match(name):
+            if not _ENV_NAME.fullmatch(name):
                 raise ScriptError(f"env: {name!r} is not a variable name")
         for line in self.extra_directives:
-            if not _DIRECTIVE.match(line):
+            if not _DIRECTIVE.fullmatch(line):
                 raise ScriptError(f"extra directive {line!r} is not a single '#SBATCH --option[=value]' line")
         for text in (self.path, self.describe, *self.command, *self.env.values()):
             if "\n" in text or "\r" in text or "\0" in text:
@@ -95,7 +95,7 @@ class ScriptContext:
 
 
 def _sbatch(name: str, value: str) -> None:
-    if not isinstance(value, str) or not _SBATCH_VALUE.match(value):
+    if not isinstance(value, str) or not _SBATCH_VALUE.fullmatch(value):
         raise ScriptError(f"{name}: {value!r} cannot go on an #SBATCH line")
 
 
@@ -119,7 +119,7 @@ def build_context(
         partition=request.partition,
         cpus=request.cpus,
         memory_mb=request.memory_mb,
-        walltime=format_walltime(request.walltime_s),
+        walltime=format_duration(request.walltime_s),
         account=request.account,
         output=output,
         home=home,

@@ -21,35 +21,35 @@ import asyncio
 import os
 import pwd
 import re
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from html import escape
-from pathlib import Path
 from typing import Any
 
 from batchspawner import JobStatus as BatchJobStatus
 from batchspawner import SlurmSpawner
-from traitlets import Dict, Float, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Dict, Unicode, default
 
+from sandfill.hub import progress
 from sandfill.hub.form import (
     Choices,
-    FormError,
+    FormSettings,
     ResourceRequest,
-    allowed_partitions,
     flatten_form,
+    load_choices,
+    previous_request,
     render_form,
     validate_request,
 )
 from sandfill.hub.joblog import read_log_tail
-from sandfill.hub.script import DEFAULT_TEMPLATE, build_context, render_script
-from sandfill.hub.site import DEFAULT_PROFILES, Profile, SiteError, _profiles
-from sandfill.hub.units import MemoryMB, Walltime, format_walltime
+from sandfill.hub.script import build_context, render_script
+from sandfill.hub.settings import SpawnerSettings
 from sandfill.slurm import UNKNOWN, JobStatus, QueuePoller, SlurmClient, SlurmCommandError
 from sandfill.slurm.view import SchedulerView, shared_view
 
-_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
-_HOST = re.compile(r"^[A-Za-z0-9_.:-]+$")
+_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+_HOST = re.compile(r"[A-Za-z0-9_.:-]+")
+_HOME = re.compile(r"/[A-Za-z0-9_./-]+")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # job id → spawners waiting for news about it (progress pages, start loops)
 _listeners: dict[str, set[BackfillSlurmSpawner]] = {}
@@ -77,139 +77,11 @@ class SpawnFailed(RuntimeError):
         self.jupyterhub_message = message
 
 
-class BackfillSlurmSpawner(SlurmSpawner):
+class BackfillSlurmSpawner(SpawnerSettings, SlurmSpawner):
     """A SlurmSpawner with a validated form, live pending information, one shared queue
     poller and 'unknown, not gone' semantics. Configure it through the site file
-    (see ``hub_config/site.example.yaml``) rather than by hand."""
-
-    # ---- configuration -----------------------------------------------------------------
-    slurm_conf = Unicode(
-        help="""Path of the cluster's slurm.conf, passed as SLURM_CONF to every Slurm command
-        and to the server job. Empty: the environment's SLURM_CONF, else Slurm's default.""",
-    ).tag(config=True)
-
-    @default("slurm_conf")
-    def _slurm_conf_default(self) -> str:
-        return os.environ.get("SLURM_CONF", "")
-
-    profiles = List(
-        help="""Profiles offered on the form, each a dict with name, description, cpus,
-        memory (e.g. "4G"), walltime ("HH:MM:SS") and optionally partition (default:
-        ``default_partition``). The first one is preselected.""",
-    ).tag(config=True)
-
-    @default("profiles")
-    def _profiles_default(self) -> list[Profile]:
-        return list(DEFAULT_PROFILES)
-
-    @validate("profiles")
-    def _check_profiles(self, proposal: dict[str, Any]) -> list[Profile]:
-        value = proposal["value"]
-        if all(isinstance(p, Profile) for p in value):
-            return list(value)
-        try:
-            return list(_profiles([p if isinstance(p, dict) else p.__dict__ for p in value]))
-        except SiteError as exc:
-            raise TraitError(str(exc)) from None
-
-    partitions = List(
-        Unicode(),
-        default_value=["interactive"],
-        help="""Partitions users may choose (a whitelist, in display order). Partitions the
-        scheduler does not have are hidden; anything else submitted is rejected.""",
-    ).tag(config=True)
-
-    default_partition = Unicode(
-        "interactive",
-        help="Partition used when neither the form nor the profile names one (the interactive tier).",
-    ).tag(config=True)
-
-    @validate("partitions")
-    def _check_partitions(self, proposal: dict[str, Any]) -> list[str]:
-        for p in proposal["value"]:
-            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", p):
-                raise TraitError(f"partitions: {p!r} is not a partition name")
-        if not proposal["value"]:
-            raise TraitError("partitions: at least one partition is needed")
-        return list(proposal["value"])
-
-    max_cpus = Integer(8, help="Most CPUs one server may ask for (also capped by the partition's nodes).").tag(config=True)
-    max_memory = MemoryMB(32768, help="Most memory one server may ask for, e.g. 32G (also capped by the nodes).").tag(config=True)
-    max_walltime = Walltime(8 * 3600, help="Longest walltime one server may ask for, e.g. 08:00:00 (also capped by the partition's MaxTime).").tag(config=True)
-
-    @validate("max_cpus")
-    def _check_max_cpus(self, proposal: dict[str, Any]) -> int:
-        if proposal["value"] < 1:
-            raise TraitError(f"max_cpus: {proposal['value']} must be at least 1")
-        return int(proposal["value"])
-
-    exec_host = Unicode(
-        "",
-        help="""Address at which the hub reaches every server job, whatever node it runs on.
-        Set it to 127.0.0.1 for the devcluster, whose node names (node1…) do not resolve.
-        Empty: the job's batch host (mapped through ``exec_host_map``).""",
-    ).tag(config=True)
-
-    exec_host_map = Dict(
-        Unicode(),
-        help="Map Slurm node names to addresses the hub can reach, e.g. {'node1': '10.0.0.11'}.",
-    ).tag(config=True)
-
-    job_output = Unicode(
-        "{home}/sandfill-jupyter-%j.log",
-        help="""The job's output file ({home} is the user's home, %j the job id). The user
-        reads its tail from the hub page, and it is shown when a job ends.""",
-    ).tag(config=True)
-
-    script_template = Unicode(
-        DEFAULT_TEMPLATE,
-        help="""Jinja2 template of the batch script. It sees only the fields of
-        sandfill.hub.script.ScriptContext (typed, validated values), never raw form input.""",
-    ).tag(config=True)
-
-    script_prologue = Unicode(
-        "",
-        help="Shell lines run in the job before the server starts (site-defined, e.g. 'module load python').",
-    ).tag(config=True)
-
-    extra_directives = List(
-        Unicode(),
-        help="Extra '#SBATCH --option=value' lines (site-defined), e.g. ['#SBATCH --qos=interactive'].",
-    ).tag(config=True)
-
-    submit_prefix = List(
-        Unicode(),
-        default_value=["sudo", "-E", "-u", "{username}"],
-        help="""argv prefix for sbatch so the job is submitted as the user (no shell is
-        involved; {username} is replaced). sudo resets PATH: the script sets PATH itself.""",
-    ).tag(config=True)
-
-    singleuser_bin_dir = Unicode(
-        help="Directory holding jupyterhub-singleuser and batchspawner-singleuser (default: this Python's bin).",
-    ).tag(config=True)
-
-    @default("singleuser_bin_dir")
-    def _bin_default(self) -> str:
-        return str(Path(sys.executable).parent)
-
-    walltime_warning = Walltime(
-        600,
-        help="""How long before the walltime ends the server warns the user (a JupyterLab
-        notification from sandfill's walltime extension, and a log line).""",
-    ).tag(config=True)
-
-    log_tail_bytes = Integer(8192, help="How much of the end of the job's log the hub shows.").tag(config=True)
-
-    pending_refresh = Float(
-        2.0,
-        help="Seconds between updates of the pending page when nothing changed (estimates, position).",
-    ).tag(config=True)
-
-    @validate("pending_refresh")
-    def _check_refresh(self, proposal: dict[str, Any]) -> float:
-        if not 0.1 <= proposal["value"] <= 60:
-            raise TraitError(f"pending_refresh: {proposal['value']} must be between 0.1 and 60 s")
-        return float(proposal["value"])
+    (see ``hub_config/site.example.yaml``) rather than by hand; its settings are those of
+    :class:`~sandfill.hub.settings.SpawnerSettings`."""
 
     # ---- state ------------------------------------------------------------------------------
     job_output_path = Unicode()
@@ -241,7 +113,7 @@ class BackfillSlurmSpawner(SlurmSpawner):
 
     def _username(self) -> str:
         name = self.user.name
-        if not _USER.match(name):
+        if not _USER.fullmatch(name):
             raise SpawnFailed(f"user name {name!r} cannot be used as a Slurm user")
         return name
 
@@ -267,36 +139,24 @@ class BackfillSlurmSpawner(SlurmSpawner):
 
     # ---- the form ----------------------------------------------------------------------
     async def choices(self) -> Choices:
-        view = self.view
-        live, err = await view.safe(view.partitions(), None)
-        assocs, err2 = await view.safe(view.associations(self.user.name), [])
-        accounts = tuple(sorted({a.account for a in assocs}))
-        parts = allowed_partitions(self.partitions, live)
-        default_part = self.default_partition if self.default_partition in parts else next(iter(parts), self.default_partition)
-        return Choices(
-            profiles=tuple(p for p in self.profiles if (p.partition or default_part) in parts),
-            partitions=parts,
-            default_partition=default_part,
+        settings = FormSettings(
+            partitions=self.partitions,
+            default_partition=self.default_partition,
+            profiles=self.profiles,
             max_cpus=self.max_cpus,
             max_memory_mb=self.max_memory,
-            max_walltime_s=self.max_walltime,
-            accounts=accounts,
-            default_account=None,
-            scheduler_error=err or err2,
+            max_walltime_s=self.max_walltime.seconds,
         )
+        return await load_choices(self.view, self.user.name, settings)
 
     @default("options_form")
     def _options_form_default(self) -> Callable[[BackfillSlurmSpawner], Any]:
         return _render_options_form
 
     async def render_options_form(self) -> str:
-        previous = None
-        if self.orm_spawner is not None and self.orm_spawner.user_options:
-            try:
-                previous = validate_request(self.orm_spawner.user_options, await self.choices())
-            except FormError:
-                previous = None
-        return render_form(await self.choices(), previous)
+        choices = await self.choices()
+        saved = self.orm_spawner.user_options if self.orm_spawner is not None else None
+        return render_form(choices, previous_request(saved, choices))
 
     async def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:  # type: ignore[override]
         request = validate_request(flatten_form(formdata), await self.choices())
@@ -317,15 +177,15 @@ class BackfillSlurmSpawner(SlurmSpawner):
             home = pwd.getpwnam(self._username()).pw_dir
         except KeyError:
             raise SpawnFailed(f"user {self.user.name!r} has no account on this machine") from None
-        if not re.match(r"^/[A-Za-z0-9_./-]+$", home):
+        if not _HOME.fullmatch(home):
             raise SpawnFailed(f"home directory {home!r} cannot be used in a batch script")
         return home
 
     def _submit_env(self) -> dict[str, str]:
-        env = {k: v for k, v in self.get_env().items() if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k)}
+        env = {k: v for k, v in self.get_env().items() if _ENV_NAME.fullmatch(k)}
         if self.slurm_conf:
             env["SLURM_CONF"] = self.slurm_conf
-        env["SANDFILL_WALLTIME_WARNING"] = str(self.walltime_warning)
+        env["SANDFILL_WALLTIME_WARNING"] = str(self.walltime_warning.seconds)  # seconds, for sandfill.lab
         return env
 
     def render_script(self, request: ResourceRequest) -> str:
@@ -408,7 +268,7 @@ class BackfillSlurmSpawner(SlurmSpawner):
             return self.exec_host
         host = (st.exec_host if st else None) or ""
         host = self.exec_host_map.get(host, host)
-        if not _HOST.match(host):
+        if not _HOST.fullmatch(host):
             raise SpawnFailed(f"job {self.job_id} runs on {host!r}, which is not an address")
         return host
 
@@ -416,41 +276,16 @@ class BackfillSlurmSpawner(SlurmSpawner):
         tail = ""
         if self.job_output_path:
             tail = read_log_tail(self.job_output_path, self.user.name, self.log_tail_bytes) or ""
-        self.last_end = {
-            "job_id": st.job_id,
-            "state": st.state,
-            "reason": st.reason,
-            "exit_code": st.exit_code,
-            "ended": time.time(),
-            "stopped_by_hub": by_hub,
-            "log_path": self.job_output_path,
-            "log_tail": tail,
-        }
+        self.last_end = progress.end_record(st, by_hub=by_hub, log_path=self.job_output_path, log_tail=tail)
 
     def end_message(self) -> str:
-        e = self.last_end
-        if not e:
-            return "The server job ended."
-        words = {
-            "TIMEOUT": "reached its walltime",
-            "CANCELLED": "was cancelled",
-            "NODE_FAIL": "was lost with its node (node failure)",
-            "FAILED": "failed",
-            "OUT_OF_MEMORY": "ran out of memory",
-            "PREEMPTED": "was preempted",
-            "COMPLETED": "exited",
-            "GONE": "is no longer known to Slurm",
-        }
-        msg = f"Slurm job {e['job_id']} {words.get(e['state'], 'ended')} ({e['state']}"
-        if e.get("reason"):
-            msg += f", {e['reason']}"
-        if e.get("exit_code"):
-            msg += f", exit code {e['exit_code']}"
-        msg += ")."
-        if e.get("log_tail"):
-            lines = e["log_tail"].rstrip().splitlines()[-15:]
-            msg += "\nLast lines of the job's log:\n" + "\n".join(lines)
-        return msg
+        return progress.end_message(self.last_end)
+
+    def _ended(self, st: JobStatus) -> SpawnFailed:
+        """The job ended before the server came up: record it, forget it, say why."""
+        self._record_end(st)
+        self.clear_state()
+        return SpawnFailed(self.end_message())
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def start(self) -> tuple[str, int]:  # type: ignore[override]
@@ -464,12 +299,18 @@ class BackfillSlurmSpawner(SlurmSpawner):
         st = await self._status()
         while not st.running:
             if st.ended:
-                self._record_end(st)
-                self.clear_state()
-                raise SpawnFailed(self.end_message())
+                raise self._ended(st)
             st = await self._status(next_round=True)
         self.ip = self.state_gethost()
         self._changed.set()
+        await self._wait_for_port()
+        self.log.info("Server job %s of %s is up at %s:%s", self.job_id, self.user.name, self.ip, self.port)
+        self.db.commit()
+        return self.ip, self.port
+
+    async def _wait_for_port(self) -> None:
+        """Until the server reports its port (or its job ends), looking at the job once per
+        round of the shared poller."""
         while self.port == 0:
             waiter = asyncio.ensure_future(self._port_reported.wait())
             round_ = asyncio.wrap_future(self.poller.request_next_round())
@@ -479,12 +320,7 @@ class BackfillSlurmSpawner(SlurmSpawner):
                 break
             st = await self._status()
             if st.ended:
-                self._record_end(st)
-                self.clear_state()
-                raise SpawnFailed(self.end_message())
-        self.log.info("Server job %s of %s is up at %s:%s", self.job_id, self.user.name, self.ip, self.port)
-        self.db.commit()
-        return self.ip, self.port
+                raise self._ended(st)
 
     def report_port(self, port: int) -> None:
         """Called by the port-report handler with a validated port. Only the spawner's
@@ -548,55 +384,25 @@ class BackfillSlurmSpawner(SlurmSpawner):
     # ---- what the user sees -------------------------------------------------------------
     def job_info(self) -> dict[str, Any]:
         """The current job for the hub page and API (cached status, no query)."""
-        st = self.slurm_status
-        info: dict[str, Any] = {
-            "job_id": self.job_id or None,
-            "state": st.state if st else None,
-            "reason": st.reason if st else None,
-            "partition": st.partition if st else None,
-            "nodes": st.nodes if st else None,
-            "time_left": None,
-            "end_time": st.end_time if st else None,
-            "request": self.request.as_options() if self.request else (self.user_options or None),
-            "last_end": self.last_end or None,
-            "walltime_warning": self.walltime_warning,
-        }
-        if st is not None:
-            info["time_left"] = st.time_left()
-            if st.pending:
-                info["estimated_start"] = st.start_time
-        return info
+        return progress.job_info(
+            self.job_id,
+            self.slurm_status,
+            request=self.request.as_options() if self.request else (self.user_options or None),
+            last_end=self.last_end,
+            walltime_warning=self.walltime_warning.seconds,
+        )
 
     async def pending_event(self) -> dict[str, Any]:
         """One progress event describing the job now."""
         if not self.job_id:
-            return {"progress": 10, "message": "Submitting the server job to Slurm…"}
+            return progress.pending_event(None, None)
         st = self.slurm_status or await self._status()
+        position = None
         if st.pending:
             positions, _ = await self.view.safe(self.view.pending_positions(), {})
-            pos = positions.get(self.job_id)
-            part = st.partition or (self.request.partition if self.request else "?")
-            reason = st.reason or "waiting"
-            words = [f"Job {self.job_id} is {st.state} ({reason})"]
-            html = [
-                f'Job <b class="sandfill-job-id">{escape(self.job_id)}</b> is '
-                f'<span class="sandfill-state">{escape(st.state)}</span> '
-                f'(reason: <span class="sandfill-reason">{escape(reason)}</span>)'
-            ]
-            if pos is not None:
-                words.append(f"position {pos[0]} of {pos[1]} pending in {part}")
-                html.append(f'position <span class="sandfill-position">{pos[0]} of {pos[1]}</span> pending in {escape(part)}')
-            start = _describe_start(st.start_time)
-            words.append(f"estimated start: {start}")
-            html.append(f'estimated start: <span class="sandfill-start">{escape(start)}</span>')
-            return {"progress": 30, "message": " · ".join(words), "html_message": " · ".join(html)}
-        if st.running:
-            if self.port:
-                return {"progress": 90, "message": f"Job {self.job_id} running on {st.nodes}; JupyterLab is starting at port {self.port}…"}
-            return {"progress": 70, "message": f"Job {self.job_id} is RUNNING on {st.nodes}; waiting for JupyterLab to report its port…"}
-        if not st.known:
-            return {"progress": 30, "message": f"Job {self.job_id}: the scheduler is not answering right now (state unknown); still waiting…"}
-        return {"progress": 100, "message": f"Job {self.job_id} ended ({st.state})."}
+            position = positions.get(self.job_id)
+        partition = self.request.partition if self.request else None
+        return progress.pending_event(self.job_id, st, position=position, partition=partition, port=self.port)
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:  # type: ignore[override]
         last: str | None = None
@@ -613,16 +419,6 @@ class BackfillSlurmSpawner(SlurmSpawner):
                 await asyncio.wait_for(self._changed.wait(), self.pending_refresh)
             except TimeoutError:
                 pass
-
-
-def _describe_start(start: float | None) -> str:
-    if start is None:
-        return "not yet estimated by Slurm"
-    left = start - time.time()
-    clock = time.strftime("%H:%M:%S", time.localtime(start))
-    if left <= 0:
-        return f"{clock} (as soon as resources free up)"
-    return f"{clock} (in {format_walltime(int(left))})"
 
 
 async def _render_options_form(spawner: BackfillSlurmSpawner) -> str:

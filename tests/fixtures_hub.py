@@ -192,9 +192,9 @@ def hub(devcluster: DevCluster, hub_accounts: dict[str, str], tmp_path_factory: 
         "max_cpus": 8,
         "max_memory": "8G",
         "max_walltime": "08:00:00",
-        "poll_interval": 2,  # cheap: poll() reads the shared poller's cache
+        "poll_interval": "2s",  # cheap: poll() reads the shared poller's cache (a bare number is minutes)
         "walltime_warning": "00:10:00",
-        "start_timeout": 300,
+        "start_timeout": "5m",
         "profiles": PROFILES,
     }
     proc = HubProcess(state, site)

@@ -59,7 +59,7 @@ def demo_site(state: Path, cluster: DevCluster, port: int, users: list[str]) -> 
         "max_cpus": 8,
         "max_memory": "8G",
         "max_walltime": "08:00:00",
-        "poll_interval": 10,
+        "poll_interval": "10s",  # a bare number is minutes, as in Slurm
         "profiles": [
             {"name": "small", "description": "1 CPU, 1 GB, 2 h, interactive tier", "cpus": 1, "memory": "1G", "walltime": "02:00:00", "partition": "interactive"},
             {"name": "medium", "description": "4 CPUs, 4 GB, 4 h, interactive tier", "cpus": 4, "memory": "4G", "walltime": "04:00:00", "partition": "interactive"},
@@ -77,22 +77,42 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def run(args: argparse.Namespace) -> int:
-    state = Path(args.state_dir or default_demo_dir()).absolute()
-    if args.clean:
-        return clean(state)
+def _prepare(state: Path, port: int) -> None:
+    """Check what the demo needs (root, a free port, a state dir the job users can reach)."""
     if os.geteuid() != 0:
         raise CLIError("the demo needs root (it runs Slurm and creates demo accounts): run `sudo make demo`")
-    if not 0 < args.port < 65536:
-        raise CLIError(f"--port: {args.port} is not a TCP port")
-    if not _port_free(args.port):
-        raise CLIError(f"port {args.port} on 127.0.0.1 is in use: pick another with --port")
+    if not 0 < port < 65536:
+        raise CLIError(f"--port: {port} is not a TCP port")
+    if not _port_free(port):
+        raise CLIError(f"port {port} on 127.0.0.1 is in use: pick another with --port")
     state.mkdir(parents=True, exist_ok=True)
     state.chmod(0o755)  # the jobs read slurm.conf inside it
     for parent in state.parents:
         if parent.stat().st_mode & 0o001 == 0:
             raise CLIError(f"{parent} is not traversable by other users; the demo users' jobs need it (--state-dir)")
 
+
+def _announce(state: Path, hub: HubProcess, cluster: DevCluster, logins: dict[str, str]) -> None:
+    """Print the hub's address and the logins, and save them (private) in the state dir."""
+    logins_file = state / "demo-logins.txt"
+    logins_file.touch(mode=0o600)
+    logins_file.chmod(0o600)
+    logins_file.write_text(
+        f"URL: {hub.url}/\n" + "".join(f"user: {u}  password: {p}\n" for u, p in sorted(logins.items()))
+    )
+    print(f"\nsandfill hub: {hub.url}/   (open {hub.url}/hub/login)")
+    for user, password in sorted(logins.items()):
+        print(f"  login: {user:14s} password: {password}")
+    print(f"logins saved in {logins_file}; hub log: {hub.log_file}")
+    print(f"Slurm: export SLURM_CONF={cluster.slurm_conf}")
+    print("Ctrl-C stops the hub and the devcluster; `make demo-clean` also removes the demo accounts.", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    state = Path(args.state_dir or default_demo_dir()).absolute()
+    if args.clean:
+        return clean(state)
+    _prepare(state, args.port)
     cluster = DevCluster(state / "devcluster")
     try:
         cluster.up()
@@ -117,18 +137,7 @@ def run(args: argparse.Namespace) -> int:
             hub.start()
         except HubError as exc:
             raise CLIError(str(exc)) from None
-        logins_file = state / "demo-logins.txt"
-        logins_file.touch(mode=0o600)
-        logins_file.chmod(0o600)
-        logins_file.write_text(
-            f"URL: {hub.url}/\n" + "".join(f"user: {u}  password: {p}\n" for u, p in sorted(logins.items()))
-        )
-        print(f"\nsandfill hub: {hub.url}/   (open {hub.url}/hub/login)")
-        for user, password in sorted(logins.items()):
-            print(f"  login: {user:14s} password: {password}")
-        print(f"logins saved in {logins_file}; hub log: {hub.log_file}")
-        print(f"Slurm: export SLURM_CONF={cluster.slurm_conf}")
-        print("Ctrl-C stops the hub and the devcluster; `make demo-clean` also removes the demo accounts.", flush=True)
+        _announce(state, hub, cluster, logins)
         assert hub.proc is not None
         code = hub.proc.wait()
         print(f"the hub exited (status {code}); its log ends:\n{hub.log_tail()}")

@@ -23,8 +23,8 @@ def _part(name: str, max_time: int = 8 * 3600, cpus: int = 8, up: bool = True) -
 
 CHOICES = Choices(
     profiles=(
-        Profile("small", "1 CPU, 2 h, interactive tier", 1, 2048, 7200, "interactive"),
-        Profile("big", "8 CPUs, 4 h", 8, 8192, 4 * 3600, "burst"),
+        Profile(name="small", description="1 CPU, 2 h, interactive tier", cpus=1, memory="2G", walltime="02:00:00", partition="interactive"),
+        Profile(name="big", description="8 CPUs, 4 h", cpus=8, memory=8192, walltime="4h", partition="burst"),
     ),
     partitions={"interactive": _part("interactive"), "burst": _part("burst", max_time=3600), "batch": _part("batch", up=False)},
     default_partition="interactive",
@@ -74,10 +74,10 @@ def test_injection_in_any_field_is_rejected_naming_the_field(field: str, kind: s
         ({"cpus": 2.5}, "cpus", "single text value"),
         ({"cpus": True}, "cpus", "single text value"),
         ({"cpus": ["1", "2"]}, "cpus", "single text value"),
-        ({"memory": "-4G"}, "memory", "not in the expected format"),
+        ({"memory": "-4G"}, "memory", "is not an amount of memory"),
         ({"memory": "9G"}, "memory", "more than the limit of 8G"),
-        ({"memory": "lots"}, "memory", "not in the expected format"),
-        ({"walltime": "-01:00:00"}, "walltime", "not in the expected format"),
+        ({"memory": "lots"}, "memory", "is not an amount of memory"),
+        ({"walltime": "-01:00:00"}, "walltime", "is not a duration"),
         ({"walltime": "00:00:00"}, "walltime", "longer than zero"),
         ({"walltime": "99:00:00"}, "walltime", "longer than the limit of 08:00:00"),
         ({"walltime": "02:00:00", "partition": "burst"}, "walltime", "limit of 01:00:00 on burst"),
@@ -99,8 +99,36 @@ def test_profile_fills_fields_and_fields_override_within_limits() -> None:
     assert validate_request({}, CHOICES) == ResourceRequest("small", 1, 2048, 7200, "interactive", None)
     r = validate_request({"profile": "big", "walltime": "00:30:00"}, CHOICES)
     assert r == ResourceRequest("big", 8, 8192, 1800, "burst", None)
-    r = validate_request({"profile": "custom", "cpus": "4", "memory": "3G", "walltime": "1:30", "partition": "interactive", "account": "physics"}, CHOICES)
+    r = validate_request({"profile": "custom", "cpus": "4", "memory": "3G", "walltime": "1:30:00", "partition": "interactive", "account": "physics"}, CHOICES)
     assert r == ResourceRequest("custom", 4, 3072, 5400, "interactive", "physics")
+
+
+@pytest.mark.parametrize(
+    ("walltime", "seconds"),
+    [("2:00", 120), ("02:00:00", 7200), ("2h", 7200), ("90", 5400), ("90m", 5400), ("1:30", 90), ("45s", 45), ("0-06", 6 * 3600)],
+)
+def test_walltime_field_reads_slurm_syntax(walltime: str, seconds: int) -> None:
+    """"2:00" is two minutes, as in Slurm and everywhere in sandfill; a bare number is minutes."""
+    r = validate_request({"profile": "custom", "cpus": "1", "memory": "1G", "walltime": walltime}, CHOICES)
+    assert r.walltime_s == seconds
+
+
+@pytest.mark.parametrize(("memory", "mib"), [("4G", 4096), ("4GB", 4096), ("4GiB", 4096), ("1500M", 1500), ("512", 512), ("1.5G", 1536)])
+def test_memory_field_reads_slurm_syntax(memory: str, mib: int) -> None:
+    r = validate_request({"profile": "custom", "cpus": "1", "memory": memory, "walltime": "1h"}, CHOICES)
+    assert r.memory_mb == mib
+
+
+@pytest.mark.parametrize(("field", "value"), [("walltime", "forever"), ("walltime", "1:2:3:4"), ("memory", "4X")])
+def test_unit_errors_use_the_words_of_sandfill_units(field: str, value: str) -> None:
+    from sandfill import units
+
+    parse = units.parse_duration if field == "walltime" else units.parse_memory
+    with pytest.raises(units.UnitError) as expected:
+        parse(value)
+    with pytest.raises(FormError) as exc:
+        validate_request({"profile": "custom", "cpus": "1", "memory": "1G", "walltime": "1h", field: value}, CHOICES)
+    assert str(exc.value) == f"{field}: {expected.value.problem}"
 
 
 def test_validated_options_round_trip() -> None:
@@ -116,7 +144,7 @@ def test_flatten_form_rejects_repeated_fields() -> None:
 
 def test_form_html_is_escaped_and_lists_profiles_and_availability() -> None:
     evil = Choices(
-        profiles=(Profile("small", "<script>alert(1)</script>", 1, 1024, 3600, None),),
+        profiles=(Profile(name="small", description="<script>alert(1)</script>", cpus=1, memory="1G", walltime="1:00:00"),),
         partitions={"interactive": _part("interactive")},
         default_partition="interactive",
         max_cpus=8,
@@ -144,7 +172,7 @@ def _context(request: ResourceRequest, **kw: object) -> str:
 
 
 def test_script_has_exactly_the_validated_values() -> None:
-    r = validate_request({"profile": "custom", "cpus": "4", "memory": "3G", "walltime": "1:30", "account": "physics"}, CHOICES)
+    r = validate_request({"profile": "custom", "cpus": "4", "memory": "3G", "walltime": "1:30:00", "account": "physics"}, CHOICES)
     script = _context(r)
     directives = [line for line in script.splitlines() if line.startswith("#SBATCH")]
     assert directives == [
@@ -181,3 +209,54 @@ def test_user_options_cannot_reach_the_template() -> None:
     r = validate_request({}, CHOICES)
     script = _context(r)
     assert "{{" not in script and "options" not in script
+
+
+# ---- the hint under memory and walltime: how the form will read the value ---------------
+
+HINT_DURATIONS = ["2:00", "02:00:00", "2h", "90", "90m", "1:30", "45s", "1-00", "1-02:03:04", "0-06", "1.5h", "2 hours", "10min", "forever", "1:75", "1:2:3:4", "25:00:00"]
+HINT_MEMORY = ["4G", "4GB", "4GiB", "1500M", "512", "1.5G", "1T", "100k", "lots", "4X"]
+
+
+def test_form_has_the_hints_and_the_units_script() -> None:
+    html = render_form(CHOICES)
+    assert 'id="sandfill-walltime-hint"' in html and 'id="sandfill-memory-hint"' in html
+    assert 'aria-describedby="sandfill-walltime-hint"' in html
+    assert '<script id="sandfill-units">' in html and "window.sandfillUnits" in html
+    assert "a bare number is minutes" in html  # the forms, in the words of sandfill.units
+
+
+def _units_script() -> str:
+    html = render_form(CHOICES)
+    start = html.index('<script id="sandfill-units">') + len('<script id="sandfill-units">')
+    return html[start : html.index("</script>", start)]
+
+
+def test_hint_script_reads_as_sandfill_units_does() -> None:
+    """The browser's hint (run in node) gives the same seconds, MiB and words as the server."""
+    import json
+    import shutil
+    import subprocess
+
+    from sandfill import units
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    probe = _units_script() + (
+        "\nconst U = window.sandfillUnits;"
+        f"\nconst d = {json.dumps(HINT_DURATIONS)}.map(t => {{ const s = U.seconds(t); return [s, s === null ? null : U.describeDuration(s)]; }});"
+        f"\nconst m = {json.dumps(HINT_MEMORY)}.map(t => {{ const n = U.mib(t); return [n, n === null ? null : U.describeMemory(n)]; }});"
+        "\nconsole.log(JSON.stringify({d, m}));"
+    )
+    out = subprocess.run([node, "-e", "globalThis.window = globalThis;\n" + probe], capture_output=True, text=True, check=True, timeout=30)
+    got = json.loads(out.stdout)
+
+    def server(parse, describe, text):  # type: ignore[no-untyped-def]
+        try:
+            n = parse(text)
+        except units.UnitError:
+            return [None, None]
+        return [n, describe(n)]
+
+    assert got["d"] == [server(units.parse_duration, units.describe_duration, t) for t in HINT_DURATIONS]
+    assert got["m"] == [server(units.parse_memory, units.describe_memory, t) for t in HINT_MEMORY]

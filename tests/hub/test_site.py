@@ -1,4 +1,4 @@
-"""The site file and environment overrides (no Slurm needed)."""
+"""The site file (pydantic model on sandfill.schema) and the environment overrides (no Slurm needed)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from traitlets.config import Config
 
 from sandfill.hub.config import CULLER_SCOPES, apply_site
-from sandfill.hub.site import DEFAULT_PROFILES, SiteError, load_site
+from sandfill.hub.site import DEFAULT_PROFILES, SiteError, load_site, site_from_dict
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "hub_config" / "site.example.yaml"
 
@@ -18,37 +18,99 @@ def test_example_site_file_loads() -> None:
     assert site.hub_connect_ip == "10.0.0.5"
     assert site.partitions == ("interactive", "burst")
     assert [p.name for p in site.profiles] == ["small", "large"]
-    assert site.max_walltime_s == 8 * 3600 and site.max_memory_mb == 32768
+    assert site.max_walltime == 8 * 3600 and site.max_memory == 32768
+    assert [(p.memory, p.walltime) for p in site.profiles] == [(2048, 7200), (16384, 4 * 3600)]
+    assert (site.start_timeout, site.poll_interval, site.walltime_warning, site.cull_idle, site.cull_every) == (900, 30, 600, 3600, 300)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("2:00", 120), ("02:00:00", 7200), ("2h", 7200), ("120", 7200), ("1-00", 86400), ("90m", 5400)],
+)
+def test_durations_read_as_slurm_reads_them(text: str, seconds: int) -> None:
+    """"2:00" is two minutes in the site file and its profiles, as in Slurm; a bare number is minutes."""
+    site = site_from_dict(
+        {"max_walltime": "2-00:00:00", "walltime_warning": text, "profiles": [{"name": "p", "cpus": 1, "memory": "1G", "walltime": text}]}
+    )
+    assert site.walltime_warning == seconds and site.profiles[0].walltime == seconds
+
+
+@pytest.mark.parametrize(("text", "mib"), [("4G", 4096), ("4GB", 4096), ("4GiB", 4096), ("512", 512), ("1T", 1024 * 1024)])
+def test_memory_read_as_slurm_reads_it(text: str, mib: int) -> None:
+    site = site_from_dict({"max_memory": text, "profiles": [{"name": "p", "cpus": 1, "memory": text, "walltime": "1h"}]})
+    assert site.max_memory == mib and site.profiles[0].memory == mib
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
     f = tmp_path / "site.yaml"
     f.write_text("port: 9000\npartitions: [interactive, burst]\n")
-    site = load_site(f, environ={"SANDFILL_HUB_PORT": "9100", "SANDFILL_HUB_CONNECT_IP": "10.1.2.3", "SLURM_CONF": "/x/slurm.conf"})
+    env = {
+        "SANDFILL_HUB_PORT": "9100",
+        "SANDFILL_HUB_CONNECT_IP": "10.1.2.3",
+        "SLURM_CONF": "/x/slurm.conf",
+        "SANDFILL_HUB_ALLOWED_USERS": "ann, bo",
+        "SANDFILL_HUB_WALLTIME_WARNING": "5:00",
+    }
+    site = load_site(f, environ=env)
     assert site.port == 9100 and site.hub_connect_ip == "10.1.2.3" and site.slurm_conf == "/x/slurm.conf"
-    assert site.profiles == DEFAULT_PROFILES[:0] + site.profiles and site.profiles  # defaults filled in
+    assert site.allowed_users == ("ann", "bo") and site.walltime_warning == 300
+    assert site.profiles == DEFAULT_PROFILES  # defaults filled in
 
 
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("prot: 8000\n", "unknown site setting(s): prot"),
+        ("prot: 8000\n", "prot: unknown key; did you mean 'port'?"),
         ("port: eighty\n", "port: 'eighty' is not a whole number"),
         ("port: 70000\n", "port: 70000 is not a TCP port"),
         ("default_partition: gpu\n", "default_partition: 'gpu' is not in partitions"),
-        ("max_walltime: forever\n", "max_walltime: 'forever' is not a duration"),
-        ("profiles: [{name: x, cpus: 99, memory: 1G, walltime: '01:00:00'}]\n", "profiles[x].cpus: 99 is above max_cpus"),
-        ("profiles: [{name: x, cpus: 1, memory: 1G, walltime: '01:00:00', qos: high}]\n", "unknown key(s) qos"),
-        ("allowed_users: ['bad user']\n", "allowed_users: 'bad user' is not a valid name"),
-        ("hub_connect_ip: \"1.2.3.4\\n\"\n", "line break"),
+        ("max_walltime: forever\n", "max_walltime: 'forever' is not a duration (use MM, MM:SS, HH:MM:SS"),
+        ("max_memory: lots\n", "max_memory: 'lots' is not an amount of memory"),
+        ("profiles: [{name: x, cpus: 99, memory: 1G, walltime: '01:00:00'}]\n", "profiles.0.cpus: 99 is above max_cpus (8)"),
+        ("profiles: [{name: x, cpus: 1, memory: 1G, walltime: '9h'}]\n", "profiles.0.walltime: 32400 s is above max_walltime (28800 s)"),
+        ("profiles: [{name: x, cpus: 1, memory: 1G, walltime: '01:00:00', qos: high}]\n", "profiles.0.qos: unknown key"),
+        ("profiles: [{name: x, cpu: 1, memory: 1G, walltime: '01:00:00'}]\n", "profiles.0.cpu: unknown key; did you mean 'cpus'?"),
+        ("profiles: [{name: x, cpus: 1, memory: 1G, walltime: '1h', partition: 'a b'}]\n", "profiles.0.partition: 'a b' is not a Slurm name"),
+        ("partitions: [interactive, 'x;y']\n", "partitions.1: 'x;y' is not a Slurm name"),
+        ("allowed_users: ['bad user']\n", "allowed_users.0: 'bad user' is not a valid user name"),
+        ("hub_connect_ip: \"1.2.3.4\\n\"\n", "hub_connect_ip: '1.2.3.4\\n' contains a line break"),
+        ("[1, 2]\n", "the site file must be a mapping"),
+        ("port: [\n", "not valid YAML"),
     ],
 )
-def test_site_errors_name_the_key(tmp_path: Path, text: str, words: str) -> None:
+def test_site_errors_name_the_key_and_value(tmp_path: Path, text: str, words: str) -> None:
     f = tmp_path / "site.yaml"
     f.write_text(text)
     with pytest.raises(SiteError) as exc:
         load_site(f, environ={})
     assert words in str(exc.value)
+    assert str(f) in str(exc.value)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    f = tmp_path / "site.yaml"
+    f.write_text("prot: 8000\nport: eighty\nmax_walltime: forever\nprofiles: [{name: x, cpu: 1, memory: lots, walltime: '1h'}]\n")
+    with pytest.raises(SiteError) as exc:
+        load_site(f, environ={})
+    paths = sorted(p.path for p in exc.value.problems)
+    assert paths == ["max_walltime", "port", "profiles.0.cpu", "profiles.0.cpus", "profiles.0.memory", "prot"]
+
+
+def test_cross_checks_are_all_reported() -> None:
+    with pytest.raises(SiteError) as exc:
+        site_from_dict(
+            {
+                "default_partition": "gpu",
+                "base_url": "hub/",
+                "profiles": [
+                    {"name": "a", "cpus": 9, "memory": "64G", "walltime": "1h", "partition": "burst"},
+                    {"name": "a", "cpus": 1, "memory": "1G", "walltime": "1h"},
+                ],
+            }
+        )
+    assert sorted(p.path for p in exc.value.problems) == [
+        "base_url", "default_partition", "profiles.0.cpus", "profiles.0.memory", "profiles.0.partition", "profiles.1.name",
+    ]
 
 
 def test_apply_site_configures_hub_spawner_and_culler(tmp_path: Path) -> None:
@@ -61,8 +123,11 @@ def test_apply_site_configures_hub_spawner_and_culler(tmp_path: Path) -> None:
     assert c.JupyterHub.authenticator_class == "pam"
     assert c.BackfillSlurmSpawner.slurm_conf == "/etc/slurm/slurm.conf"
     assert c.BackfillSlurmSpawner.partitions == ["interactive", "burst"]
+    assert c.BackfillSlurmSpawner.profiles == list(site.profiles)  # typed, not formatted back to text
+    assert c.BackfillSlurmSpawner.start_timeout == 900 and c.BackfillSlurmSpawner.poll_interval == 30
     (svc,) = c.JupyterHub.services
     assert svc["name"] == "idle-culler" and "jupyterhub_idle_culler" in svc["command"]
+    assert "--timeout=3600" in svc["command"] and "--cull-every=300" in svc["command"]
     (role,) = c.JupyterHub.load_roles
     assert role["services"] == ["idle-culler"] and role["scopes"] == CULLER_SCOPES
     assert (tmp_path / "hub").stat().st_mode & 0o777 == 0o700
