@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 
 from sandfill.dev.devcluster.config import free_ports
+from sandfill.slurm.commands import WaitTimeout, wait_until
 
 CONFIG_FILE = Path(str(resources.files("sandfill.hub").joinpath("jupyterhub_config.py")))
 
@@ -106,18 +106,22 @@ class HubProcess:
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise HubError(f"the hub exited with status {self.proc.returncode}; its log ends:\n{self.log_tail()}")
+        def answers() -> bool:
             try:
                 with urllib.request.urlopen(self.url + "/hub/api/", timeout=2) as r:
-                    if r.status == 200:
-                        return
+                    return r.status == 200
             except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        raise HubError(f"the hub did not answer at {self.url} within {timeout:.0f} s; its log ends:\n{self.log_tail()}")
+                return False
+
+        def exited() -> str | None:
+            if self.proc is not None and self.proc.poll() is not None:
+                return f"the hub exited with status {self.proc.returncode}"
+            return None
+
+        try:
+            wait_until(f"the hub to answer at {self.url}", answers, timeout, interval=0.2, abort=exited)
+        except WaitTimeout as exc:
+            raise HubError(f"{exc}; its log ends:\n{self.log_tail()}") from None
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM the hub we started (it stops its proxy and services; the server jobs
@@ -185,9 +189,8 @@ def stop_recorded_hub(state_dir: str | os.PathLike[str]) -> bool:
         pid_file.unlink(missing_ok=True)
         return False
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-        time.sleep(0.2)
+    with contextlib.suppress(WaitTimeout):  # the PID file goes either way
+        wait_until(f"the hub (pid {pid}) to exit", lambda: not Path(f"/proc/{pid}").exists(), 30, interval=0.2)
     pid_file.unlink(missing_ok=True)
     return True
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
-from sandfill.slurm import sacct, sacctmgr, sbatch, scancel, sinfo, squeue
+from sandfill.slurm import sacct, sacctmgr, sbatch, scancel, scontrol, sinfo, squeue
 from sandfill.slurm.commands import Result, Runner, SlurmCommandError
 from sandfill.slurm.sacctmgr import Association
 from sandfill.slurm.sbatch import TestOnlyAnswer
-from sandfill.slurm.sinfo import PartitionInfo
+from sandfill.slurm.scontrol import Reservation
+from sandfill.slurm.sinfo import PartitionInfo, SinfoNode
 from sandfill.slurm.states import JobStatus, check_job_id
 
 __all__ = ["SlurmClient", "check_job_id"]
@@ -84,7 +85,19 @@ class SlurmClient:
         """Job id → (position, pending jobs) in its partition, for every pending job."""
         return squeue.parse_pending_positions(await self.runner.acheck(squeue.pending_argv()))
 
-    # ---- partitions and associations ----------------------------------------------------
+    async def planned_starts(self) -> dict[str, float]:
+        """Node → the earliest planned start of a pending job on it (``squeue --start``'s plan)."""
+        return squeue.parse_planned_starts(await self.runner.acheck(squeue.planned_starts_argv()))
+
+    # ---- nodes, reservations, partitions and associations --------------------------------
+    async def nodes(self, partition: str | None = None) -> list[SinfoNode]:
+        """Every node (of ``partition``), once per partition, with its CPUs and memory."""
+        return sinfo.parse_sinfo_nodes(await self.runner.acheck(sinfo.nodes_argv(partition)))
+
+    async def reservations(self) -> list[Reservation]:
+        """Every advance reservation (SlurmCommandError when the controller cannot say)."""
+        return scontrol.parse_reservations(await self.runner.acheck(scontrol.show_reservations_argv()))
+
     async def partitions(self) -> dict[str, PartitionInfo]:
         """Every partition with its limits and live CPU counts, by name."""
         return sinfo.parse_partitions(await self.runner.acheck(sinfo.partitions_argv()))
@@ -96,6 +109,7 @@ class SlurmClient:
         return sacctmgr.parse_associations(await self.runner.acheck(sacctmgr.associations_argv(user)))
 
     async def command(self, argv: Sequence[str], *, input: str | None = None, check: bool = True) -> Result:
-        """Any other Slurm command, through the same runner (argv from a command module)."""
+        """A command built by a command module, through the same runner. Prefer a typed
+        method: this stays only while the Dask planner and the lab manager still call it."""
         res = await self.runner.arun(argv, input=input)
         return res.checked() if check else res

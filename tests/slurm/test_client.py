@@ -101,3 +101,19 @@ def test_sacct_final_sync() -> None:
     assert c.sacct_final_sync([]) == {}
     assert c.sacct_final_sync(["1", "2"])["1"].state == "COMPLETED"
     assert len(r.seen) == 1
+
+
+@pytest.mark.asyncio
+async def test_nodes_planned_starts_reservations() -> None:
+    c, r = _client(
+        (0, (DATA / "sinfo_nodes.txt").read_text(), ""),
+        (0, "", ""),  # nothing pending
+        (0, "No reservations in the system\n", ""),
+        (1, "", "slurm_load_reservations error: Unable to contact slurm controller"),
+    )
+    assert any(n["node"] == "node1" for n in await c.nodes("batch"))
+    assert r.seen[0][0][-2:] == ["-p", "batch"]
+    assert await c.planned_starts() == {}
+    assert await c.reservations() == []
+    with pytest.raises(SlurmCommandError, match="Unable to contact"):
+        await c.reservations()
