@@ -1,4 +1,7 @@
-"""dask.config for sandfill's Dask side: one packaged YAML, one resolution helper."""
+"""dask.config for sandfill's Dask side: one packaged YAML, one resolution helper.
+
+Durations and memory are read by :mod:`sandfill.units`, so ``"2:00"`` is two minutes and
+``"4G"`` is 4096 MiB here as everywhere else in sandfill."""
 
 from __future__ import annotations
 
@@ -8,10 +11,13 @@ from typing import Any
 import yaml
 
 import dask
-from dask.utils import parse_timedelta
+from sandfill.units import parse_duration, parse_memory
 
 CONFIG_NAME = "sandfill"
 _YAML = Path(__file__).with_name("sandfill.yaml")
+
+#: the most workers a remote client (the widget, a kernel attached by name) may ask for
+MAX_REMOTE_WORKERS = 1000
 
 
 def _load_defaults() -> None:
@@ -31,16 +37,14 @@ def setting(key: str, value: Any = None, config_name: str = CONFIG_NAME) -> Any:
 
 
 def seconds(key: str, value: Any = None, config_name: str = CONFIG_NAME) -> float:
-    """A duration setting in seconds ("90s", "00:05:00", 300)."""
-    v = setting(key, value, config_name)
-    if isinstance(v, str) and ":" in v:
-        from sandfill.units import parse_slurm_time
+    """A duration setting in seconds, in Slurm's syntax (``"05:00"``, ``"1:00:00"``; a bare
+    number is minutes) or a friendly one (``"90s"``, ``"2h"``). Raises ValueError naming
+    ``jobqueue.<config_name>.<key>`` and the value."""
+    return float(parse_duration(setting(key, value, config_name), key=f"jobqueue.{config_name}.{key}"))
 
-        d = parse_slurm_time(v)
-        if d is None:
-            raise ValueError(f"jobqueue.{config_name}.{key}: cannot read {v!r} as a duration")
-        return float(d)
-    out = parse_timedelta(v)
-    if out is None:
-        raise ValueError(f"jobqueue.{config_name}.{key}: a duration is required, got {v!r}")
-    return float(out)
+
+def memory_mib(key: str, value: Any = None, config_name: str = CONFIG_NAME) -> int:
+    """A memory setting in MiB, as Slurm reads it (``"4G"`` = ``"4GiB"`` = 4096; a bare
+    number is MiB). Raises ValueError naming ``jobqueue.<config_name>.<key>`` and the value."""
+    return parse_memory(setting(key, value, config_name), key=f"jobqueue.{config_name}.{key}")
+

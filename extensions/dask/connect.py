@@ -19,7 +19,7 @@ from distributed.security import Security
 import dask
 
 #: a managed cluster's name (also its connection file's name)
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def connection_dir() -> Path:
@@ -27,7 +27,7 @@ def connection_dir() -> Path:
 
 
 def connection_file(name: str) -> Path:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise ValueError(f"not a cluster name: {name!r}")
     return connection_dir() / f"{name}.json"
 

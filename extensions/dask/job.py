@@ -12,10 +12,10 @@ from typing import Any
 from dask_jobqueue.slurm import SLURMJob
 from distributed.deploy.spec import ProcessInterface
 
-from sandfill.dask.config import CONFIG_NAME, seconds, setting
+from sandfill.dask.config import CONFIG_NAME, memory_mib, seconds, setting
 from sandfill.dask.planner import GapPlanner, Plan
 from sandfill.slurm import SlurmClient
-from sandfill.units import format_duration
+from sandfill.units import format_duration, format_memory
 
 log = logging.getLogger("sandfill.dask.job")
 
@@ -72,6 +72,11 @@ class BackfillSLURMJob(SLURMJob):
         extra_args = list(kwargs.pop("worker_extra_args", None) or setting("worker-extra-args", None, cfg) or [])
         extra_args += ["--lifetime", "${SANDFILL_LIFETIME}s", "--lifetime-stagger", "0s"]
         user_prologue = list(kwargs.pop("job_script_prologue", None) or setting("job-script-prologue", None, cfg) or [])
+        # memory as Slurm reads it ("4G" = 4096 MiB), given to dask-jobqueue in exact MiB and
+        # to Slurm as the same number (dask would read "4G" as 4e9 bytes and round it up)
+        self.memory_mib = memory_mib("memory", kwargs.pop("memory", None), cfg)
+        kwargs["memory"] = f"{self.memory_mib}MiB"
+        kwargs["job_mem"] = kwargs.get("job_mem") or setting("job-mem", None, cfg) or format_memory(self.memory_mib)
         super().__init__(
             scheduler=scheduler,
             name=name,
@@ -125,7 +130,7 @@ class BackfillSLURMJob(SLURMJob):
         """What the planner needs to know about this job."""
         return {
             "cores": int(self.worker_cores),
-            "memory_mb": int(self.worker_memory // 2**20) if self.worker_memory else 0,
+            "memory_mb": self.memory_mib,
             "partition": self.partition,
             "qos": self.qos,
             "min_walltime": self.min_walltime,

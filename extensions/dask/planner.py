@@ -19,9 +19,8 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from sandfill.slurm import SlurmClient, SlurmCommandError
-from sandfill.slurm.hostlist import expand_hostlist
-from sandfill.units import parse_slurm_time, parse_timestamp
+from sandfill.slurm import SlurmClient, SlurmCommandError, sinfo
+from sandfill.slurm.scontrol import Reservation
 
 log = logging.getLogger("sandfill.dask.planner")
 
@@ -89,49 +88,37 @@ class GapPlanner:
                 view.booked[plan.node] = view.booked.get(plan.node, 0) + cores
             return plan
 
-    def invalidate(self) -> None:
-        self._views.clear()
-
     # ---- the picture ------------------------------------------------------------------------
     async def _look(self, partition: str | None) -> ScheduleView:
         taken = time.time()
-        sinfo_argv = ["sinfo", "-h", "-N", "-o", "%N|%C|%e|%t|%l"]
-        if partition:
-            sinfo_argv += ["-p", partition]
         self.probes += 3
-        sinfo, squeue, res = await asyncio.gather(
-            self.client.command(sinfo_argv),
-            self.client.command(["squeue", "-h", "-t", "PD", "-o", "%S|%Y"]),
-            self.client.command(["scontrol", "show", "res", "-o"], check=False),
+        nodes, blocked, reservations = await asyncio.gather(
+            self.client.nodes(partition), self.client.planned_starts(), self._reservations()
         )
         free: dict[str, int] = {}
         mem: dict[str, int] = {}
         pmax: int | None = None
-        for line in sinfo.stdout.splitlines():
-            node, cpus, free_mem, state, limit = (line.split("|") + [""] * 5)[:5]
-            if state.rstrip("*~#$@") not in {"idle", "mix", "alloc", "plnd", "comp"}:
+        for row in nodes:
+            if not sinfo.node_usable(row["state"]):
                 continue  # down, drained, reserved…
-            _a, idle, _o, _t = (int(x) for x in cpus.split("/"))
-            free[node] = idle
-            mem[node] = int(free_mem) if free_mem.isdigit() else 10**9
-            pmax = parse_slurm_time(limit) if limit else None
-        blocked: dict[str, float] = {}
-        for line in squeue.stdout.splitlines():
-            start_s, _, nodes = line.partition("|")
-            start = parse_timestamp(start_s)
-            if start is None or not nodes.strip() or nodes.strip() == "(null)":
-                continue
-            for n in expand_hostlist(nodes.strip()):
-                blocked[n] = min(blocked.get(n, math.inf), start)
-        if res.returncode == 0:
-            for line in res.stdout.splitlines():
-                fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
-                start = parse_timestamp(fields.get("StartTime", ""))
-                if start is None:
-                    continue
-                for n in expand_hostlist(fields.get("Nodes", "")):
+            free[row["node"]] = row["idle"]
+            mem[row["node"]] = row["free_memory"] if row["free_memory"] is not None else 10**9
+            pmax = row["time_limit"]
+        for r in reservations:
+            start = r.start
+            if start is not None:
+                for n in r.nodes:
                     blocked[n] = min(blocked.get(n, math.inf), start)
         return ScheduleView(taken, free, mem, blocked, pmax)
+
+    async def _reservations(self) -> list[Reservation]:
+        """Advance reservations; none when the controller will not say (``sbatch
+        --test-only`` still confirms a gap before a job is sent into it)."""
+        try:
+            return await self.client.reservations()
+        except SlurmCommandError as exc:
+            log.info("scontrol show reservation failed: %s", exc)
+            return []
 
     async def _confirm(self, partition: str | None, qos: str | None, cores: int, memory_mb: int, walltime: int, now: float) -> bool:
         args = ["-n", "1", f"--cpus-per-task={cores}", f"--mem={memory_mb}M", f"--time={max(1, walltime // 60)}"]

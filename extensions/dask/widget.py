@@ -11,7 +11,8 @@ import threading
 import time
 from typing import Any, Protocol
 
-from sandfill.dask.cluster import MAX_REMOTE_WORKERS
+from sandfill.dask.config import MAX_REMOTE_WORKERS
+from sandfill.dask.model import summary
 from sandfill.units import format_duration
 
 
@@ -19,6 +20,28 @@ class Source(Protocol):
     def model(self) -> dict[str, Any]: ...
     def scale(self, n: int) -> None: ...
     def adapt(self, minimum: int, maximum: int) -> None: ...
+
+
+class _Cluster(Protocol):
+    def model(self) -> dict[str, Any]: ...
+    def scale(self, n: int) -> Any: ...
+    def adapt(self, minimum: int, maximum: int) -> Any: ...
+
+
+class LocalSource:
+    """The widget's view of a cluster object in this process."""
+
+    def __init__(self, cluster: _Cluster) -> None:
+        self.cluster = cluster
+
+    def model(self) -> dict[str, Any]:
+        return self.cluster.model()
+
+    def scale(self, n: int) -> None:
+        self.cluster.scale(n)
+
+    def adapt(self, minimum: int, maximum: int) -> None:
+        self.cluster.adapt(minimum=minimum, maximum=maximum)
 
 
 STATE_COLOURS = {
@@ -47,7 +70,7 @@ def jobs_table_html(model: dict[str, Any]) -> str:
         st = j["state"]
         detail = ""
         if st == "pending":
-            detail = " · ".join(x for x in (j.get("reason") or "", _rel(j.get("estimated_start"), now)) if x)
+            detail = " · ".join(x for x in (j.get("reason_text") or j.get("reason") or "", _rel(j.get("estimated_start"), now)) if x)
         elif st in {"running", "retiring"} and j.get("time_left") is not None:
             detail = f"{format_duration(j['time_left'])} left"
         elif st == "ended":
@@ -65,10 +88,8 @@ def jobs_table_html(model: dict[str, Any]) -> str:
                 workers=html.escape(", ".join(j.get("workers") or [])),
             )
         )
-    counts: dict[str, int] = {}
-    for j in model.get("jobs", []):
-        counts[j["state"]] = counts.get(j["state"], 0) + 1
-    summary = f"{model.get('workers', 0)} workers · " + " · ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    counts = {k: v for k, v in summary(j["state"] for j in model.get("jobs", [])).items() if v}
+    line = f"{model.get('workers', 0)} workers · " + " · ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     t = model.get("target") or {}
     target = f"scale {t.get('n')}" if t.get("mode") == "scale" else f"adapt {t.get('minimum')}–{t.get('maximum') or '∞'}"
     extra = ""
@@ -77,7 +98,7 @@ def jobs_table_html(model: dict[str, Any]) -> str:
     if model.get("last_error"):
         extra += f"<div style='color:#cf222e'>{html.escape(model['last_error'])}</div>"
     return (
-        f"<div class='sandfill-cluster-view'><b>{html.escape(str(model.get('name', '')))}</b> — {html.escape(summary)} "
+        f"<div class='sandfill-cluster-view'><b>{html.escape(str(model.get('name', '')))}</b> — {html.escape(line)} "
         f"(target: {html.escape(target)}) <a href='{html.escape(model.get('dashboard_link') or '')}' target='_blank'>dashboard</a>{extra}"
         "<table><thead><tr><th>job</th><th>state</th><th>why / when</th><th>node</th><th>walltime</th><th>workers</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>"

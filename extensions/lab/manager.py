@@ -19,12 +19,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 import dask
-from dask.utils import parse_bytes
 
 from sandfill.dask import BackfillSLURMCluster
+from sandfill.dask.config import seconds
 from sandfill.dask.connect import NAME_RE
-from sandfill.slurm import SlurmClient
-from sandfill.units import parse_slurm_time
+from sandfill.slurm import SlurmClient, SlurmCommandError
+from sandfill.units import UnitError, format_duration, parse_duration, parse_memory
 
 
 class BadRequest(ValueError):
@@ -38,8 +38,8 @@ class NotFound(KeyError):
         return str(self.args[0]) if self.args else "not found"
 
 
-SLURM_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-MEMORY_RE = re.compile(r"^\d+(\.\d+)?\s*(k|K|M|G|T)(i?B)?$")
+SLURM_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_MEMORY_MIB = 1024**2  # 1 TiB per worker job
 PARAM_KEYS = ("cores", "memory", "min_walltime", "max_walltime", "partition", "qos")
 CREATE_KEYS = {"template", "name", "workers", *PARAM_KEYS}
 
@@ -63,12 +63,23 @@ def _int(body: dict[str, Any], key: str, lo: int, hi: int) -> int:
     return v
 
 
-def _duration(body: dict[str, Any], key: str) -> str:
-    v = body.get(key)
-    secs = parse_slurm_time(v) if isinstance(v, str) and re.fullmatch(r"[0-9:-]{1,16}", v) else None
-    if secs is None or secs <= 0:
-        raise BadRequest(f"{key}: must be a Slurm duration like '00:30:00', not {v!r}")
-    return v  # type: ignore[return-value]
+def _duration(body: dict[str, Any], key: str) -> int:
+    """A walltime field in seconds, read as Slurm reads it ("2:00" is two minutes)."""
+    try:
+        return parse_duration(body.get(key), key=key, positive=True)
+    except UnitError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _memory(body: dict[str, Any], key: str) -> int:
+    """A memory field in MiB, read as Slurm reads it ("4G" is 4096 MiB)."""
+    try:
+        mib = parse_memory(body.get(key), key=key)
+    except UnitError as exc:
+        raise BadRequest(str(exc)) from None
+    if mib > MAX_MEMORY_MIB:
+        raise BadRequest(f"{key}: {body.get(key)!r} is more than 1 TiB")
+    return mib
 
 
 class ClusterManager:
@@ -135,7 +146,7 @@ class ClusterManager:
         workers = _int(body, "workers", 0, self.max_workers) if "workers" in body else 0
         async with self._lock:
             name = body.get("name") or self._fresh_name(template or "cluster")
-            if not isinstance(name, str) or not NAME_RE.match(name):
+            if not isinstance(name, str) or not NAME_RE.fullmatch(name):
                 raise BadRequest(f"name: {name!r} is not a valid name (letters, digits, '.', '_', '-'; up to 64)")
             if any(m.name == name for m in self._clusters.values()):
                 raise BadRequest(f"name: a cluster named {name!r} already exists")
@@ -203,26 +214,35 @@ class ClusterManager:
 
     async def _validate_params(self, p: dict[str, Any]) -> dict[str, Any]:
         cores = _int(p, "cores", 1, 256)
-        mem = p.get("memory")
-        if not isinstance(mem, str) or not MEMORY_RE.match(mem.strip()):
-            raise BadRequest(f"memory: must be like '2GiB' or '500MB', not {mem!r}")
-        if not 2**20 <= parse_bytes(mem) <= 2**40:
-            raise BadRequest(f"memory: must be between 1 MiB and 1 TiB, not {mem!r}")
+        mib = _memory(p, "memory")
         lo, hi = _duration(p, "min_walltime"), _duration(p, "max_walltime")
-        if (parse_slurm_time(lo) or 0) > (parse_slurm_time(hi) or 0):
-            raise BadRequest(f"min_walltime: {lo!r} is longer than max_walltime {hi!r}")
+        if lo > hi:
+            raise BadRequest(f"min_walltime: {p['min_walltime']!r} is longer than max_walltime {p['max_walltime']!r}")
+        margin = seconds("retire-margin")
+        if lo <= margin + 10:
+            raise BadRequest(
+                f"min_walltime: {p['min_walltime']!r} leaves no time to work: workers retire "
+                f"{format_duration(margin)} before the end (jobqueue.sandfill.retire-margin)"
+            )
         for key in ("partition", "qos"):
             v = p.get(key)
-            if v is not None and (not isinstance(v, str) or not SLURM_NAME_RE.match(v)):
+            if v is not None and (not isinstance(v, str) or not SLURM_NAME_RE.fullmatch(v)):
                 raise BadRequest(f"{key}: {v!r} is not a valid Slurm name")
         if p.get("partition"):
-            res = await self.slurm.command(["sinfo", "-h", "-o", "%R"], check=False)
-            parts = set(res.stdout.split())
-            if res.returncode != 0:
-                raise BadRequest(f"partition: cannot check {p['partition']!r} against Slurm: {res.stderr.strip()}")
+            try:
+                parts = set(await self.slurm.partitions())
+            except SlurmCommandError as exc:
+                raise BadRequest(f"partition: cannot check {p['partition']!r} against Slurm: {exc}") from None
             if p["partition"] not in parts:
                 raise BadRequest(f"partition: {p['partition']!r} is not one of {', '.join(sorted(parts))}")
-        return {"cores": cores, "memory": mem, "min_walltime": lo, "max_walltime": hi, "partition": p.get("partition"), "qos": p.get("qos")}
+        return {
+            "cores": cores,
+            "memory": f"{mib}MiB",
+            "min_walltime": format_duration(lo),
+            "max_walltime": format_duration(hi),
+            "partition": p.get("partition"),
+            "qos": p.get("qos"),
+        }
 
     def _model(self, m: Managed) -> dict[str, Any]:
         model = m.cluster.model()

@@ -1,4 +1,5 @@
-"""BackfillSLURMCluster against the real devcluster."""
+"""sandfill.dask.cluster: BackfillSLURMCluster, mostly against the real devcluster (marked
+``slurm``)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,17 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 from distributed import Client
 
 from sandfill.dask import BackfillSLURMCluster
 from sandfill.dev.devcluster import DevCluster
-from sandfill.dev.testing import sleep_script
-from sandfill.slurm import SlurmClient
+from sandfill.dev.testing import TestSlurm, sleep_script
 from sandfill.slurm.commands import wait_until
-
-pytestmark = pytest.mark.slurm
 
 
 @contextmanager
@@ -52,6 +52,7 @@ def longest_below(samples: list[tuple[float, int]], threshold: int) -> float:
     return longest
 
 
+@pytest.mark.slurm
 def test_job_script_is_typed_and_fitted(dask_cfg: dict[str, object]) -> None:
     with BackfillSLURMCluster(qos="burst", min_walltime="00:02:00", max_walltime="00:10:00", retire_margin="45s") as c:
         script = c.job_script()
@@ -63,6 +64,7 @@ def test_job_script_is_typed_and_fitted(dask_cfg: dict[str, object]) -> None:
     assert "--host 127.0.0.1" in script  # a single-host cluster: workers stay on loopback
 
 
+@pytest.mark.slurm
 def test_bad_settings_are_named() -> None:
     with pytest.raises(ValueError, match="min-walltime <= max-walltime"):
         BackfillSLURMCluster(min_walltime="00:10:00", max_walltime="00:05:00", security=False)
@@ -70,6 +72,7 @@ def test_bad_settings_are_named() -> None:
         BackfillSLURMCluster(max_pending_jobs=0, security=False)
 
 
+@pytest.mark.slurm
 def test_holds_size_through_generations_and_keeps_data(dask_cfg: dict[str, object]) -> None:
     """N workers held through >= 3 generations of walltime expiry; scattered data (which
     cannot be recomputed) survives every worker being retired and replaced."""
@@ -114,7 +117,8 @@ def test_holds_size_through_generations_and_keeps_data(dask_cfg: dict[str, objec
     assert sum(1 for _, k in warm if k >= n) / len(warm) >= 0.9  # at full size nearly always
 
 
-def test_pending_cap_and_scale_down_cancels_pending_first(dask_cfg: dict[str, object], devcluster: DevCluster, slurm: SlurmClient) -> None:
+@pytest.mark.slurm
+def test_pending_cap_and_scale_down_cancels_pending_first(dask_cfg: dict[str, object], devcluster: DevCluster, slurm: TestSlurm) -> None:
     # fill the burst partition's CPUs so worker jobs stay pending (no reservation → queued)
     rocks = [slurm.submit_sync(sleep_script(600), ["-p", "batch", "-c", "8", "-t", "15"]) for _ in range(4)]
     wait_until("rocks running", lambda: all(s.running for s in slurm.squeue_sync(rocks).values()))
@@ -142,6 +146,7 @@ def test_pending_cap_and_scale_down_cancels_pending_first(dask_cfg: dict[str, ob
         assert pending <= scaled and len(scaled & running) == 1
 
 
+@pytest.mark.slurm
 def test_killed_node_workers_are_replaced(dask_cfg: dict[str, object], devcluster: DevCluster) -> None:
     with BackfillSLURMCluster(min_walltime="00:05:00", max_walltime="00:10:00", lost_worker_grace="3s") as cluster, Client(cluster) as client:
         cluster.scale(3)
@@ -170,7 +175,8 @@ def test_killed_node_workers_are_replaced(dask_cfg: dict[str, object], devcluste
             wait_until(f"{victim} back", lambda: node_state() in {"idle", "mix", "alloc"}, timeout=120)
 
 
-def test_busy_cluster_workers_fit_the_gap_and_the_reservation_holds(dask_cfg: dict[str, object], slurm: SlurmClient) -> None:
+@pytest.mark.slurm
+def test_busy_cluster_workers_fit_the_gap_and_the_reservation_holds(dask_cfg: dict[str, object], slurm: TestSlurm) -> None:
     """Rocks fill 6 of 8 CPUs per node for 3 minutes; a 4-node job is planned right after
     them. Workers start at once in the 2-CPU gaps with walltimes that end before that
     planned start, and the big job starts on time."""
@@ -204,6 +210,7 @@ def test_busy_cluster_workers_fit_the_gap_and_the_reservation_holds(dask_cfg: di
     print(f"4 workers in the gap after {took:.1f} s; big job started {planned - big_st.start_time:.0f} s before its planned start")
 
 
+@pytest.mark.slurm
 def test_adapt_holds_minimum_and_multi_process_jobs_retire_gracefully(dask_cfg: dict[str, object]) -> None:
     """adapt(2, 4) with no load keeps 2 workers through walltime expiry, and a job running
     two worker processes retires both (job COMPLETED, not killed) and is replaced."""
@@ -228,3 +235,27 @@ def test_adapt_holds_minimum_and_multi_process_jobs_retire_gracefully(dask_cfg: 
         assert all(ended[j] == "retired" for j in first if j in ended), ended
         assert cluster.target == {"mode": "adapt", "n": None, "minimum": 2, "maximum": 4}
     assert longest_below(samples, 1) <= 5.0
+
+
+def test_workers_go_where_the_live_policy_says(tmp_path: Path) -> None:
+    """No ``jobqueue.sandfill.queue``: the partition the cluster's policy names for Dask
+    workers (its fragment's ``# sandfill-policy:`` line, found through slurm.conf's
+    Include); a queue that is set wins. No Slurm is asked (none runs here)."""
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=t\nNodeName=node[1-2] NodeAddr=127.0.0.1 CPUs=8\nInclude policy.conf\n")
+    (tmp_path / "policy.conf").write_text(
+        "# Generated by `sandfill policy render`\n"
+        '# sandfill-policy: {"name": "t", "roles": {"dask-workers": "sand"}, "tiers": {"sand": "burst"}}\n'
+        "PartitionName=burst Nodes=ALL\n"
+    )
+    cfg = {"jobqueue.sandfill.shared-temp-directory": str(tmp_path / "tls"), "jobqueue.sandfill.log-directory": str(tmp_path / "logs")}
+    with dask.config.set(cfg):
+        with BackfillSLURMCluster(slurm_conf=str(conf), security=False, memory="4G") as c:
+            script = c.job_script()
+            assert "#SBATCH -p burst" in script and "#SBATCH --mem=4G" in script and "--memory-limit 4.00GiB" in script
+            assert "sandfill-cluster-view" in c._repr_html_()  # the repr reads the widget's model
+        with BackfillSLURMCluster(slurm_conf=str(conf), security=False, queue="batch") as c:
+            assert "#SBATCH -p batch" in c.job_script()
+        (tmp_path / "policy.conf").write_text("PartitionName=burst Nodes=ALL\n")  # no metadata
+        with BackfillSLURMCluster(slurm_conf=str(conf), security=False) as c:
+            assert "#SBATCH -p" not in c.job_script()  # Slurm's default partition

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from sandfill.dask.model import summary, worker_job
+from sandfill.dask.model import RETIRED, summary, worker_job
 from sandfill.slurm import GONE, UNKNOWN, JobStatus
+from sandfill.slurm.jobview import ENDED_WHY, reason_words
 
 NOW = 1_800_000_000.0
 
@@ -22,11 +23,25 @@ def test_running_has_time_left_node_and_workers() -> None:
 def test_retiring_and_ended_whys() -> None:
     st = JobStatus("14", "RUNNING", nodes="node1", end_time=NOW + 20)
     assert worker_job("14", st, workers=["w"], now=NOW, retiring=True).state == "retiring"
-    for slurm_state, why in [("COMPLETED", "retired"), ("TIMEOUT", "walltime"), ("NODE_FAIL", "node failure"), ("CANCELLED", "cancelled"), (GONE, "gone from the queue")]:
+    # the one job view's vocabulary (sandfill.slurm.jobview), as on the hub's pages
+    for slurm_state in ["COMPLETED", "TIMEOUT", "NODE_FAIL", "CANCELLED", GONE]:
         j = worker_job("15", JobStatus("15", slurm_state), workers=[], now=NOW)
-        assert (j.state, j.ended_why, j.time_left) == ("ended", why, None)
+        assert (j.state, j.ended_why, j.time_left) == ("ended", ENDED_WHY[slurm_state], None)
+    assert worker_job("15", JobStatus("15", "TIMEOUT"), workers=[], now=NOW).ended_why == "reached its walltime"
+    # what the cluster did on purpose it says itself
     j = worker_job("16", JobStatus("16", "CANCELLED"), workers=[], now=NOW, ended_why="scaled down")
     assert j.ended_why == "scaled down"
+    j = worker_job("18", JobStatus("18", "COMPLETED"), workers=[], now=NOW, ended_why=RETIRED)
+    assert (j.state, j.ended_why) == ("ended", "retired")
+    # ended by the cluster while Slurm still says running: ended, with no time left
+    j = worker_job("19", st, workers=[], now=NOW, ended_why="scaled down")
+    assert (j.state, j.time_left, j.end_time, j.ended_why) == ("ended", None, None, "scaled down")
+
+
+def test_pending_reason_in_words() -> None:
+    j = worker_job("20", JobStatus("20", "PENDING", reason="Priority"), workers=[], now=NOW)
+    assert (j.reason, j.reason_text) == ("Priority", reason_words("Priority"))
+    assert worker_job(None, None, workers=[], now=NOW, submitting_reason="WaitingForGap").reason_text == "waiting for a gap in the schedule"
 
 
 def test_unknown_keeps_facts_and_unsubmitted_is_pending() -> None:
@@ -34,4 +49,4 @@ def test_unknown_keeps_facts_and_unsubmitted_is_pending() -> None:
     assert (j.state, j.node, j.end_time) == ("unknown", "node3", NOW + 60)
     w = worker_job(None, None, workers=[], now=NOW, submitting_reason="WaitingForGap")
     assert (w.state, w.reason, w.job_id) == ("pending", "WaitingForGap", "")
-    assert summary([j, w]) == {"pending": 1, "running": 0, "retiring": 0, "ended": 0, "unknown": 1}
+    assert summary([j.state, w.state]) == {"pending": 1, "running": 0, "retiring": 0, "ended": 0, "unknown": 1}

@@ -4,14 +4,20 @@ test_cluster.py)."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
 from sandfill.dask.planner import GapPlanner
-from sandfill.slurm.commands import Result
+from sandfill.slurm import SlurmCommandError
 from sandfill.slurm.sbatch import TestOnlyAnswer
+from sandfill.slurm.scontrol import Reservation, parse_reservations
+from sandfill.slurm.sinfo import SinfoNode, parse_sinfo_nodes
+from sandfill.slurm.squeue import parse_planned_starts
+from sandfill.units import parse_timestamp
 
 pytestmark = pytest.mark.asyncio
+DATA = Path(__file__).resolve().parents[1] / "slurm" / "data"
 
 
 def _ts(t: float) -> str:
@@ -19,14 +25,26 @@ def _ts(t: float) -> str:
 
 
 class FakeSlurm:
+    """Answers the planner's questions from Slurm's text, read by sandfill.slurm's parsers."""
+
     def __init__(self, sinfo: str, squeue: str, res: str = "", test_only_start: float | None = None) -> None:
         self.out = {"sinfo": sinfo, "squeue": squeue, "scontrol": res}
         self.calls: list[str] = []
         self.test_only_start = test_only_start
 
-    async def command(self, argv: list[str], *, input: str | None = None, check: bool = True) -> Result:
-        self.calls.append(argv[0])
-        return Result(argv, 0, self.out[argv[0]], "")
+    async def nodes(self, partition: str | None = None) -> list[SinfoNode]:
+        self.calls.append("sinfo")
+        return parse_sinfo_nodes(self.out["sinfo"])
+
+    async def planned_starts(self) -> dict[str, float]:
+        self.calls.append("squeue")
+        return parse_planned_starts(self.out["squeue"])
+
+    async def reservations(self) -> list[Reservation]:
+        self.calls.append("scontrol")
+        if self.out["scontrol"] is None:
+            raise SlurmCommandError(["scontrol"], 1, "", "Unable to contact slurm controller")
+        return parse_reservations(self.out["scontrol"])
 
     async def test_only(self, script: str, args: list[str]) -> TestOnlyAnswer:
         self.calls.append("test-only")
@@ -34,7 +52,7 @@ class FakeSlurm:
 
 
 def _sinfo(free: dict[str, int], limit: str = "1:00:00") -> str:
-    return "\n".join(f"{n}|{8 - f}/{f}/0/8|16000|mix|{limit}" for n, f in free.items())
+    return "\n".join(f"{n}|burst|mix|{8 - f}/{f}/0/8|16000|16000|{limit}" for n, f in free.items())
 
 
 async def test_walltime_ends_before_the_reservation() -> None:
@@ -86,3 +104,23 @@ async def test_slurm_refusing_the_shape_means_no_gap() -> None:
     p = GapPlanner(fake, ttl=60)  # type: ignore[arg-type]
     plan = await p.pick(cores=1, memory_mb=1, partition="burst", qos="capped", min_walltime=60, max_walltime=600)
     assert not plan.fits_now and "would not start now" in plan.why
+
+
+async def test_the_picture_from_recorded_slurm_output() -> None:
+    """Slurm 22.05's own output: 6 of 8 CPUs taken on node1-3, a 4-node job planned on
+    node[1-4] and a maintenance reservation on node[3-4]."""
+    fake = FakeSlurm(
+        (DATA / "sinfo_nodes_burst.txt").read_text(),
+        (DATA / "squeue_planned_starts.txt").read_text(),
+        (DATA / "scontrol_show_res.txt").read_text(),
+    )
+    view = await GapPlanner(fake)._look("burst")  # type: ignore[arg-type]
+    assert view.free_cpus == {"node1": 2, "node2": 2, "node3": 2, "node4": 8}
+    assert view.free_mem_mb["node1"] == 22525 and view.partition_max == 3600
+    planned = parse_timestamp("2026-12-01T09:11:47")
+    assert view.blocked_from == {n: planned for n in ("node1", "node2", "node3", "node4")}  # the job is first
+    fake.out["squeue"] = ""
+    view = await GapPlanner(fake)._look("burst")  # type: ignore[arg-type]
+    assert view.blocked_from == {n: parse_timestamp("2026-12-01T11:06:49") for n in ("node3", "node4")}
+    fake.out["scontrol"] = None  # type: ignore[assignment]  # the controller will not say: no reservations
+    assert (await GapPlanner(fake)._look("burst")).blocked_from == {}  # type: ignore[arg-type]

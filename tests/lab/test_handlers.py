@@ -1,4 +1,4 @@
-"""The lab extension's REST API in a real Jupyter server, over the real devcluster."""
+"""sandfill.lab.handlers: the REST API in a real Jupyter server, over the real devcluster."""
 
 from __future__ import annotations
 
@@ -72,9 +72,12 @@ async def test_templates_and_empty_list(jp_fetch: Any) -> None:
         ({"template": "small", "workers": "4"}, "workers: must be a whole number"),
         ({"template": "small", "bogus": 1}, "bogus: unknown field"),
         ({"cores": 0, "memory": "1GiB", "min_walltime": "00:05:00", "max_walltime": "00:10:00"}, "cores: must be from 1 to 256, not 0"),
-        ({"cores": 1, "memory": "lots", "min_walltime": "00:05:00", "max_walltime": "00:10:00"}, "memory: must be like"),
+        ({"cores": 1, "memory": "lots", "min_walltime": "00:05:00", "max_walltime": "00:10:00"}, "memory: 'lots' is not an amount of memory"),
+        ({"cores": 1, "memory": "2T", "min_walltime": "00:05:00", "max_walltime": "00:10:00"}, "memory: '2T' is more than 1 TiB"),
         ({"cores": 1, "memory": "1GiB", "min_walltime": "00:20:00", "max_walltime": "00:10:00"}, "min_walltime: '00:20:00' is longer than"),
-        ({"cores": 1, "memory": "1GiB", "min_walltime": "5; rm -rf /", "max_walltime": "00:10:00"}, "min_walltime: must be a Slurm duration"),
+        ({"cores": 1, "memory": "1GiB", "min_walltime": "5; rm -rf /", "max_walltime": "00:10:00"}, "min_walltime: '5; rm -rf /' is not a duration"),
+        ({"cores": 1, "memory": "1GiB", "min_walltime": "00:05:00", "max_walltime": "1:2:3:4"}, "max_walltime: '1:2:3:4' is not a duration"),
+        ({"cores": 1, "memory": "1GiB", "min_walltime": "1:00", "max_walltime": "00:10:00"}, "min_walltime: '1:00' leaves no time"),
         ({"template": "small", "partition": "nope"}, "partition: 'nope' is not one of"),
         ({"template": "small", "partition": "burst\n#SBATCH -N 100"}, "partition: 'burst\\n#SBATCH -N 100' is not a valid Slurm name"),
         ({"template": "small", "qos": "$(id)"}, "qos: '$(id)' is not a valid Slurm name"),

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from sandfill.slurm.sinfo import parse_cpus, parse_node_states, parse_partitions, parse_sinfo_nodes
+from sandfill.slurm.sinfo import (
+    node_usable,
+    nodes_argv,
+    parse_cpus,
+    parse_node_states,
+    parse_partitions,
+    parse_sinfo_nodes,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -37,3 +44,15 @@ def test_partitions() -> None:
 def test_node_states() -> None:
     states = parse_node_states((DATA / "sinfo_node_states.txt").read_text())
     assert states == {"node1": "mix", "node2": "idle", "node3": "idle", "node4": "idle"}
+
+
+def test_nodes_with_free_memory_and_partition_limit() -> None:
+    """The full :data:`NODES_FORMAT` (what the Dask gap planner reads): free memory, limit."""
+    rows = parse_sinfo_nodes((DATA / "sinfo_nodes_burst.txt").read_text())
+    assert [r["node"] for r in rows] == ["node1", "node2", "node3", "node4"]
+    r = rows[0]
+    assert (r["partition"], r["state"], r["alloc"], r["idle"], r["total"]) == ("burst", "mix", 6, 2, 8)
+    assert (r["memory"], r["free_memory"], r["time_limit"]) == (16000, 22525, 3600)
+    assert nodes_argv("burst")[-2:] == ["-p", "burst"] and "-p" not in nodes_argv()
+    assert node_usable("mix") and node_usable("idle*") and node_usable("plnd")
+    assert not node_usable("drain") and not node_usable("down*")

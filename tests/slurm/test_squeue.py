@@ -10,6 +10,7 @@ from sandfill.slurm.commands import Result, SlurmCommandError
 from sandfill.slurm.squeue import (
     parse_ids,
     parse_pending_positions,
+    parse_planned_starts,
     parse_squeue,
     parse_status,
     pending_argv,
@@ -87,3 +88,12 @@ def test_pending_positions_skip_garbage() -> None:
 
 def test_job_ids() -> None:
     assert parse_ids((DATA / "squeue_ids.txt").read_text())[:3] == ["5", "6", "1"]
+
+
+def test_planned_starts_by_node() -> None:
+    starts = parse_planned_starts((DATA / "squeue_planned_starts.txt").read_text())
+    assert starts == {n: parse_timestamp("2026-12-01T09:11:47") for n in ("node1", "node2", "node3", "node4")}
+    # no estimate yet, or no planned nodes: left out; the earliest start per node wins
+    assert parse_planned_starts("N/A|(null)\n2026-12-01T10:00:00|\n2026-12-01T10:00:00|node1\n2026-12-01T09:00:00|node1\n") == {
+        "node1": parse_timestamp("2026-12-01T09:00:00")
+    }

@@ -1,0 +1,51 @@
+"""sandfill.dask.job: the worker job script, with memory and walltimes as Slurm reads them
+(no Slurm needed: the script is rendered, not submitted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sandfill.dask.job import BackfillSLURMJob
+
+
+def job(**kw: Any) -> BackfillSLURMJob:
+    return BackfillSLURMJob(scheduler="tcp://127.0.0.1:8786", name="w", cores=2, queue="burst", security=None, **kw)
+
+
+def test_memory_is_slurm_memory_for_dask_and_slurm_alike() -> None:
+    """"4G" is 4096 MiB: Slurm is asked for 4G and the worker's limit is 4 GiB (dask alone
+    would read 4e9 bytes)."""
+    j = job(memory="4G")
+    script = j.job_script()
+    assert "#SBATCH --mem=4G" in script and "--memory-limit 4.00GiB" in script
+    assert j.shape()["memory_mb"] == 4096 and j.worker_memory == 4096 * 2**20
+    script = job(memory="1500M", processes=2).job_script()
+    assert "#SBATCH --mem=1500M" in script and "--memory-limit 750.00MiB" in script
+
+
+def test_walltimes_are_slurm_durations() -> None:
+    j = job(min_walltime="2:00", max_walltime="1:00:00", retire_margin="45s")
+    assert (j.min_walltime, j.max_walltime, j.retire_margin) == (120, 3600, 45)
+    script = j.job_script()
+    assert "#SBATCH -t 00:02:00" in script and "#SBATCH --no-requeue" in script
+    assert "- 45 ))" in script and "--lifetime ${SANDFILL_LIFETIME}s" in script
+    j._set_walltime(1800, 600)
+    assert "#SBATCH -t 00:30:00" in j.job_header and "#SBATCH --time-min=00:10:00" in j.job_header
+    assert "#SBATCH -t 00:02:00" not in j.job_header
+
+
+@pytest.mark.parametrize(
+    "kw,needle",
+    [
+        ({"memory": "lots"}, "jobqueue.sandfill.memory: 'lots' is not an amount of memory"),
+        ({"min_walltime": "1:2:3:4"}, "jobqueue.sandfill.min-walltime: '1:2:3:4' is not a duration"),
+        ({"min_walltime": "10:00", "max_walltime": "5:00"}, "need 0 < min-walltime <= max-walltime, got 600 s and 300 s"),
+        ({"min_walltime": "1:00"}, "retire-margin (60 s) must leave at least 10 s of the min-walltime (60 s)"),
+    ],
+)
+def test_bad_settings_are_named(kw: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ValueError) as err:
+        job(**kw)
+    assert needle in str(err.value)

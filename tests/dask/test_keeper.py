@@ -1,0 +1,171 @@
+"""sandfill.dask.keeper: one keeper round at a time against a scripted cluster (the real
+loop runs in test_cluster.py)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+import pytest
+from distributed.core import Status
+
+from sandfill.dask.keeper import JobInfo, Keeper
+from sandfill.dask.planner import Plan
+from sandfill.slurm import JobStatus
+
+pytestmark = pytest.mark.asyncio
+
+
+class FakePoller:
+    def __init__(self) -> None:
+        self.snap: dict[str, JobStatus] = {}
+
+    def snapshot(self) -> dict[str, JobStatus]:
+        return dict(self.snap)
+
+    def status(self, job_id: str) -> JobStatus | None:
+        return self.snap.get(job_id)
+
+    def watch(self, job_id: str) -> None: ...
+
+    def unwatch(self, job_id: Any) -> None: ...
+
+
+class FakePlanner:
+    ttl = 10.0
+
+    def __init__(self, hold_after: int = 1000) -> None:
+        self.picks = 0
+        self.hold_after = hold_after
+
+    async def pick(self, **shape: Any) -> Plan:
+        self.picks += 1
+        if self.picks > self.hold_after:
+            return Plan(300, None, False, None, "no gap before a planned start", hold=True)
+        return Plan(600, None, True, "node1", "fits on node1")
+
+
+class FakeSlurm:
+    def __init__(self) -> None:
+        self.cancelled: list[str] = []
+
+    async def cancel(self, ids: list[str]) -> None:
+        self.cancelled += ids
+
+
+class FakeComm:
+    def __init__(self) -> None:
+        self.retired: list[list[str]] = []
+
+    async def retire_workers(self, names: list[str], **kw: Any) -> None:
+        self.retired.append(names)
+
+
+class FakeCluster:
+    def __init__(self, planner: FakePlanner | None = None) -> None:
+        self.status = Status.running
+        self.worker_spec: dict[str, dict[str, Any]] = {}
+        self.workers: dict[str, Any] = {}
+        self.scheduler_info: dict[str, Any] = {"workers": {}}
+        self._shape: dict[str, Any] = {}
+        self.poller = FakePoller()
+        self.planner = planner or FakePlanner()
+        self.slurm = FakeSlurm()
+        self.scheduler_comm = FakeComm()
+        self._ids = itertools.count(1)
+
+    def new_worker_spec(self) -> dict[str, dict[str, Any]]:
+        return {f"w{next(self._ids)}": {"cls": object, "options": {}}}
+
+    async def _correct_state(self) -> None: ...
+
+    def submit(self, name: str, job_id: str, st: JobStatus) -> None:
+        """Slurm accepted worker job ``name`` as ``job_id`` and reports ``st``."""
+        self.worker_spec.setdefault(name, {"cls": object, "options": {}})
+        self.keeper.info.setdefault(name, JobInfo(time.time())).job_id = job_id
+        self.poller.snap[job_id] = st
+
+    def connect(self, name: str) -> None:
+        self.scheduler_info["workers"][name] = {"name": name}
+
+
+def keeper(cluster: FakeCluster, **kw: Any) -> Keeper:
+    opts = {"retire_margin": 60.0, "replace_ahead": 90.0, "max_pending_jobs": 8, "interval": 1.0, "lost_worker_grace": 10.0, **kw}
+    cluster.keeper = k = Keeper(cluster, **opts)  # type: ignore[arg-type,attr-defined]
+    return k
+
+
+async def test_grows_to_target_within_the_pending_cap_then_holds() -> None:
+    c = FakeCluster()
+    k = keeper(c, max_pending_jobs=3)
+    k.target_jobs = 5
+    await k.keep_once()
+    assert len(c.worker_spec) == 3 and all(s["options"]["plan"].fits_now for s in c.worker_spec.values())
+    c2 = FakeCluster(FakePlanner(hold_after=1))
+    k2 = keeper(c2)
+    k2.target_jobs = 4
+    await k2.keep_once()
+    assert len(c2.worker_spec) == 1 and k2.waiting == 3 and "no gap" in (k2.waiting_reason or "")
+    assert len([j for j in k2.jobs() if j.reason == "WaitingForGap"]) == 3
+    await k2.keep_once()  # holding: no new look at the schedule until hold_until
+    assert c2.planner.picks == 2 and k2.waiting == 3
+
+
+async def test_expiring_jobs_are_replaced_ahead_of_their_end() -> None:
+    c = FakeCluster()
+    k = keeper(c)
+    now = time.time()
+    c.submit("w100", "100", JobStatus("100", "RUNNING", end_time=now + 100, time_limit=3600))
+    c.connect("w100")
+    k.target_jobs = 1
+    assert k.expiring("w100", c.poller.snapshot(), now)  # 100 s left < 60 + 90
+    await k.keep_once()
+    assert len(c.worker_spec) == 2  # a replacement beside the expiring job
+    # a short job is not "expiring" for more than 60 % of its walltime
+    assert k.lead(JobStatus("1", "RUNNING", time_limit=120)) == 72
+    assert k.lead(JobStatus("1", "RUNNING", time_limit=60)) == 60  # never less than the margin
+
+
+async def test_surplus_goes_pending_newest_first_then_least_time_left() -> None:
+    c = FakeCluster()
+    k = keeper(c)
+    now = time.time()
+    c.submit("a", "1", JobStatus("1", "RUNNING", end_time=now + 3000, time_limit=3600))
+    c.submit("b", "2", JobStatus("2", "RUNNING", end_time=now + 1000, time_limit=3600))
+    c.submit("p1", "3", JobStatus("3", "PENDING"))
+    c.submit("p2", "4", JobStatus("4", "PENDING"))
+    k.info["p2"].created = k.info["p1"].created + 1
+    k.target_jobs = 1
+    await k.keep_once()
+    assert set(c.worker_spec) == {"a"}  # p2, p1, then b (least time left)
+    assert c.scheduler_comm.retired == [["b"]]  # running: retired gracefully
+    assert [j.ended_why for j in k.jobs()[-3:]] == ["scaled down"] * 3
+
+
+async def test_ended_jobs_say_why_and_lost_workers_are_replaced() -> None:
+    c = FakeCluster()
+    k = keeper(c, lost_worker_grace=0.0)
+    now = time.time()
+    c.submit("done", "1", JobStatus("1", "COMPLETED"))
+    c.submit("late", "2", JobStatus("2", "TIMEOUT"))
+    c.submit("lost", "3", JobStatus("3", "RUNNING", end_time=now + 3000, time_limit=3600))
+    k.info["lost"].ever_connected = True  # its workers were there once, and are gone
+    k.target_jobs = 0
+    await k.keep_once()
+    why = {j.job_id: j.ended_why for j in k.jobs()}
+    assert why == {"1": "retired", "2": "reached its walltime", "3": "lost: workers disconnected"}
+    assert c.slurm.cancelled == ["3"] and c.worker_spec == {}
+
+
+async def test_a_job_that_ended_between_rounds_already_says_retired() -> None:
+    c = FakeCluster()
+    k = keeper(c)
+    c.submit("done", "1", JobStatus("1", "COMPLETED"))
+    (j,) = k.jobs()
+    assert (j.state, j.ended_why) == ("ended", "retired")
+
+
+async def test_pending_cap_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max-pending-jobs must be at least 1, got 0"):
+        keeper(FakeCluster(), max_pending_jobs=0)
