@@ -148,6 +148,7 @@ class QueuePoller:
         """Wait (without extra queries) until the job's cached status satisfies ``predicate``."""
         self.watch(job_id)
         try:
+            # not commands.wait_until: that one blocks a thread; this awaits poller rounds
             deadline = time.monotonic() + timeout
             while True:
                 st = self.status(job_id)
