@@ -15,6 +15,7 @@ from distributed.deploy.spec import ProcessInterface
 from sandfill.dask.config import CONFIG_NAME, memory_mib, seconds, setting
 from sandfill.dask.planner import GapPlanner, Plan
 from sandfill.slurm import SlurmClient
+from sandfill.slurm.squeue import OWN_END_TIME_SHELL
 from sandfill.units import format_duration, format_memory
 
 log = logging.getLogger("sandfill.dask.job")
@@ -22,7 +23,7 @@ log = logging.getLogger("sandfill.dask.job")
 # The job asks the queue for its own end time (Slurm 22.05 sets no variable for it) and gives
 # the Dask workers a lifetime that ends retire-margin before it. One squeue per job.
 LIFETIME_PROLOGUE = """\
-sandfill_end=$(squeue -h -j "$SLURM_JOB_ID" -o %e 2>/dev/null)
+sandfill_end=$({own_end} 2>/dev/null)
 sandfill_end_s=$(date -d "$sandfill_end" +%s 2>/dev/null || echo 0)
 if [ "$sandfill_end_s" -gt 0 ]; then
   export SANDFILL_JOB_END="$sandfill_end_s"
@@ -68,7 +69,7 @@ class BackfillSLURMJob(SLURMJob):
                 f"min-walltime ({self.min_walltime:.0f} s)"
             )
         margin = int(self.retire_margin)
-        prologue = LIFETIME_PROLOGUE.format(margin=margin, fallback=int(self.min_walltime) - margin)
+        prologue = LIFETIME_PROLOGUE.format(own_end=OWN_END_TIME_SHELL, margin=margin, fallback=int(self.min_walltime) - margin)
         extra_args = list(kwargs.pop("worker_extra_args", None) or setting("worker-extra-args", None, cfg) or [])
         extra_args += ["--lifetime", "${SANDFILL_LIFETIME}s", "--lifetime-stagger", "0s"]
         user_prologue = list(kwargs.pop("job_script_prologue", None) or setting("job-script-prologue", None, cfg) or [])

@@ -31,6 +31,7 @@ def test_walltimes_are_slurm_durations() -> None:
     script = j.job_script()
     assert "#SBATCH -t 00:02:00" in script and "#SBATCH --no-requeue" in script
     assert "- 45 ))" in script and "--lifetime ${SANDFILL_LIFETIME}s" in script
+    assert 'sandfill_end=$(squeue -h -j "$SLURM_JOB_ID" -o %e 2>/dev/null)' in script  # the job asks for its real end
     j._set_walltime(1800, 600)
     assert "#SBATCH -t 00:30:00" in j.job_header and "#SBATCH --time-min=00:10:00" in j.job_header
     assert "#SBATCH -t 00:02:00" not in j.job_header
