@@ -1,7 +1,11 @@
-"""The Backfill Dask panel in a real JupyterLab, spawned by the real hub as a Slurm job:
-create a cluster, scale to 4, see 4 running worker jobs with time left, open the dashboard,
-restart the kernel and find the cluster still there, shut it down and see its jobs leave
-the queue. Saves a screenshot of the panel as panel.png in the test's temporary directory,
+"""The lab extension in a real JupyterLab, spawned by the real hub as a Slurm job.
+
+The walltime warning: a server whose walltime ends within the warning time gets a
+JupyterLab notification with a "Save all" action.
+
+The Backfill Dask panel: create a cluster, scale to 4, see 4 running worker jobs with time
+left, open the dashboard, restart the kernel and find the cluster still there, shut it down
+and see its jobs leave the queue. Saves a screenshot of the panel as panel.png in the test's temporary directory,
 or in $SANDFILL_SCREENSHOT_DIR when that is set (`make screenshots` points it at docs/)."""
 
 from __future__ import annotations
@@ -26,6 +30,32 @@ def screenshot_dir(tmp_path: Path) -> Path:
     ``SANDFILL_SCREENSHOT_DIR`` names another (``make screenshots``: the README's pictures)."""
     chosen = os.environ.get("SANDFILL_SCREENSHOT_DIR")
     return Path(chosen).resolve() if chosen else tmp_path
+
+
+def test_walltime_warning_is_a_notification_with_save_all(browser_login: Callable[[Any, str], None], clean_servers: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    hub = clean_servers
+    user = "sftest-cy"
+    # 5 minutes of walltime, the hub warns 10 minutes before the end: the warning is on at once
+    job = hub.spawn(user, {"profile": "custom", "cpus": "1", "memory": "1G", "walltime": "00:05:00"})
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page()
+        page.set_default_timeout(30_000)
+        try:
+            browser_login(page, user)
+            page.goto(hub.url + f"/user/{user}/lab?reset")
+            toast = page.locator(".jp-Notification-Toast-warning", has_text="Save your work")
+            toast.wait_for(timeout=90_000)
+            text = toast.inner_text()
+            assert f"This server's Slurm job {job['job_id']} reaches its walltime at " in text, text
+            assert toast.get_by_role("button", name="Save all").count() == 1, text
+        except Exception:
+            page.screenshot(path=str(tmp_path / "failure.png"))
+            raise
+        finally:
+            browser.close()
 
 
 def test_panel_create_scale_dashboard_restart_shutdown(browser_login: Callable[[Any, str], None], clean_servers: Any, slurm: SlurmClient, tmp_path: Path) -> None:
