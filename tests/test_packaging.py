@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -78,8 +79,11 @@ def test_wheel_ships_prebuilt_labextension_and_enables_server_extension(tmp_path
     """Whoever installs the wheel needs no node: the built front end and the server
     extension's enable file are inside it (run after `make labextension`)."""
     assert (ROOT / "extensions/lab/labextension/package.json").exists(), "run `make labextension` first"
+    # build from a copy, so that nothing left in the checkout's build/ can slip into the wheel
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "node_modules", "build", "*.egg-info", "__pycache__"))
     res = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-q", "-w", str(tmp_path)],
         capture_output=True, text=True, timeout=600,
     )
     assert res.returncode == 0, res.stderr[-2000:]
@@ -92,3 +96,5 @@ def test_wheel_ships_prebuilt_labextension_and_enables_server_extension(tmp_path
     assert prefix + "share/jupyter/labextensions/sandfill-labextension/package.json" in names
     assert any(n.startswith(prefix + "share/jupyter/labextensions/sandfill-labextension/static/remoteEntry.") for n in names)
     assert "sandfill/lab/handlers.py" in names and "sandfill/dask/sandfill.yaml" in names
+    assert "sandfill/units.py" in names and "sandfill/policies/sim/simulator.py" in names
+    assert not [n for n in names if n.startswith("sandfill/hub/jupyter/")], "the old hand-written walltime module is gone"
