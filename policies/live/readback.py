@@ -35,10 +35,6 @@ _BF_KEYS = {
 }
 
 
-class ReadbackProblem(ValueError):
-    """A live setting that the policy schema cannot express."""
-
-
 def live_mapping(
     state: LiveState, meta: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], list[str]]:

@@ -30,10 +30,6 @@ class Availability:
         self.times = times
         self.free = free
 
-    @property
-    def free_now(self) -> int:
-        return self.free[0]
-
     def earliest_fit(self, units: int, duration: int, latest_start: int) -> int | None:
         """Earliest start ≤ ``latest_start`` with ``units`` free for ``duration``, or None."""
         times, free = self.times, self.free

@@ -122,10 +122,6 @@ class SimResult:
     def n_jobs(self) -> int:
         return len(self.submit)
 
-    def starts_by_id(self) -> dict[int, int]:
-        jobs = self.workload.jobs
-        return {jobs[i].id: s for i, s in enumerate(self.start)}
-
 
 class Simulator:
     """State of one replay. Schedulers read its attributes; only its methods change them."""
@@ -214,9 +210,6 @@ class Simulator:
             self.units_count[u] = c
         else:
             del self.units_count[u]
-
-    def queue_length(self) -> int:
-        return len(self.pending_key)
 
     def min_pending_units(self) -> int:
         return min(self.units_count) if self.units_count else 0

@@ -23,7 +23,7 @@ from sandfill.slurm.commands import Runner, wait_until
 from sandfill.slurm.sacct import history_argv
 
 pytestmark = pytest.mark.slurm
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "live" / "data"
 REPLAY = DATA / "replay-policy.yaml"
 SLICE = int(os.environ.get("SANDFILL_REPLAY_SLICE", "5000"))  # another slice, for study
 

@@ -22,3 +22,24 @@ def test_final_argv() -> None:
     assert argv[:6] == ["sacct", "-X", "-n", "-P", "-j", "3,7"] and argv[6] == "-o"
     with pytest.raises(ValueError):
         final_argv(["7,8"])
+
+
+def test_history_parsable_and_json() -> None:
+    from sandfill.slurm.sacct import history_argv, parse_history
+
+    rows = parse_history((DATA / "sacct_history.txt").read_text())
+    assert [(r.job_id, r.partition, r.run, r.time_limit, r.cpus, r.ran) for r in rows] == [
+        (1, "batch", 1, 60, 1, True), (2, "batch", 1, 60, 1, True)]
+    assert rows[1].submit - rows[0].submit == 0
+    js = parse_history((DATA / "sacct_history.json").read_text())
+    assert [(r.job_id, r.time_limit, r.cpus) for r in js] == [(1, 60, 1), (2, 60, 1)]
+    assert [r.submit for r in js] == [r.submit for r in rows]  # the same epoch either way
+    assert history_argv()[-2:] == ["--starttime", "now-7days"]
+
+
+def test_starts() -> None:
+    from sandfill.slurm.sacct import parse_starts, starts_argv
+
+    starts = parse_starts((DATA / "sacct_starts.txt").read_text())
+    assert starts["1"][1] == "main" and starts["1"][0] == starts["2"][0]
+    assert starts_argv(["2", "1"])[5] == "1,2"

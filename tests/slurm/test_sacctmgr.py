@@ -43,3 +43,16 @@ def test_qos_names() -> None:
 def test_no_change_messages() -> None:
     assert is_no_change((DATA / "sacctmgr_add_exists.txt").read_text())
     assert not is_no_change("sacctmgr: error: Problem talking to the database: Connection refused")
+
+
+def test_show_qos_and_restore_settings() -> None:
+    from sandfill.slurm.sacctmgr import modify_qos_argv, show_qos_argv
+
+    rows = parse_qos((DATA / "sacctmgr_show_qos.txt").read_text())
+    assert list(rows) == ["normal", "interactive", "burst", "batch"]
+    assert (rows["interactive"].priority, rows["interactive"].max_jobs_per_user) == (1000, 20)
+    assert rows["burst"].max_cpus_per_user is None and rows["burst"].preempt_mode == "cluster"
+    assert rows["interactive"].settings() == [
+        "Priority=1000", "MaxJobsPerUser=20", "MaxTRESPerUser=cpu=-1", "Preempt=", "PreemptMode=Cluster"]
+    assert modify_qos_argv("burst", ["Priority=1"])[-3:] == ["name=burst", "set", "Priority=1"]
+    assert show_qos_argv()[-1].startswith("format=Name,Priority")

@@ -21,3 +21,27 @@ def test_reservations() -> None:
     assert (r.name, r.nodes) == ("maint", ("node3", "node4"))
     assert (r.start, r.end) == (parse_timestamp("2026-12-01T11:06:49"), parse_timestamp("2026-12-01T12:06:49"))
     assert parse_reservations((DATA / "scontrol_show_res_none.txt").read_text()) == []
+
+
+def test_show_config_and_scheduler_params() -> None:
+    from sandfill.slurm.scontrol import CONFIG_VOLATILE, parse_config, scheduler_params
+
+    text = (DATA / "scontrol_show_config.txt").read_text()
+    cfg = parse_config(text)
+    assert cfg["AccountingStorageType"] == "accounting_storage/slurmdbd"
+    assert cfg["PriorityType"] == "priority/multifactor"
+    params = scheduler_params(cfg["SchedulerParameters"])
+    assert params["bf_interval"] == "5" and params["bf_window"] == "2880"
+    assert params["bf_continue"] == ""  # a flag
+    assert any(ln.startswith(CONFIG_VOLATILE) for ln in text.splitlines())
+
+
+def test_show_partitions() -> None:
+    from sandfill.slurm.scontrol import parse_partitions
+
+    parts = parse_partitions((DATA / "scontrol_show_partition.txt").read_text())
+    assert [p["PartitionName"] for p in parts] == ["interactive", "burst", "batch"]
+    first = parts[0]
+    assert (first["MaxTime"], first["DefaultTime"], first["QoS"]) == ("08:00:00", "04:00:00", "interactive")
+    assert (first["PriorityTier"], first["PriorityJobFactor"], first["Nodes"]) == ("100", "1000", "node[1-4]")
+    assert parts[-1]["Default"] == "YES"

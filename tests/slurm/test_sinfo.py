@@ -56,3 +56,11 @@ def test_nodes_with_free_memory_and_partition_limit() -> None:
     assert nodes_argv("burst")[-2:] == ["-p", "burst"] and "-p" not in nodes_argv()
     assert node_usable("mix") and node_usable("idle*") and node_usable("plnd")
     assert not node_usable("drain") and not node_usable("down*")
+
+
+def test_node_cpus_once_per_node() -> None:
+    from sandfill.slurm.sinfo import node_cpus_argv, parse_node_cpus
+
+    assert parse_node_cpus((DATA / "sinfo_node_cpus.txt").read_text()) == {
+        "node1": 8, "node2": 8, "node3": 8, "node4": 8}
+    assert node_cpus_argv("burst")[3:5] == ["-p", "burst"]

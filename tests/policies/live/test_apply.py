@@ -18,7 +18,7 @@ from sandfill.slurm.commands import Runner, wait_until
 pytestmark = pytest.mark.slurm
 DATA = Path(__file__).parent / "data"
 SHORT = DATA / "short-tier.yaml"
-BAD_POLICIES = Path(__file__).parents[1] / "policies" / "bad_policies"
+BAD_POLICIES = Path(__file__).parents[1] / "document" / "bad_policies"
 
 
 def _apply(conf: str, path: Path, capsys) -> str:
@@ -86,7 +86,7 @@ def client_cancel(client: SlurmClient, job: str) -> None:
 BAD_CASES = {
     "wrong_types.yaml": "tiers.batch.max_nodes",
     "unknown_keys.yaml": "unknown key",
-    "negative.yaml": "must not be negative",
+    "negative.yaml": "greater than or equal to 0 (got -1)",
     "walltime_above_max.yaml": "must not exceed the tier's max_walltime",
     "missing_role_tier.yaml": "names no tier",
     "not_mapping.yaml": "must be a mapping",

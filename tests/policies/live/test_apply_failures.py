@@ -17,7 +17,7 @@ from sandfill.slurm.commands import Result, Runner
 pytestmark = pytest.mark.slurm
 DATA = Path(__file__).parent / "data"
 SHORT = DATA / "short-tier.yaml"
-BAD_POLICIES = Path(__file__).parents[1] / "policies" / "bad_policies"
+BAD_POLICIES = Path(__file__).parents[1] / "document" / "bad_policies"
 WIDE = DATA / "wide-tier.yaml"
 
 

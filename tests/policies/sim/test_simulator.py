@@ -54,7 +54,7 @@ def _run(path: Path, i: int):
 def test_scenario(path: Path, i: int) -> None:
     run, res = _run(path, i)
     ids = [j.id for j in res.workload.jobs]
-    assert res.starts_by_id() == run["starts"]
+    assert {j.id: s for j, s in zip(res.workload.jobs, res.start, strict=True)} == run["starts"]
     assert check_schedule(res) == []
     for jid, end in run.get("ends", {}).items():
         assert res.end[ids.index(jid)] == end, f"end of job {jid}"
