@@ -14,6 +14,7 @@ import argparse
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -22,6 +23,11 @@ from sandfill.policies.document.errors import PolicyError
 from sandfill.policies.document.load import load_policy, policy_from_mapping, policy_warnings
 from sandfill.policies.live.fragment import FragmentError
 from sandfill.slurm.commands import Runner, SlurmCommandError
+
+if TYPE_CHECKING:
+    from sandfill.policies.document.model import ClusterShape, Policy
+    from sandfill.policies.live.current import LivePolicy
+    from sandfill.policies.live.history import Record
 
 EXIT_RESTART = 3
 
@@ -75,7 +81,7 @@ def _register_live(sub: argparse._SubParsersAction) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _context(args: argparse.Namespace):
+def _context(args: argparse.Namespace) -> tuple[Runner, Path]:
     from sandfill.policies.live.current import locate_fragment, slurm_conf_path
 
     conf = slurm_conf_path(args.slurm_conf)
@@ -88,7 +94,7 @@ def _context(args: argparse.Namespace):
     return Runner(str(conf)), fragment
 
 
-def _read(runner: Runner, fragment: Path):
+def _read(runner: Runner, fragment: Path) -> LivePolicy:
     from sandfill.policies.live.current import read_policy
 
     try:
@@ -118,7 +124,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _shape(runner: Runner):
+def _shape(runner: Runner) -> ClusterShape:
     """The live cluster's shape (nodes x CPUs per node), from ``sinfo``."""
     from sandfill.policies.live.current import cluster_shape
 
@@ -128,7 +134,7 @@ def _shape(runner: Runner):
         raise CLIError(f"cannot read the live cluster: {exc}") from None
 
 
-def _load_checked(path: str, runner: Runner, shape=None):
+def _load_checked(path: str, runner: Runner, shape: ClusterShape | None = None) -> Policy | None:
     """The policy in ``path``, validated against the live cluster's shape."""
     shape = shape or _shape(runner)
     try:
@@ -156,7 +162,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if changes else 0
 
 
-def _do_apply(args: argparse.Namespace, policy, action: str, runner: Runner,
+def _do_apply(args: argparse.Namespace, policy: Policy, action: str, runner: Runner,
               fragment: Path) -> int:
     from sandfill.policies.live.apply import Applier, ApplyFailed, ApplyRefused
 
@@ -230,7 +236,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _in_force(recs):
+def _in_force(recs: list[Record]) -> Record | None:
     ok = [r for r in recs if r.in_force]
     return ok[-1] if ok else None
 

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_simulate)
 
 
-def _live_sacct(args: argparse.Namespace):
+def _live_sacct(args: argparse.Namespace) -> Workload:
     """The live cluster's own history (``sacct -P``) as a workload."""
     from sandfill.policies.sim.sacct import workload_from_sacct_text
     from sandfill.slurm.commands import Runner

@@ -44,7 +44,7 @@ _RESTART_MSG = "requires restart"
 class ApplyFailed(RuntimeError):
     """A step failed; ``restored`` says whether the previous state is back in force."""
 
-    def __init__(self, step: str, detail: str, restored: bool, restore_notes: list[str]):
+    def __init__(self, step: str, detail: str, restored: bool, restore_notes: list[str]) -> None:
         self.step = step
         self.detail = detail
         self.restored = restored
