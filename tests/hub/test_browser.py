@@ -34,7 +34,17 @@ def test_login_pending_page_lab_cell_and_stop(browser_login: Callable[[Any, str]
             page.goto(hub.url + f"/hub/spawn/{user}")
             page.wait_for_selector("#sandfill-availability")
             assert "0 of 32" in page.inner_text("#sandfill-availability")  # sinfo: nothing idle
+            # the form says how it reads the walltime and memory before anything is sent
+            for text, words in [("2:00", "2:00 → 2 minutes"), ("2h", "2h → 2 hours"), ("02:00:00", "02:00:00 → 2 hours")]:
+                page.fill("#sandfill-walltime", text)
+                assert page.inner_text("#sandfill-walltime-hint") == words
+            page.fill("#sandfill-walltime", "forever")
+            assert "'forever' is not a duration (use MM, MM:SS" in page.inner_text("#sandfill-walltime-hint")
+            page.fill("#sandfill-memory", "4G")
+            assert page.inner_text("#sandfill-memory-hint") == "4G → 4 GiB"
             page.check("#profile-small")
+            assert page.input_value("#sandfill-walltime") == "02:00:00"
+            assert page.inner_text("#sandfill-walltime-hint") == "02:00:00 → 2 hours"
             page.click("button[type=submit]")
 
             # the pending page: job id, reason, position and estimated start, updated live
