@@ -49,6 +49,7 @@ class JobInfo:
     ever_connected: bool = False
     last_connected: float = 0.0
     retiring: bool = False
+    due: bool = False  # seen RUNNING within its replacement lead: its workers retire soon
     why: str | None = None  # set when the cluster itself ends the job
 
 
@@ -146,6 +147,8 @@ class Keeper:
             st = snap.get(info.job_id) if info.job_id else None
             if st is None:
                 continue
+            if st.state == "RUNNING" and self.expiring(name, snap, now):
+                info.due = True
             if st.ended:
                 self.finish(name, st, self.ended_why(info, st))
                 changed = True
@@ -289,11 +292,15 @@ class Keeper:
         return st is None or st.pending
 
     def expiring(self, name: str, snap: dict[str, JobStatus], now: float) -> bool:
+        """Is job ``name`` about to go (retired, or within its lead of the end), so that a
+        replacement counts instead? A job Slurm still calls COMPLETING (its end time then is
+        when it ended) counts only if it was seen due while RUNNING: one whose workers died
+        before (a failed node) is lost, not retiring, and the lost-worker rule replaces it."""
         info = self.info.get(name)
-        if info is not None and info.retiring:
+        if info is not None and (info.retiring or info.due):
             return True
         st = self.status_of(name, snap)
-        if st is None or not st.running or st.end_time is None:
+        if st is None or st.state != "RUNNING" or st.end_time is None:
             return False
         return st.end_time - now <= self.lead(st)
 

@@ -169,3 +169,26 @@ async def test_a_job_that_ended_between_rounds_already_says_retired() -> None:
 async def test_pending_cap_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max-pending-jobs must be at least 1, got 0"):
         keeper(FakeCluster(), max_pending_jobs=0)
+
+
+async def test_a_job_stuck_completing_on_a_failed_node_is_lost_not_retiring() -> None:
+    """Workers killed with their node: Slurm calls the job COMPLETING, with its end time
+    now. Not due to retire, so it is lost (after the grace) and only then replaced; a job
+    that was due and then completes is retiring, not lost."""
+    c = FakeCluster()
+    k = keeper(c, lost_worker_grace=0.0)
+    now = time.time()
+    c.submit("dead", "1", JobStatus("1", "COMPLETING", nodes="node1", end_time=now - 1, time_limit=600))
+    c.submit("old", "2", JobStatus("2", "RUNNING", nodes="node2", end_time=now + 30, time_limit=600))
+    k.info["dead"].ever_connected = k.info["old"].ever_connected = True
+    c.connect("old")
+    k.target_jobs = 2
+    await k.keep_once()
+    assert k.info["old"].due and not k.expiring("dead", c.poller.snapshot(), now)
+    assert "dead" not in c.worker_spec and c.slurm.cancelled == ["1"]
+    assert [j.ended_why for j in k.jobs() if j.job_id == "1"] == ["lost: workers disconnected"]
+    del c.scheduler_info["workers"]["old"]  # its workers retired at their lifetime
+    c.poller.snap["2"] = JobStatus("2", "COMPLETING", nodes="node2", end_time=now, time_limit=600)
+    await k.keep_once()
+    assert "old" in c.worker_spec and c.slurm.cancelled == ["1"]  # retiring: not lost
+    assert len(c.worker_spec) == 3  # two replacements: for the lost job and the retiring one
