@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 
 from sandfill.slurm import sacct, sacctmgr, sbatch, scancel, scontrol, sinfo, squeue
-from sandfill.slurm.commands import Result, Runner, SlurmCommandError
+from sandfill.slurm.commands import Runner, SlurmCommandError
 from sandfill.slurm.sacctmgr import Association
 from sandfill.slurm.sbatch import TestOnlyAnswer
 from sandfill.slurm.scontrol import Reservation
@@ -107,9 +107,3 @@ class SlurmClient:
         if not sacctmgr.is_user_name(user):
             return []
         return sacctmgr.parse_associations(await self.runner.acheck(sacctmgr.associations_argv(user)))
-
-    async def command(self, argv: Sequence[str], *, input: str | None = None, check: bool = True) -> Result:
-        """A command built by a command module, through the same runner. Prefer a typed
-        method: this stays only while the Dask planner and the lab manager still call it."""
-        res = await self.runner.arun(argv, input=input)
-        return res.checked() if check else res

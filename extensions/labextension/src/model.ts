@@ -51,6 +51,8 @@ export interface IWorkerJob {
   slurm_state: string | null;
   /** Slurm's reason while pending ("Priority", "Resources", …). */
   reason: string | null;
+  /** The same in plain words ("waiting for free resources"), from the one job view. */
+  reason_text: string | null;
   /** Epoch seconds (squeue --start), pending only. */
   estimated_start: number | null;
   /** Epoch seconds. */
@@ -66,7 +68,7 @@ export interface IWorkerJob {
   qos: string | null;
   /** Dask worker names this job hosts. */
   workers: string[];
-  /** For "ended": "retired", "walltime", "cancelled", "node failure", … */
+  /** For "ended", in the job view's words: "retired", "reached its walltime", "cancelled", "node failure", … */
   ended_why: string | null;
 }
 

@@ -10,6 +10,7 @@ export function makeJob(over: Partial<IWorkerJob>, jobId = '100'): IWorkerJob {
     state: 'unknown',
     slurm_state: null,
     reason: null,
+    reason_text: null,
     estimated_start: null,
     start_time: null,
     end_time: null,

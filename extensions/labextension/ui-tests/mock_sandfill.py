@@ -52,6 +52,7 @@ def _job(state, **kw):
         "state": state,
         "slurm_state": None,
         "reason": None,
+        "reason_text": None,
         "estimated_start": None,
         "start_time": None,
         "end_time": None,
@@ -75,7 +76,7 @@ def _job(state, **kw):
     elif state == "pending":
         base.update(slurm_state="PENDING", reason="Priority", estimated_start=now + 180)
     elif state == "ended":
-        base.update(slurm_state="TIMEOUT", ended_why="walltime", node="node2")
+        base.update(slurm_state="TIMEOUT", ended_why="reached its walltime", node="node2")
     base.update(kw)
     return base
 
