@@ -110,3 +110,166 @@ def test_timestamps() -> None:
     t = units.parse_timestamp("2026-11-21T09:04:22")
     assert t is not None and units.parse_timestamp("N/A") is None and units.parse_timestamp("Unknown") is None
     assert units.parse_timestamp("2026-11-21T09:04:23") == t + 1
+
+
+# ---- the same strings through every entry point ---------------------------------------------
+# Each entry point below reads a person's duration or memory; every one must give the same
+# seconds or MiB as sandfill.units for the same text.
+
+SAME_DURATIONS = [("2:00", 120), ("45", 2700), (45, 2700), ("90m", 5400), ("01:30:00", 5400), ("2h", 7200), ("1-00", 86400), ("1d", 86400)]
+SAME_MEMORY = [("4G", 4096), ("4GiB", 4096), ("4096", 4096), (4096, 4096), ("512M", 512), ("1.5G", 1536)]
+
+
+def _site(**keys: object) -> dict[str, object]:
+    tiny = {"name": "tiny", "cpus": 1, "memory": "256M", "walltime": "1:00", "partition": "interactive"}
+    return {"max_walltime": "2d", "partitions": ["interactive"], "default_partition": "interactive", "profiles": [tiny], **keys}
+
+
+def _via_site_file(text: object) -> int:
+    from sandfill.hub.site import site_from_dict
+
+    return site_from_dict(_site(max_walltime=text)).max_walltime
+
+
+def _via_profile(text: object) -> int:
+    from sandfill.hub.site import site_from_dict
+
+    profile = {"name": "p", "cpus": 1, "memory": "1G", "walltime": text, "partition": "interactive"}
+    return site_from_dict(_site(profiles=[profile])).profiles[0].walltime
+
+
+def _choices() -> object:
+    from sandfill.hub.form import Choices
+    from sandfill.hub.site import Profile
+    from sandfill.slurm.sinfo import PartitionInfo
+
+    part = PartitionInfo("interactive", True, 2 * 86400, 8, 4, 0, 32, 32, 1024**2)
+    profile = Profile(name="p", cpus=1, memory="1G", walltime="1h", partition="interactive")
+    return Choices(
+        profiles=(profile,), partitions={"interactive": part}, default_partition="interactive",
+        max_cpus=8, max_memory_mb=1024**2, max_walltime_s=2 * 86400, accounts=(),
+    )
+
+
+def _via_form_walltime(text: object) -> int:
+    from sandfill.hub.form import validate_request
+
+    return validate_request({"profile": "p", "walltime": str(text), "partition": "interactive"}, _choices()).walltime_s  # type: ignore[arg-type]
+
+
+def _via_form_memory(text: object) -> int:
+    from sandfill.hub.form import validate_request
+
+    return validate_request({"profile": "p", "memory": str(text), "partition": "interactive"}, _choices()).memory_mb  # type: ignore[arg-type]
+
+
+def _via_policy_file(text: object) -> int:
+    from sandfill.policies import load_policy, policy_from_mapping, policy_to_mapping
+
+    mapping = policy_to_mapping(load_policy(None))
+    mapping["tiers"]["burst"].update(max_walltime=text, default_walltime=text)
+    tier = next(t for t in policy_from_mapping(mapping).tiers if t.name == "burst")
+    assert tier.default_walltime is not None and tier.default_walltime.seconds == tier.max_walltime.seconds
+    return tier.max_walltime.seconds
+
+
+def _via_dask_setting(text: object) -> int:
+    import dask
+
+    from sandfill.dask import config
+
+    with dask.config.set({"jobqueue.sandfill.max-walltime": text}):
+        return int(config.seconds("max-walltime"))
+
+
+def _via_dask_memory(text: object) -> int:
+    import dask
+
+    from sandfill.dask import config
+
+    with dask.config.set({"jobqueue.sandfill.memory": text}):
+        return config.memory_mib("memory")
+
+
+def _lab_params(**keys: object) -> dict[str, object]:
+    import asyncio
+
+    from sandfill.lab.manager import ClusterManager
+
+    class NoSlurm:
+        async def partitions(self) -> dict[str, object]:
+            return {}
+
+    manager = ClusterManager(connection_dir="/nonexistent", slurm=NoSlurm())  # type: ignore[arg-type]
+    body = {"cores": 1, "memory": "1G", "min_walltime": "1:30", "max_walltime": "2h", "partition": None, "qos": None, **keys}
+    return asyncio.run(manager._validate_params(body))
+
+
+def _via_lab_body(text: object) -> int:
+    out = units.parse_slurm_time(str(_lab_params(max_walltime=text)["max_walltime"]))
+    assert out is not None
+    return out
+
+
+def _via_lab_memory(text: object) -> int:
+    return units.parse_memory(str(_lab_params(memory=text)["memory"]))
+
+
+def _via_hub_check_cli(key: str, text: object) -> int:
+    import contextlib
+    import io
+    import json
+    import tempfile
+
+    import yaml
+
+    from sandfill.cli import main
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        yaml.safe_dump(_site(**{key: text}), f)
+        f.flush()
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["hub", "check", f.name, "--json"]) == 0
+    return int(json.loads(out.getvalue())[key])
+
+
+DURATION_ENTRY_POINTS = {
+    "units": units.parse_duration,
+    "site file": _via_site_file,
+    "profile": _via_profile,
+    "form field": _via_form_walltime,
+    "policy file": _via_policy_file,
+    "dask setting": _via_dask_setting,
+    "lab REST body": _via_lab_body,
+    "hub check --json": lambda t: _via_hub_check_cli("max_walltime", t),
+}
+MEMORY_ENTRY_POINTS = {
+    "units": units.parse_memory,
+    "site file": lambda t: __import__("sandfill.hub.site", fromlist=["x"]).site_from_dict(_site(max_memory=t)).max_memory,
+    "form field": _via_form_memory,
+    "dask setting": _via_dask_memory,
+    "lab REST body": _via_lab_memory,
+    "hub check --json": lambda t: _via_hub_check_cli("max_memory", t),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(DURATION_ENTRY_POINTS))
+@pytest.mark.parametrize(("text", "seconds"), SAME_DURATIONS)
+def test_a_duration_means_the_same_in_every_entry_point(entry: str, text: object, seconds: int) -> None:
+    assert DURATION_ENTRY_POINTS[entry](text) == seconds
+
+
+@pytest.mark.parametrize("entry", sorted(MEMORY_ENTRY_POINTS))
+@pytest.mark.parametrize(("text", "mib"), SAME_MEMORY)
+def test_memory_means_the_same_in_every_entry_point(entry: str, text: object, mib: int) -> None:
+    assert MEMORY_ENTRY_POINTS[entry](text) == mib
+
+
+@pytest.mark.parametrize("entry", sorted(DURATION_ENTRY_POINTS))
+def test_a_bad_duration_is_refused_in_the_same_words_everywhere(entry: str) -> None:
+    with pytest.raises(Exception) as exc:
+        DURATION_ENTRY_POINTS[entry]("1:2:3:4")
+    if entry == "hub check --json":
+        return  # exits 2: the CLI's own test checks its output
+    assert "'1:2:3:4' is not a duration (use MM, MM:SS, HH:MM:SS" in str(exc.value)
