@@ -269,3 +269,29 @@ def test_the_size_check_sees_a_long_function_unless_it_says_why() -> None:
     body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
     assert oversized(f"def f():\n{body}") == [f"f (line 1): {MAX_FUNCTION_LINES + 1} lines"]
     assert oversized(f"x = 1\n{EXEMPT} one table, read top to bottom\ndef f():\n{body}") == []
+
+
+# test modules that test a whole part rather than one module, named by what they test
+WHOLE_PARTS = {
+    "tests/test_architecture.py": "the layer rules of docs/architecture.md",
+    "tests/test_packaging.py": "the wheel, the entry points and environment.yml",
+    "tests/lab/test_labextension.py": "the TypeScript lab extension, in a browser",
+    "tests/policies/test_notebooks.py": "notebooks/policy-*.ipynb",
+    "tests/dask/test_notebook.py": "notebooks/backfill-dask.ipynb",
+}
+
+
+def test_each_test_module_sits_beside_the_module_it_tests(tree: tuple[dict[str, str], set[str]]) -> None:
+    """``tests/X/test_Y.py`` (or ``test_Y_<what>.py``) tests ``sandfill.X.Y``."""
+    modules = set(tree[0])
+    stray = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith("tests/bench/") or rel in WHOLE_PARTS:
+            continue
+        package = ".".join(["sandfill", *path.parent.relative_to(ROOT / "tests").parts])
+        name = path.stem.removeprefix("test_").split("_")
+        candidates = {f"{package}.{'_'.join(name[:i])}".rstrip(".") for i in range(1, len(name) + 1)}
+        if not candidates & modules:
+            stray.append(rel)
+    assert stray == []
