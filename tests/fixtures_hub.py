@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import http.cookiejar
 import json
-import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -20,7 +19,7 @@ import pytest
 from sandfill.dev.accounts import create_accounts, is_ours, remove_accounts
 from sandfill.dev.devcluster import DevCluster
 from sandfill.dev.hubprocess import HubProcess, user_token
-from sandfill.dev.testing import sleep_script
+from sandfill.dev.testing import TestSlurm, sleep_script
 from sandfill.slurm import SlurmClient
 from sandfill.slurm.commands import wait_until
 
@@ -32,23 +31,16 @@ PROFILES = [
 ]
 
 
-def _user_jobs(client: SlurmClient, users: tuple[str, ...]) -> list[str]:
-    res = subprocess.run(
-        ["squeue", "-h", "-u", ",".join(users), "-o", "%i"], env=client.env, capture_output=True, text=True, check=False
-    )
-    return res.stdout.split()
-
-
 @pytest.fixture(scope="session")
 def hub_accounts(devcluster: DevCluster) -> Iterator[dict[str, str]]:
     logins = create_accounts(USERS)
     devcluster.add_users(USERS)
     yield logins
-    client = SlurmClient(devcluster.slurm_conf)
+    client = TestSlurm(devcluster.slurm_conf)
     if devcluster.is_running():
         for user in USERS:
-            subprocess.run(["scancel", "-u", user], env=client.env, check=False)
-        wait_until("the test users' jobs to end", lambda: not _user_jobs(client, USERS), timeout=60)
+            client.cancel_user_sync(user)
+        wait_until("the test users' jobs to end", lambda: not client.user_job_ids_sync(USERS, check=False), timeout=60)
     wait_until(
         "the test accounts to be removed",
         lambda: (remove_accounts(USERS), not any(is_ours(u) for u in USERS))[1],

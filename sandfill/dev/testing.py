@@ -9,8 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sandfill.slurm import sbatch, scancel, sdiag
+from sandfill.slurm import sacct, sbatch, scancel, scontrol, sdiag, sinfo, squeue
 from sandfill.slurm.client import SlurmClient
+from sandfill.slurm.commands import Result
 
 
 def sleep_script(seconds: int) -> str:
@@ -20,21 +21,53 @@ def sleep_script(seconds: int) -> str:
 
 class TestSlurm(SlurmClient):
     """A :class:`SlurmClient` with the blocking calls tests and benchmarks make from
-    outside an event loop (submit, cancel, the controller's RPC counters)."""
+    outside an event loop (submit, cancel, a user's jobs, a node's state and resume, the
+    controller's RPC counters), each through the client's :class:`Runner`."""
 
     __test__ = False  # not a pytest class
 
     def submit_sync(self, script: str, args: Sequence[str] = ()) -> str:
+        """Submit ``script`` with sbatch ``args``; its job id."""
         return sbatch.parse_job_id(self.runner.check(sbatch.submit_argv(args), input=script))
 
-    def cancel_sync(self, job_ids: Iterable[str]) -> None:
-        """Cancel ``job_ids``; a job that already left is not an error."""
+    def cancel_sync(self, job_ids: Iterable[str], *, check: bool = False) -> None:
+        """Cancel ``job_ids``; a job that already left is not an error. With ``check``, a
+        failing ``scancel`` raises :class:`SlurmCommandError`."""
         ids = list(job_ids)
         if ids:
-            self.runner.run(scancel.cancel_argv(ids))
+            self._run(scancel.cancel_argv(ids), check)
+
+    def cancel_user_sync(self, user: str, *, check: bool = False) -> None:
+        """Cancel every job of ``user`` (best effort unless ``check``)."""
+        self._run(scancel.cancel_user_argv(user), check)
+
+    def user_job_ids_sync(self, users: Iterable[str], states: str | None = None, *, check: bool = True) -> list[str]:
+        """The ids of ``users``' jobs in ``states`` (``"all"``, ``"PD"``; default: the jobs
+        not yet ended). Without ``check``, a failing ``squeue`` answers no jobs."""
+        return squeue.parse_ids(self._run(squeue.user_ids_argv(users, states), check).stdout)
+
+    def sacct_user_ids_sync(self, user: str, since: str = "now-1days") -> list[str]:
+        """The ids of ``user``'s jobs in the accounting since ``since`` (``-S``), ended
+        ones included; :class:`SlurmCommandError` when sacct fails."""
+        return sacct.parse_ids(self.runner.check(sacct.user_ids_argv(user, since)))
+
+    def resume_node_sync(self, node: str) -> bool:
+        """Ask Slurm to return ``node`` to service; whether ``scontrol`` accepted it (it
+        refuses while the node's slurmd has not registered, which is not an error here)."""
+        return self.runner.run(scontrol.resume_node_argv(node)).returncode == 0
+
+    def node_state_sync(self, node: str) -> str:
+        """``node``'s short state (``idle``, ``mix``, ``down*``, …); "" when sinfo fails or
+        does not know the node."""
+        return sinfo.parse_node_state(self.runner.run(sinfo.node_state_argv(node)).stdout)
 
     def sdiag_rpcs_sync(self) -> dict[str, int]:
+        """The controller's RPC counters (``sdiag``) by message type."""
         return sdiag.parse_sdiag_rpcs(self.runner.check(sdiag.rpcs_argv()))
+
+    def _run(self, argv: Sequence[str], check: bool) -> Result:
+        res = self.runner.run(argv)
+        return res.checked() if check else res
 
 
 #: Debian chromium, headless, with nothing reaching out to the network (nothing can here).

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sandfill.slurm.states import UNKNOWN, JobStatus, check_job_ids, none_if_empty
+from sandfill.slurm.states import UNKNOWN, JobStatus, check_job_ids, check_users, none_if_empty
 from sandfill.units import parse_slurm_time, parse_timestamp
 
 SACCT_FIELDS = ("JobID", "State", "ExitCode", "Start", "End", "NodeList", "Partition", "QOS", "User", "Reason")
@@ -42,6 +42,18 @@ def parse_sacct_final(stdout: str, observed: float | None = None) -> dict[str, J
 def final_argv(job_ids: Iterable[str]) -> list[str]:
     """``sacct`` for the allocations of ``job_ids`` in :data:`SACCT_FIELDS`."""
     return ["sacct", "-X", "-n", "-P", "-j", ",".join(check_job_ids(job_ids)), "-o", ",".join(SACCT_FIELDS)]
+
+
+def user_ids_argv(user: str, since: str = "now-1days") -> list[str]:
+    """The ids of ``user``'s jobs (allocations only) that were in the system since ``since``
+    (``--starttime``: ``now-1days``, ``2026-11-21T09:00``), one per line (:func:`parse_ids`);
+    ValueError when ``user`` is not a plain user name."""
+    return ["sacct", "-X", "-n", "-P", "-u", *check_users([user]), "-S", since, "-o", "JobID"]
+
+
+def parse_ids(stdout: str) -> list[str]:
+    """:func:`user_ids_argv` output → job ids, in sacct's order."""
+    return stdout.split()
 
 
 # ---- job history (the simulator's workload from a site's own sacct) -------------------------

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from sandfill.slurm.states import is_user_name
 
 COMMAND = "sacctmgr"
 QOS_FORMAT = "Name,Priority,MaxJobsPU,MaxTRESPU,Preempt,PreemptMode"
@@ -94,14 +95,6 @@ def tres_cpu(text: str) -> int | None:
 
 
 # ---- associations (the hub's form: which accounts, partitions and QOS a user may use) ----
-_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
-
-
-def is_user_name(user: str) -> bool:
-    """Whether ``user`` is a plain Unix user name (safe to ask sacctmgr about)."""
-    return _USER.fullmatch(user) is not None
-
-
 @dataclass(frozen=True)
 class Association:
     account: str

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sandfill.slurm.hostlist import expand_hostlist
+from sandfill.slurm.states import check_node_name
 from sandfill.units import parse_timestamp
 
 # Lines of ``scontrol show config`` that change by themselves (not part of the state).
@@ -25,6 +26,11 @@ def show_partitions_argv() -> list[str]:
 def reconfigure_argv() -> list[str]:
     """Make slurmctld (and the slurmds) re-read slurm.conf."""
     return ["scontrol", "reconfigure"]
+
+
+def resume_node_argv(node: str) -> list[str]:
+    """Return node ``node`` (down, drained or failed) to service."""
+    return ["scontrol", "update", f"nodename={check_node_name(node)}", "state=resume"]
 
 
 def hostlist_argv(names: Iterable[str]) -> list[str]:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from sandfill.slurm.states import check_node_name
 from sandfill.units import parse_slurm_time
 
 PARTITIONS_FORMAT = "%R|%a|%l|%c|%D|%C|%m"
@@ -94,6 +95,18 @@ def parse_node_states(stdout: str) -> dict[str, str]:
         if len(parts) >= 2:
             out[parts[0]] = parts[1]
     return out
+
+
+def node_state_argv(node: str) -> list[str]:
+    """The state (``%t``) of node ``node``, once (sinfo merges its partitions' lines)."""
+    return ["sinfo", "-h", "-n", check_node_name(node), "-o", "%t"]
+
+
+def parse_node_state(stdout: str) -> str:
+    """:func:`node_state_argv` output → the short state (``idle``, ``down*``, …); "" when
+    sinfo printed nothing (an unknown node)."""
+    words = stdout.split()
+    return words[0] if words else ""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from sandfill.slurm.commands import Result
 from sandfill.slurm.hostlist import expand_hostlist
-from sandfill.slurm.states import UNKNOWN, JobStatus, check_job_ids, none_if_empty
+from sandfill.slurm.states import UNKNOWN, JobStatus, check_job_ids, check_users, none_if_empty
 from sandfill.units import parse_slurm_time, parse_timestamp
 
 SQUEUE_FIELDS = ("%i", "%T", "%r", "%N", "%S", "%e", "%l", "%P", "%q", "%u", "%V", "%B", "%j")
@@ -117,6 +117,13 @@ def ids_argv(states: str | None = None) -> list[str]:
 def parse_ids(stdout: str) -> list[str]:
     """:func:`ids_argv` output → job ids."""
     return stdout.split()
+
+
+def user_ids_argv(users: Iterable[str], states: str | None = None) -> list[str]:
+    """The ids of ``users``' jobs (those in ``states``, e.g. ``"all"`` or ``"PD"``; default:
+    squeue's, the jobs not yet ended), one per line (:func:`parse_ids`); ValueError for a
+    name that is not a plain user name."""
+    return ["squeue", "-h", "-u", ",".join(check_users(users)), *(["-t", states] if states else []), "-o", "%i"]
 
 
 #: pending jobs' planned starts (``squeue --start``'s estimate) and planned nodes

@@ -94,3 +94,32 @@ def check_job_id(job_id: str) -> str:
 def check_job_ids(job_ids: Iterable[str]) -> list[str]:
     """:func:`check_job_id` for each, deduplicated, in numeric order."""
     return sorted({check_job_id(j) for j in job_ids}, key=lambda s: (len(s), s))
+
+
+_NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_node_name(node: str) -> str:
+    """``node`` stripped, or ValueError when it is not one plain node name (``node1``, not
+    a host list or an option)."""
+    node = str(node).strip()
+    if not _NODE.fullmatch(node):
+        raise ValueError(f"not a node name: {node!r}")
+    return node
+
+
+_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+
+
+def is_user_name(user: str) -> bool:
+    """Whether ``user`` is a plain Unix user name (safe to pass to a Slurm command)."""
+    return _USER.fullmatch(user) is not None
+
+
+def check_users(users: Iterable[str]) -> list[str]:
+    """``users``, or ValueError when there are none or one is not a plain user name."""
+    out = [str(u) for u in users]
+    bad = [u for u in out if not is_user_name(u)]
+    if bad or not out:
+        raise ValueError(f"not a user name: {bad[0]!r}" if bad else "no user names")
+    return out

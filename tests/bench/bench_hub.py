@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from sandfill.dev.accounts import create_accounts, remove_accounts
 from sandfill.dev.devcluster import DevCluster
 from sandfill.dev.hubprocess import HubProcess, user_token
 from sandfill.dev.testing import TestSlurm, sleep_script
-from sandfill.slurm.commands import wait_until
+from sandfill.slurm.commands import WaitTimeout, wait_until
 from sandfill.slurm.sdiag import queue_rpcs
 
 USERS = [f"sfbench-{i:02d}" for i in range(1, 11)]
@@ -125,13 +124,15 @@ class Bench:
         t0 = time.monotonic()
         status, body = hub.api("POST", f"/users/{user}/server", tok, options or {})
         assert status in (201, 202), (status, body)
-        deadline = t0 + timeout
-        while time.monotonic() < deadline:
+
+        def ready_after() -> float | None:
             s = self.server(hub, tok, user)
-            if s and s["ready"]:
-                return time.monotonic() - t0
-            time.sleep(0.1)
-        return None
+            return time.monotonic() - t0 if s and s["ready"] else None
+
+        try:
+            return wait_until(f"{user}'s server to be ready", ready_after, timeout=timeout, interval=0.1)
+        except WaitTimeout:
+            return None
 
     def stop(self, hub: HubProcess, tokens: dict[str, str], users: list[str]) -> None:
         for u in users:
@@ -152,7 +153,7 @@ class Bench:
 
     def cancel(self, ids: list[str]) -> None:
         if ids:
-            subprocess.run(["scancel", *ids], env=self.slurm.env, check=False)
+            self.slurm.cancel_sync(ids)
             wait_until("jobs gone", lambda: not any(s.running or s.pending for s in self.slurm.squeue_sync(ids).values()), timeout=60)
 
     def rpcs_per_minute(self, window: float = WINDOW) -> float:
@@ -220,8 +221,7 @@ class Bench:
             hub.stop()
 
     def _pending_jobs(self) -> list[str]:
-        res = subprocess.run(["squeue", "-h", "-t", "PD", "-o", "%i %u"], env=self.slurm.env, capture_output=True, text=True, check=False)
-        return [line for line in res.stdout.splitlines() if "sfbench" in line]
+        return self.slurm.user_job_ids_sync(USERS, "PD", check=False)
 
 
 def _summary(times: list[float]) -> str:
@@ -256,7 +256,7 @@ def main() -> int:
         load_b = bench.load(bench.stock_hub("load-stock", partition="interactive"), None)
     finally:
         for u in USERS:
-            subprocess.run(["scancel", "-u", u], env=bench.slurm.env, check=False)
+            bench.slurm.cancel_user_sync(u)
         if own:
             cluster.down(log=lambda *_: None)
         wait_until("bench accounts removed", lambda: (remove_accounts(USERS), True)[1], timeout=30)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -129,7 +128,7 @@ def test_pending_cap_and_scale_down_cancels_pending_first(dask_cfg: dict[str, ob
         queued = [s for s in slurm.squeue_sync().values() if s.partition == "burst" and s.pending]
         assert len(queued) == 3
         # free one node (8 CPUs): two 4-CPU workers start, and two more are queued to keep 3 pending
-        subprocess.run(["scancel", rocks[0]], env=slurm.env, check=True)
+        slurm.cancel_sync([rocks[0]], check=True)
         wait_until("two workers running", lambda: sum(1 for j in cluster.jobs if j.state == "running") == 2, timeout=90)
         wait_until("3 pending again", lambda: sum(1 for j in cluster.jobs if j.state == "pending" and j.job_id) == 3, timeout=60)
         running = {j.job_id for j in cluster.jobs if j.state == "running"}
@@ -165,11 +164,13 @@ def test_killed_node_workers_are_replaced(dask_cfg: dict[str, object], devcluste
             assert all(ended[j] in {"lost: workers disconnected", "node failure"} for j in lost)
         finally:
             devcluster.start_daemon(f"slurmd-{victim}")
-            subprocess.run(["scontrol", "update", f"nodename={victim}", "state=resume"], env=devcluster.subprocess_env(), capture_output=True)
+            slurm = TestSlurm(devcluster.slurm_conf)
+            slurm.resume_node_sync(victim)
+
             def node_state() -> str:
-                out = subprocess.run(["sinfo", "-h", "-n", victim, "-o", "%t"], env=devcluster.subprocess_env(), capture_output=True, text=True).stdout.strip()
+                out = slurm.node_state_sync(victim)
                 if out.startswith(("down", "drain", "fail")):  # resume once slurmd answers again
-                    subprocess.run(["scontrol", "update", f"nodename={victim}", "state=resume"], env=devcluster.subprocess_env(), capture_output=True)
+                    slurm.resume_node_sync(victim)
                 return out
 
             wait_until(f"{victim} back", lambda: node_state() in {"idle", "mix", "alloc"}, timeout=120)

@@ -8,15 +8,14 @@ from typing import Any
 
 import pytest
 
-from sandfill.dev.testing import launch_chromium
-from sandfill.slurm import SlurmClient
+from sandfill.dev.testing import TestSlurm, launch_chromium
 from sandfill.slurm.commands import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slurm]
 
 
 
-def test_login_pending_page_lab_cell_and_stop(browser_login: Callable[[Any, str], None], clean_servers: Any, rocks: Callable[[], list[str]], slurm: SlurmClient) -> None:
+def test_login_pending_page_lab_cell_and_stop(browser_login: Callable[[Any, str], None], clean_servers: Any, rocks: Callable[[], list[str]], slurm: TestSlurm) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
@@ -62,9 +61,7 @@ def test_login_pending_page_lab_cell_and_stop(browser_login: Callable[[Any, str]
             assert slurm.squeue_sync([job_id])[job_id].pending
 
             # resources free up: the spawn completes and the page moves on by itself
-            import subprocess
-
-            subprocess.run(["scancel", *rock_ids], env=slurm.env, check=True)
+            slurm.cancel_sync(rock_ids, check=True)
             page.wait_for_url(f"**/user/{user}/**", timeout=90_000)
 
             page.goto(hub.url + f"/user/{user}/lab?reset")

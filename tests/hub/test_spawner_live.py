@@ -4,7 +4,6 @@ scheduler load of polling."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 
 from sandfill.dev.devcluster import DevCluster
-from sandfill.slurm import SlurmClient
+from sandfill.dev.testing import TestSlurm
 from sandfill.slurm.commands import wait_until
 from sandfill.slurm.sdiag import queue_rpcs
 
@@ -21,19 +20,7 @@ pytestmark = pytest.mark.slurm
 Hub = Any  # the conftest's Hub helper (importlib mode: not importable by name)
 
 
-def _jobs_of(client: SlurmClient, user: str) -> list[str]:
-    res = subprocess.run(["squeue", "-h", "-u", user, "-t", "all", "-o", "%i"], env=client.env, capture_output=True, text=True, check=True)
-    return res.stdout.split()
-
-
-def _sacct_of(client: SlurmClient, user: str) -> list[str]:
-    res = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-u", user, "-S", "now-1days", "-o", "JobID"], env=client.env, capture_output=True, text=True, check=True
-    )
-    return res.stdout.split()
-
-
-def test_spawn_reach_log_walltime_and_stop(clean_servers: Hub, slurm: SlurmClient) -> None:
+def test_spawn_reach_log_walltime_and_stop(clean_servers: Hub, slurm: TestSlurm) -> None:
     hub = clean_servers
     job = hub.spawn("sftest-ada", {"profile": "small"})
     job_id = job["job_id"]
@@ -83,10 +70,10 @@ BAD_OPTIONS = [
 ]
 
 
-def test_injection_attempts_are_rejected_and_submit_nothing(clean_servers: Hub, slurm: SlurmClient) -> None:
+def test_injection_attempts_are_rejected_and_submit_nothing(clean_servers: Hub, slurm: TestSlurm) -> None:
     hub = clean_servers
     user = "sftest-bob"
-    queue_before, acct_before = _jobs_of(slurm, user), _sacct_of(slurm, user)
+    queue_before, acct_before = slurm.user_job_ids_sync([user], "all"), slurm.sacct_user_ids_sync(user, "now-1days")
     browser = hub.browser_session(user)
     for options, field in BAD_OPTIONS:
         # the REST API (user_options)
@@ -100,8 +87,8 @@ def test_injection_attempts_are_rejected_and_submit_nothing(clean_servers: Hub, 
         status, html = browser.post(f"/hub/spawn/{user}", form)
         assert status == 400, (options, status)
         assert f"{field}: " in html and "sandfill-form" in html  # the form again, with the error
-    assert _jobs_of(slurm, user) == queue_before
-    assert _sacct_of(slurm, user) == acct_before
+    assert slurm.user_job_ids_sync([user], "all") == queue_before
+    assert slurm.sacct_user_ids_sync(user, "now-1days") == acct_before
 
 
 def test_port_route_accepts_only_the_port_from_the_servers_own_token(clean_servers: Hub, server_token_of: Callable[[str], str]) -> None:
@@ -147,7 +134,7 @@ def test_users_cannot_read_or_touch_each_others_server(clean_servers: Hub) -> No
     assert hub.server("sftest-ada") is not None and hub.reach("sftest-ada") == 200
 
 
-def test_slurmctld_outage_is_unknown_not_gone(clean_servers: Hub, devcluster: DevCluster, slurm: SlurmClient) -> None:
+def test_slurmctld_outage_is_unknown_not_gone(clean_servers: Hub, devcluster: DevCluster, slurm: TestSlurm) -> None:
     hub = clean_servers
     users = ("sftest-ada", "sftest-bob")
     jobs = {u: hub.spawn(u)["job_id"] for u in users}
@@ -155,14 +142,19 @@ def test_slurmctld_outage_is_unknown_not_gone(clean_servers: Hub, devcluster: De
     try:
         # the hub notices the outage (the jobs are UNKNOWN) …
         wait_until("the hub to see the outage", lambda: all(hub.job(u)[1]["state"] == "UNKNOWN" for u in users), timeout=30)
-        # … and for a minute (30 polls at poll_interval=2 s) keeps listing and reaching them
+        # … and for a minute (30 polls at poll_interval=2 s) keeps listing and reaching them:
+        # checked every 2 s until the minute is over (a falsy round is always before t_end,
+        # so the wait cannot time out; a failed check fails the test at once)
         t_end = time.monotonic() + 60
-        while time.monotonic() < t_end:
+
+        def still_served_and_minute_over() -> bool:
             for u in users:
                 s = hub.server(u)
                 assert s is not None and s["ready"], f"{u}'s server was dropped during the outage"
                 assert hub.reach(u) == 200
-            time.sleep(2)  # observation window, not synchronisation
+            return time.monotonic() >= t_end
+
+        wait_until("a minute of the outage", still_served_and_minute_over, timeout=90, interval=2)
     finally:
         devcluster.start_daemon("slurmctld")
     wait_until("the jobs to be known again", lambda: all(hub.job(u)[1]["state"] == "RUNNING" for u in users), timeout=60)
@@ -172,7 +164,7 @@ def test_slurmctld_outage_is_unknown_not_gone(clean_servers: Hub, devcluster: De
     assert all(s.running for s in slurm.squeue_sync(list(jobs.values())).values())
 
 
-def test_ended_jobs_are_reported_with_reason_and_log_tail(clean_servers: Hub, slurm: SlurmClient) -> None:
+def test_ended_jobs_are_reported_with_reason_and_log_tail(clean_servers: Hub, slurm: TestSlurm) -> None:
     hub = clean_servers
     # a 1-minute walltime: the walltime warning (10 min before the end) is on at once
     short = hub.spawn("sftest-cy", {"profile": "custom", "cpus": "1", "memory": "1G", "walltime": "00:01:00"})
@@ -184,7 +176,7 @@ def test_ended_jobs_are_reported_with_reason_and_log_tail(clean_servers: Hub, sl
 
     # scancel from outside the hub
     job_id = hub.spawn("sftest-bob")["job_id"]
-    subprocess.run(["scancel", job_id], env=slurm.env, check=True)
+    slurm.cancel_sync([job_id], check=True)
     wait_until("the hub to report bob's server stopped", lambda: hub.server("sftest-bob") is None, timeout=30)
     last = hub.job("sftest-bob")[1]["last_end"]
     assert last["job_id"] == job_id and last["state"] == "CANCELLED" and not last["stopped_by_hub"]
@@ -199,7 +191,7 @@ def test_ended_jobs_are_reported_with_reason_and_log_tail(clean_servers: Hub, sl
     assert status == 200 and "TIMEOUT" in page
 
 
-def test_node_failure_is_reported_with_reason(clean_servers: Hub, slurm: SlurmClient, devcluster: DevCluster) -> None:
+def test_node_failure_is_reported_with_reason(clean_servers: Hub, slurm: TestSlurm, devcluster: DevCluster) -> None:
     """The node under a server dies (slurmd and every process on it): once Slurm declares the
     node down the hub reports the server stopped, with NODE_FAIL and the log tail."""
     hub = clean_servers
@@ -217,12 +209,8 @@ def test_node_failure_is_reported_with_reason(clean_servers: Hub, slurm: SlurmCl
         assert "notebook server job" in last["log_tail"]
     finally:
         devcluster.start_daemon(f"slurmd-{node}")
-        subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], env=slurm.env, capture_output=True)
-        wait_until(
-            f"{node} back in service",
-            lambda: subprocess.run(["sinfo", "-h", "-n", node, "-o", "%t"], env=slurm.env, capture_output=True, text=True).stdout.strip() in {"idle", "mix", "alloc"},
-            timeout=60,
-        )
+        slurm.resume_node_sync(node)
+        wait_until(f"{node} back in service", lambda: slurm.node_state_sync(node) in {"idle", "mix", "alloc"}, timeout=60)
 
 
 def test_hub_restart_keeps_running_servers(clean_servers: Hub) -> None:
@@ -238,7 +226,7 @@ def test_hub_restart_keeps_running_servers(clean_servers: Hub) -> None:
 
 
 def test_pending_information_cancel_and_constant_queue_load(
-    clean_servers: Hub, rocks: Callable[[], list[str]], slurm: SlurmClient
+    clean_servers: Hub, rocks: Callable[[], list[str]], slurm: TestSlurm
 ) -> None:
     hub = clean_servers
     rocks()

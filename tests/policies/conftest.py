@@ -14,7 +14,6 @@ import pytest
 from sandfill.dev.devcluster import DevCluster
 from sandfill.dev.testing import TestSlurm, booted_devcluster
 from sandfill.policies.live.state import read_live
-from sandfill.slurm import SlurmClient
 from sandfill.slurm.commands import Runner, wait_until
 
 DATA = Path(__file__).parent / "live" / "data"
@@ -41,15 +40,13 @@ def runner(conf: str) -> Runner:
 
 
 @pytest.fixture
-def client(conf: str) -> Iterator[SlurmClient]:
+def client(conf: str) -> Iterator[TestSlurm]:
     """A client whose jobs are cancelled (and gone from the nodes) after the test."""
     c = TestSlurm(conf)
     yield c
     left = list(c.squeue_sync())
     if left:
-        import subprocess
-
-        subprocess.run(["scancel", *left], env=c.env, check=False)
+        c.cancel_sync(left)
         wait_until("the test's jobs to leave the queue", lambda: not c.squeue_sync(), timeout=60)
 
 

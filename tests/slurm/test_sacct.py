@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sandfill.slurm.sacct import final_argv, parse_sacct_final
+from sandfill.slurm.sacct import final_argv, parse_ids, parse_sacct_final, user_ids_argv
 
 DATA = Path(__file__).parent / "data"
 
@@ -43,3 +43,14 @@ def test_starts() -> None:
     starts = parse_starts((DATA / "sacct_starts.txt").read_text())
     assert starts["1"][1] == "main" and starts["1"][0] == starts["2"][0]
     assert starts_argv(["2", "1"])[5] == "1,2"
+
+
+def test_user_ids_since_a_time() -> None:
+    assert user_ids_argv("sftest-ada") == ["sacct", "-X", "-n", "-P", "-u", "sftest-ada", "-S", "now-1days", "-o", "JobID"]
+    assert user_ids_argv("sftest-ada", "2026-11-21T09:00")[-3] == "2026-11-21T09:00"
+    for bad in ("ada,bob", "-a", ""):
+        with pytest.raises(ValueError, match="not a user name"):
+            user_ids_argv(bad)
+    # ended, running and pending allocations alike, in sacct's order
+    assert parse_ids((DATA / "sacct_user_ids.txt").read_text()) == ["1", "2", "3", "4"]
+    assert parse_ids("") == []

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandfill.slurm.scontrol import parse_ping, parse_reservations, ping_argv
+import pytest
+
+from sandfill.slurm.scontrol import parse_ping, parse_reservations, ping_argv, resume_node_argv
 from sandfill.units import parse_timestamp
 
 DATA = Path(__file__).parent / "data"
@@ -45,3 +47,10 @@ def test_show_partitions() -> None:
     assert (first["MaxTime"], first["DefaultTime"], first["QoS"]) == ("08:00:00", "04:00:00", "interactive")
     assert (first["PriorityTier"], first["PriorityJobFactor"], first["Nodes"]) == ("100", "1000", "node[1-4]")
     assert parts[-1]["Default"] == "YES"
+
+
+def test_resume_node_argv() -> None:
+    assert resume_node_argv("node3") == ["scontrol", "update", "nodename=node3", "state=resume"]
+    for bad in ("node[1-2]", "node1 state=down", "-x", ""):
+        with pytest.raises(ValueError, match="not a node name"):
+            resume_node_argv(bad)

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from sandfill.slurm.sinfo import (
+    node_state_argv,
     node_usable,
     nodes_argv,
     parse_cpus,
+    parse_node_state,
     parse_node_states,
     parse_partitions,
     parse_sinfo_nodes,
@@ -64,3 +66,13 @@ def test_node_cpus_once_per_node() -> None:
     assert parse_node_cpus((DATA / "sinfo_node_cpus.txt").read_text()) == {
         "node1": 8, "node2": 8, "node3": 8, "node4": 8}
     assert node_cpus_argv("burst")[3:5] == ["-p", "burst"]
+
+
+def test_one_node_state() -> None:
+    assert node_state_argv("node2") == ["sinfo", "-h", "-n", "node2", "-o", "%t"]
+    with pytest.raises(ValueError, match="not a node name"):
+        node_state_argv("node[1-4]")
+    # node1 is in three partitions: sinfo prints its state once
+    assert parse_node_state((DATA / "sinfo_node_state.txt").read_text()) == "alloc"
+    assert parse_node_state((DATA / "sinfo_node_state_drain.txt").read_text()) == "drain"
+    assert parse_node_state("") == ""  # a node sinfo does not know: no output

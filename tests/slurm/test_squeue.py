@@ -15,6 +15,7 @@ from sandfill.slurm.squeue import (
     parse_status,
     pending_argv,
     status_argv,
+    user_ids_argv,
 )
 from sandfill.units import format_duration, parse_slurm_time, parse_timestamp
 
@@ -97,3 +98,13 @@ def test_planned_starts_by_node() -> None:
     assert parse_planned_starts("N/A|(null)\n2026-12-01T10:00:00|\n2026-12-01T10:00:00|node1\n2026-12-01T09:00:00|node1\n") == {
         "node1": parse_timestamp("2026-12-01T09:00:00")
     }
+
+
+def test_user_ids_in_any_state() -> None:
+    assert user_ids_argv(["sftest-ada"], "all") == ["squeue", "-h", "-u", "sftest-ada", "-t", "all", "-o", "%i"]
+    assert user_ids_argv(["sftest-ada", "sftest-bob"]) == ["squeue", "-h", "-u", "sftest-ada,sftest-bob", "-o", "%i"]
+    for bad in (["ada,bob"], ["-t"], []):
+        with pytest.raises(ValueError):
+            user_ids_argv(bad)
+    # -t all: the cancelled job 1 is still listed (until MinJobAge), in squeue's order
+    assert parse_ids((DATA / "squeue_user_ids.txt").read_text()) == ["1", "4", "3", "2"]

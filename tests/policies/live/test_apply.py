@@ -9,10 +9,9 @@ import pytest
 import yaml
 
 from sandfill.cli import main
-from sandfill.dev.testing import sleep_script
+from sandfill.dev.testing import TestSlurm, sleep_script
 from sandfill.policies.document.compare import effective_mapping
 from sandfill.policies.document.load import load_policy
-from sandfill.slurm import SlurmClient
 from sandfill.slurm.commands import Runner, wait_until
 
 pytestmark = pytest.mark.slurm
@@ -56,7 +55,7 @@ def test_diff_lists_changes_key_by_key(conf: str, capsys) -> None:
 
 
 def test_short_job_jumps_the_batch_queue_and_the_cap_holds(
-    conf: str, client: SlurmClient, capsys
+    conf: str, client: TestSlurm, capsys
 ) -> None:
     _apply(conf, SHORT, capsys)
     rock = client.submit_sync(sleep_script(300), ["-p", "batch", "-n", "32", "-t", "10"])
@@ -77,10 +76,8 @@ def test_short_job_jumps_the_batch_queue_and_the_cap_holds(
     assert st.pending
 
 
-def client_cancel(client: SlurmClient, job: str) -> None:
-    import subprocess
-
-    subprocess.run(["scancel", job], env=client.env, check=True)
+def client_cancel(client: TestSlurm, job: str) -> None:
+    client.cancel_sync([job], check=True)
 
 
 BAD_CASES = {
