@@ -116,3 +116,11 @@ def booted_devcluster(prefix: str, **up: Any) -> Iterator[Any]:
     finally:
         cluster.down(log=lambda *_: None)
         shutil.rmtree(root, ignore_errors=True)
+
+
+QUEUE_RPCS = ("REQUEST_JOB_INFO", "REQUEST_JOB_INFO_SINGLE", "REQUEST_JOB_USER_INFO")
+
+
+def queue_rpcs(counts: dict[str, int]) -> int:
+    """How many of ``counts`` (from ``sdiag``) are queue queries: one squeue is one of these."""
+    return sum(counts.get(k, 0) for k in QUEUE_RPCS)

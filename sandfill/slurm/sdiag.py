@@ -27,11 +27,3 @@ def parse_sdiag_rpcs(text: str) -> dict[str, int]:
             if m:
                 counts[m.group("name")] = int(m.group("count"))
     return counts
-
-
-QUEUE_RPCS = ("REQUEST_JOB_INFO", "REQUEST_JOB_INFO_SINGLE", "REQUEST_JOB_USER_INFO")
-
-
-def queue_rpcs(counts: dict[str, int]) -> int:
-    """How many of ``counts`` are queue queries (one squeue = one of these)."""
-    return sum(counts.get(k, 0) for k in QUEUE_RPCS)

@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 from sandfill.dev.devcluster import DevCluster
-from sandfill.dev.testing import TestSlurm, sleep_script
+from sandfill.dev.testing import TestSlurm, queue_rpcs, sleep_script
 from sandfill.slurm import QueuePoller
 from sandfill.slurm.commands import wait_until
-from sandfill.slurm.sdiag import queue_rpcs
 
 
 def main() -> None:

@@ -24,9 +24,8 @@ from typing import Any
 from sandfill.dev.accounts import create_accounts, remove_accounts
 from sandfill.dev.devcluster import DevCluster
 from sandfill.dev.hubprocess import HubProcess, user_token
-from sandfill.dev.testing import TestSlurm, sleep_script
+from sandfill.dev.testing import TestSlurm, queue_rpcs, sleep_script
 from sandfill.slurm.commands import WaitTimeout, wait_until
-from sandfill.slurm.sdiag import queue_rpcs
 
 USERS = [f"sfbench-{i:02d}" for i in range(1, 11)]
 QUICK = os.environ.get("SANDFILL_BENCH_QUICK") == "1"

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from sandfill.dev.devcluster import DevCluster
-from sandfill.dev.testing import TestSlurm
+from sandfill.dev.testing import TestSlurm, queue_rpcs
 from sandfill.slurm.commands import wait_until
-from sandfill.slurm.sdiag import queue_rpcs
 
 pytestmark = pytest.mark.slurm
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from sandfill.dev.devcluster import DevCluster
-from sandfill.dev.testing import TestSlurm, booted_devcluster, sleep_script
+from sandfill.dev.testing import TestSlurm, booted_devcluster, queue_rpcs, sleep_script
 from sandfill.slurm import GONE, UNKNOWN, JobStatus, QueuePoller, SlurmClient
 from sandfill.slurm.commands import SlurmCommandError
-from sandfill.slurm.sdiag import queue_rpcs
 
 TEST_POLICY = Path(__file__).resolve().parents[1] / "data" / "devcluster-policy.yaml"
 

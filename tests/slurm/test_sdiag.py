@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandfill.slurm.sdiag import parse_sdiag_rpcs, queue_rpcs
+from sandfill.dev.testing import queue_rpcs
+from sandfill.slurm.sdiag import parse_sdiag_rpcs
 
 DATA = Path(__file__).parent / "data"
 
