@@ -48,9 +48,13 @@ def test_login_pending_page_lab_cell_and_stop(browser_login: Callable[[Any, str]
 
             # the pending page: job id, reason, position and estimated start, updated live
             page.wait_for_selector("#progress-message .sandfill-reason", timeout=60_000)
+            # Slurm gives the reason and the estimate once the scheduler has looked at the job
+            # (just after submission squeue can show a start estimate with reason None)
             page.wait_for_function(
                 "() => { const s = document.querySelector('#progress-message .sandfill-start');"
-                " return s && !s.textContent.includes('not yet'); }",
+                " const r = document.querySelector('#progress-message .sandfill-reason');"
+                " return s && !s.textContent.includes('not yet')"
+                " && r && ['Resources', 'Priority'].includes(r.textContent); }",
                 timeout=60_000,
             )
             message = page.inner_text("#progress-message")
