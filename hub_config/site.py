@@ -33,9 +33,9 @@ from sandfill.schema import (
     Strict,
     validate,
 )
+from sandfill.slurm.states import USER_NAME
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 
 
 class SiteError(SchemaError):
@@ -73,7 +73,7 @@ def _port(value: Any) -> Any:
 
 Text = Annotated[str, BeforeValidator(_text)]
 Name = Annotated[str, _pattern(_NAME, "a valid name (letters, digits, '_', '.', '-')")]
-UserName = Annotated[str, _pattern(_USER, "a valid user name")]
+UserName = Annotated[str, _pattern(USER_NAME, "a valid user name")]
 Count = Annotated[int, BeforeValidator(_whole), Field(ge=1)]
 Port = Annotated[int, BeforeValidator(_port)]
 Walltime = Annotated[DurationSeconds, Field(gt=0)]

@@ -44,9 +44,9 @@ from sandfill.hub.joblog import read_log_tail
 from sandfill.hub.script import build_context, render_script
 from sandfill.hub.settings import SpawnerSettings
 from sandfill.slurm import UNKNOWN, JobStatus, QueuePoller, SlurmClient, SlurmCommandError
+from sandfill.slurm.states import is_user_name
 from sandfill.slurm.view import SchedulerView, shared_view
 
-_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 _HOST = re.compile(r"[A-Za-z0-9_.:-]+")
 _HOME = re.compile(r"/[A-Za-z0-9_./-]+")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -113,7 +113,7 @@ class BackfillSlurmSpawner(SpawnerSettings, SlurmSpawner):
 
     def _username(self) -> str:
         name = self.user.name
-        if not _USER.fullmatch(name):
+        if not is_user_name(name):
             raise SpawnFailed(f"user name {name!r} cannot be used as a Slurm user")
         return name
 

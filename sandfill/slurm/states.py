@@ -108,12 +108,13 @@ def check_node_name(node: str) -> str:
     return node
 
 
-_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+# a plain Unix user name (what useradd accepts by default): the one rule for user names
+USER_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 
 
 def is_user_name(user: str) -> bool:
     """Whether ``user`` is a plain Unix user name (safe to pass to a Slurm command)."""
-    return _USER.fullmatch(user) is not None
+    return isinstance(user, str) and USER_NAME.fullmatch(user) is not None
 
 
 def check_users(users: Iterable[str]) -> list[str]:
