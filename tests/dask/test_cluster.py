@@ -220,7 +220,12 @@ def test_adapt_holds_minimum_and_multi_process_jobs_retire_gracefully(dask_cfg: 
     ) as cluster, Client(cluster) as client:
         cluster.adapt(minimum=2, maximum=4)
         client.wait_for_workers(2, timeout=90)
-        first = {j.job_id for j in cluster.jobs if j.state == "running"}
+        # the workers can connect before the cluster's next look at the queue says RUNNING
+        first = wait_until(
+            "the worker job to be seen running",
+            lambda: {j.job_id for j in cluster.jobs if j.state == "running"},
+            timeout=30,
+        )
         assert len(first) == 1  # one job hosts both worker processes
         names = next(j.workers for j in cluster.jobs if j.state == "running")
         assert len(names) == 2 and all(n.endswith(("-0", "-1")) for n in names)
