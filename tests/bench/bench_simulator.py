@@ -19,13 +19,15 @@ import resource
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 from sandfill.policies.document.load import policy_from_mapping
-from sandfill.policies.sim.availability import Profile
+from sandfill.policies.sim.availability import Availability
 from sandfill.policies.sim.simulator import SimConfig, simulate
 from sandfill.policies.sim.trace import read_swf
 
-ATLAS = "/work/shared/traces/LLNL-Atlas-2006-2.1-cln.swf.gz"
+# the Parallel Workloads Archive traces beside the checkout (../shared/traces)
+ATLAS = Path(__file__).resolve().parents[3] / "shared" / "traces" / "LLNL-Atlas-2006-2.1-cln.swf.gz"
 POLICY = {
     "name": "atlas-single",
     "tiers": {"batch": {"max_walltime": "10-00:00:00"}},
@@ -60,7 +62,7 @@ def naive_conservative(jobs, nodes: int, cpn: int, max_age: int, w_age: int, w_s
             return -(w_age * age + w_size * units[i] / nodes)
 
         pending.sort(key=lambda i: (prio(i), jobs[i].submit, i))
-        prof = Profile(t, nodes, free, [(e, units[r]) for r, e in running.items()])
+        prof = Availability(t, nodes, free, [(e, units[r]) for r, e in running.items()])
         still = []
         for i in pending:
             s = prof.earliest_fit(units[i], limit[i], t + 864000)

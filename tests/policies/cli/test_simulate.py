@@ -5,10 +5,8 @@ from __future__ import annotations
 from sandfill.cli import main
 from sandfill.policies.document.load import default_policy_path
 
-ATLAS = "/work/shared/traces/LLNL-Atlas-2006-2.1-cln.swf.gz"
 
-
-def test_simulate_trace_vs_and_report(tmp_path, capsys) -> None:
+def test_simulate_trace_vs_and_report(tmp_path, capsys, traces_dir) -> None:
     single = tmp_path / "single.yaml"
     single.write_text(
         "name: single\ntiers: {batch: {max_walltime: 10-00:00:00}}\nroles: {default: batch}\n"
@@ -21,7 +19,7 @@ def test_simulate_trace_vs_and_report(tmp_path, capsys) -> None:
         "priority: {type: multifactor, weights: {age: 1000}}\n"
     )
     report = tmp_path / "r.html"
-    rc = main(["policy", "simulate", str(single), "--vs", str(short), "--trace", ATLAS,
+    rc = main(["policy", "simulate", str(single), "--vs", str(short), "--trace", str(traces_dir / "LLNL-Atlas-2006-2.1-cln.swf.gz"),
                "--limit", "1500", "--load", "2", "--report", str(report), "--backfill", "easy"])
     assert rc == 0
     out = capsys.readouterr().out
