@@ -280,7 +280,7 @@ def _warm_up(runner: Runner, plan: ReplayPlan, progress: Callable[[str], None],
     ended and the backfill passes they caused are over (the thread runs at most one
     ``bf_interval`` after a change), so ``t0`` meets a settled controller."""
     partition = plan.jobs[0].partition
-    nodes = sinfo.parse_node_cpus(runner.check(sinfo.node_cpus_argv(partition)))
+    nodes = sinfo.node_cpus(sinfo.parse_sinfo_nodes(runner.check(sinfo.nodes_argv(partition))))
     ids = [_submit(runner, ["--job-name=sf-replay-probe", f"--partition={partition}",
                             f"--nodelist={node}", "--ntasks=1", "--time=1"], "true")
            for node in dict.fromkeys(nodes)]

@@ -55,7 +55,7 @@ def read_policy(runner: Runner, fragment: Path | None) -> LivePolicy:
 
 def cluster_shape(runner: Runner) -> tuple[ClusterShape, str]:
     """Nodes x (smallest) CPUs per node, and the node list, from ``sinfo``."""
-    cpus = sinfo.parse_node_cpus(runner.check(sinfo.node_cpus_argv()))
+    cpus = sinfo.node_cpus(sinfo.parse_sinfo_nodes(runner.check(sinfo.nodes_argv())))
     if not cpus:
         raise FragmentError("sinfo lists no nodes: is slurmctld running?")
     nodelist = runner.check(scontrol.hostlist_argv(sorted(cpus))).strip()

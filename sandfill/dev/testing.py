@@ -44,7 +44,7 @@ class TestSlurm(SlurmClient):
     def user_job_ids_sync(self, users: Iterable[str], states: str | None = None, *, check: bool = True) -> list[str]:
         """The ids of ``users``' jobs in ``states`` (``"all"``, ``"PD"``; default: the jobs
         not yet ended). Without ``check``, a failing ``squeue`` answers no jobs."""
-        return squeue.parse_ids(self._run(squeue.user_ids_argv(users, states), check).stdout)
+        return squeue.parse_ids(self._run(squeue.ids_argv(states, users), check).stdout)
 
     def sacct_user_ids_sync(self, user: str, since: str = "now-1days") -> list[str]:
         """The ids of ``user``'s jobs in the accounting since ``since`` (``-S``), ended
@@ -59,7 +59,9 @@ class TestSlurm(SlurmClient):
     def node_state_sync(self, node: str) -> str:
         """``node``'s short state (``idle``, ``mix``, ``down*``, …); "" when sinfo fails or
         does not know the node."""
-        return sinfo.parse_node_state(self.runner.run(sinfo.node_state_argv(node)).stdout)
+        res = self.runner.run(sinfo.nodes_argv(node=node))
+        rows = sinfo.parse_sinfo_nodes(res.stdout) if res.returncode == 0 else []
+        return rows[0]["state"] if rows else ""
 
     def sdiag_rpcs_sync(self) -> dict[str, int]:
         """The controller's RPC counters (``sdiag``) by message type."""

@@ -43,10 +43,15 @@ class SinfoNode(TypedDict):
     time_limit: int | None  # the partition's MaxTime in seconds (None: unlimited or not asked)
 
 
-def nodes_argv(partition: str | None = None) -> list[str]:
-    """Every node (of ``partition``), one line per node and partition, in :data:`NODES_FORMAT`."""
+def nodes_argv(partition: str | None = None, node: str | None = None) -> list[str]:
+    """Every node (of ``partition``; or only ``node``), one line per node and partition, in
+    :data:`NODES_FORMAT`; ValueError when ``node`` is not one plain node name."""
     argv = ["sinfo", "-h", "-N", "-o", NODES_FORMAT]
-    return [*argv, "-p", partition] if partition else argv
+    if partition:
+        argv += ["-p", partition]
+    if node is not None:
+        argv += ["-n", check_node_name(node)]
+    return argv
 
 
 def node_usable(state: str) -> bool:
@@ -81,32 +86,15 @@ def parse_sinfo_nodes(stdout: str) -> list[SinfoNode]:
     return rows
 
 
-def node_states_argv(partition: str | None = None) -> list[str]:
-    """Each node's state (of ``partition``, or all: a node in several partitions is then
-    listed once per partition)."""
-    return ["sinfo", "-h", "-N", *(["-p", partition] if partition else []), "-o", "%N %t"]
+def node_states(rows: list[SinfoNode]) -> dict[str, str]:
+    """Node name → short state (``idle``, ``mix``, ``down*``, …) of :func:`parse_sinfo_nodes` rows."""
+    return {r["node"]: r["state"] for r in rows}
 
 
-def parse_node_states(stdout: str) -> dict[str, str]:
-    """:func:`node_states_argv` output → node name → short state (``idle``, ``mix``, …)."""
-    out: dict[str, str] = {}
-    for line in stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 2:
-            out[parts[0]] = parts[1]
-    return out
-
-
-def node_state_argv(node: str) -> list[str]:
-    """The state (``%t``) of node ``node``, once (sinfo merges its partitions' lines)."""
-    return ["sinfo", "-h", "-n", check_node_name(node), "-o", "%t"]
-
-
-def parse_node_state(stdout: str) -> str:
-    """:func:`node_state_argv` output → the short state (``idle``, ``down*``, …); "" when
-    sinfo printed nothing (an unknown node)."""
-    words = stdout.split()
-    return words[0] if words else ""
+def node_cpus(rows: list[SinfoNode]) -> dict[str, int]:
+    """Node name → CPUs of :func:`parse_sinfo_nodes` rows, in sinfo's order (a node listed
+    once per partition appears once)."""
+    return {r["node"]: r["total"] for r in rows}
 
 
 @dataclass(frozen=True)
@@ -159,20 +147,4 @@ def parse_partitions(stdout: str) -> dict[str, PartitionInfo]:
             cpus_total=t,
             memory_mb=_leading_int(mem),
         )
-    return out
-
-
-def node_cpus_argv(partition: str | None = None) -> list[str]:
-    """Every node (of ``partition``), one line each: name and CPU count (``%N %c``)."""
-    return ["sinfo", "-h", "-N", *(["-p", partition] if partition else []), "-o", "%N %c"]
-
-
-def parse_node_cpus(stdout: str) -> dict[str, int]:
-    """:func:`node_cpus_argv` output → node name → CPUs, in sinfo's order (a node listed
-    once per partition appears once)."""
-    out: dict[str, int] = {}
-    for line in stdout.splitlines():
-        f = line.split()
-        if len(f) >= 2 and f[1].isdigit():
-            out[f[0]] = int(f[1])
     return out

@@ -109,21 +109,21 @@ def parse_pending_positions(stdout: str) -> dict[str, tuple[int, int]]:
     return out
 
 
-def ids_argv(states: str | None = None) -> list[str]:
-    """The ids of all jobs (or those in ``states``, e.g. ``"R,CG,S"``), one per line."""
-    return ["squeue", "-h", *(["-t", states] if states else []), "-o", "%A"]
+def ids_argv(states: str | None = None, users: Iterable[str] | None = None) -> list[str]:
+    """The ids of all jobs (or ``users``' jobs) in ``states`` (``"all"``, ``"PD"``,
+    ``"R,CG,S"``; default: squeue's, the jobs not yet ended), one per line
+    (:func:`parse_ids`); ValueError for a name that is not a plain user name."""
+    argv = ["squeue", "-h"]
+    if users is not None:
+        argv += ["-u", ",".join(check_users(users))]
+    if states:
+        argv += ["-t", states]
+    return [*argv, "-o", "%A"]
 
 
 def parse_ids(stdout: str) -> list[str]:
     """:func:`ids_argv` output → job ids."""
     return stdout.split()
-
-
-def user_ids_argv(users: Iterable[str], states: str | None = None) -> list[str]:
-    """The ids of ``users``' jobs (those in ``states``, e.g. ``"all"`` or ``"PD"``; default:
-    squeue's, the jobs not yet ended), one per line (:func:`parse_ids`); ValueError for a
-    name that is not a plain user name."""
-    return ["squeue", "-h", "-u", ",".join(check_users(users)), *(["-t", states] if states else []), "-o", "%i"]
 
 
 #: pending jobs' planned starts (``squeue --start``'s estimate) and planned nodes

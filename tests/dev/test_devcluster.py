@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slurm
 
 
 def _sinfo(c: DevCluster) -> dict[str, str]:
-    return sinfo.parse_node_states(c.runner().check(sinfo.node_states_argv("batch")))
+    return sinfo.node_states(sinfo.parse_sinfo_nodes(c.runner().check(sinfo.nodes_argv("batch"))))
 
 
 def test_up_lists_idle_nodes(devcluster: DevCluster) -> None:

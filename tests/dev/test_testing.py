@@ -9,6 +9,7 @@ import pytest
 
 from sandfill.dev.testing import TestSlurm
 from sandfill.slurm.commands import Result, Runner, SlurmCommandError
+from sandfill.slurm.sinfo import nodes_argv
 
 
 class Recording(Runner):
@@ -44,7 +45,7 @@ def test_cancel_by_ids_and_by_user() -> None:
 def test_user_job_ids() -> None:
     c, rec = client("5\n7\n")
     assert c.user_job_ids_sync(["sftest-ada"], "all") == ["5", "7"]
-    assert rec.calls == [["squeue", "-h", "-u", "sftest-ada", "-t", "all", "-o", "%i"]]
+    assert rec.calls == [["squeue", "-h", "-u", "sftest-ada", "-t", "all", "-o", "%A"]]
     failing, _ = client(returncode=1)
     assert failing.user_job_ids_sync(["sftest-ada"], check=False) == []
     with pytest.raises(SlurmCommandError):
@@ -60,9 +61,9 @@ def test_sacct_user_ids() -> None:
 
 
 def test_node_state_and_resume() -> None:
-    c, rec = client("drain\n")
+    c, rec = client("node2|burst|drain|0/0/8/8|16000|15000|1:00:00\nnode2|batch*|drain|0/0/8/8|16000|15000|2-00:00:00\n")
     assert c.node_state_sync("node2") == "drain"
     assert c.resume_node_sync("node2") is True
-    assert rec.calls == [["sinfo", "-h", "-n", "node2", "-o", "%t"], ["scontrol", "update", "nodename=node2", "state=resume"]]
+    assert rec.calls == [nodes_argv(node="node2"), ["scontrol", "update", "nodename=node2", "state=resume"]]
     failing, _ = client(returncode=1)
     assert failing.node_state_sync("node2") == "" and failing.resume_node_sync("node2") is False

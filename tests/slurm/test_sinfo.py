@@ -7,12 +7,11 @@ from pathlib import Path
 import pytest
 
 from sandfill.slurm.sinfo import (
-    node_state_argv,
+    node_cpus,
+    node_states,
     node_usable,
     nodes_argv,
     parse_cpus,
-    parse_node_state,
-    parse_node_states,
     parse_partitions,
     parse_sinfo_nodes,
 )
@@ -43,9 +42,12 @@ def test_partitions() -> None:
     assert parse_partitions("batch|up|1:00:00|8|4|x/y|16000\n") == {}
 
 
-def test_node_states() -> None:
-    states = parse_node_states((DATA / "sinfo_node_states.txt").read_text())
-    assert states == {"node1": "mix", "node2": "idle", "node3": "idle", "node4": "idle"}
+def test_node_states_and_cpus_once_per_node() -> None:
+    """A node in three partitions is listed three times; the per-node views name it once."""
+    rows = parse_sinfo_nodes((DATA / "sinfo_nodes.txt").read_text())
+    assert len(rows) > 4
+    assert node_states(rows) == {"node1": "mix", "node2": "plnd", "node3": "plnd", "node4": "plnd"}
+    assert node_cpus(rows) == {"node1": 8, "node2": 8, "node3": 8, "node4": 8}
 
 
 def test_nodes_with_free_memory_and_partition_limit() -> None:
@@ -60,19 +62,10 @@ def test_nodes_with_free_memory_and_partition_limit() -> None:
     assert not node_usable("drain") and not node_usable("down*")
 
 
-def test_node_cpus_once_per_node() -> None:
-    from sandfill.slurm.sinfo import node_cpus_argv, parse_node_cpus
-
-    assert parse_node_cpus((DATA / "sinfo_node_cpus.txt").read_text()) == {
-        "node1": 8, "node2": 8, "node3": 8, "node4": 8}
-    assert node_cpus_argv("burst")[3:5] == ["-p", "burst"]
-
-
-def test_one_node_state() -> None:
-    assert node_state_argv("node2") == ["sinfo", "-h", "-n", "node2", "-o", "%t"]
-    with pytest.raises(ValueError, match="not a node name"):
-        node_state_argv("node[1-4]")
-    # node1 is in three partitions: sinfo prints its state once
-    assert parse_node_state((DATA / "sinfo_node_state.txt").read_text()) == "alloc"
-    assert parse_node_state((DATA / "sinfo_node_state_drain.txt").read_text()) == "drain"
-    assert parse_node_state("") == ""  # a node sinfo does not know: no output
+def test_one_node() -> None:
+    assert nodes_argv(node="node2")[-2:] == ["-n", "node2"]
+    for bad in ("node[1-4]", "-t", "node1,node2"):
+        with pytest.raises(ValueError, match="not a node name"):
+            nodes_argv(node=bad)
+    rows = parse_sinfo_nodes((DATA / "sinfo_nodes_burst.txt").read_text())
+    assert node_states([r for r in rows if r["node"] == "node1"]) == {"node1": "mix"}

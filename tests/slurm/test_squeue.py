@@ -8,6 +8,7 @@ import pytest
 
 from sandfill.slurm.commands import Result, SlurmCommandError
 from sandfill.slurm.squeue import (
+    ids_argv,
     parse_ids,
     parse_pending_positions,
     parse_planned_starts,
@@ -15,7 +16,6 @@ from sandfill.slurm.squeue import (
     parse_status,
     pending_argv,
     status_argv,
-    user_ids_argv,
 )
 from sandfill.units import format_duration, parse_slurm_time, parse_timestamp
 
@@ -101,10 +101,11 @@ def test_planned_starts_by_node() -> None:
 
 
 def test_user_ids_in_any_state() -> None:
-    assert user_ids_argv(["sftest-ada"], "all") == ["squeue", "-h", "-u", "sftest-ada", "-t", "all", "-o", "%i"]
-    assert user_ids_argv(["sftest-ada", "sftest-bob"]) == ["squeue", "-h", "-u", "sftest-ada,sftest-bob", "-o", "%i"]
+    assert ids_argv("all", ["sftest-ada"]) == ["squeue", "-h", "-u", "sftest-ada", "-t", "all", "-o", "%A"]
+    assert ids_argv(users=["sftest-ada", "sftest-bob"]) == ["squeue", "-h", "-u", "sftest-ada,sftest-bob", "-o", "%A"]
+    assert ids_argv("R,CG,S") == ["squeue", "-h", "-t", "R,CG,S", "-o", "%A"]
     for bad in (["ada,bob"], ["-t"], []):
         with pytest.raises(ValueError):
-            user_ids_argv(bad)
+            ids_argv(users=bad)
     # -t all: the cancelled job 1 is still listed (until MinJobAge), in squeue's order
     assert parse_ids((DATA / "squeue_user_ids.txt").read_text()) == ["1", "4", "3", "2"]

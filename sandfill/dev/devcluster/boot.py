@@ -44,10 +44,10 @@ def ctld_up(runner: Runner) -> bool:
 
 
 def nodes_ready(runner: Runner, names: Sequence[str]) -> bool:
-    res = runner.run(sinfo.node_states_argv())
+    res = runner.run(sinfo.nodes_argv())
     if res.returncode != 0:
         return False
-    states = sinfo.parse_node_states(res.stdout)
+    states = sinfo.node_states(sinfo.parse_sinfo_nodes(res.stdout))
     return all(states.get(n) in READY_STATES for n in names)
 
 
