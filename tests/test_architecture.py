@@ -220,13 +220,19 @@ SLURM_COMMANDS = {"squeue", "sinfo", "sacct", "sacctmgr", "scontrol", "sbatch", 
 
 
 def slurm_argv_strings(source: str) -> list[int]:
-    """Lines where a Slurm command name stands as a string constant on its own (an argv
-    element), not inside prose."""
-    return sorted(
-        node.lineno
-        for node in ast.walk(ast.parse(source))
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in SLURM_COMMANDS
-    )
+    """Lines where a Slurm command name stands in an argv: an element of a list or tuple
+    (``[*prefix, "sbatch", …]`` too), or the first argument of a call
+    (``create_subprocess_exec("squeue", …)``). A label such as ``step = "sacctmgr"`` or
+    prose is not an argv."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        items: list[ast.expr] = []
+        if isinstance(node, ast.List | ast.Tuple):
+            items = list(node.elts)
+        elif isinstance(node, ast.Call) and node.args:
+            items = [node.args[0]]
+        lines += [i.lineno for i in items if isinstance(i, ast.Constant) and i.value in SLURM_COMMANDS]
+    return sorted(lines)
 
 
 def test_only_the_slurm_layer_builds_slurm_argv(tree: tuple[dict[str, str], set[str]]) -> None:
@@ -237,7 +243,8 @@ def test_only_the_slurm_layer_builds_slurm_argv(tree: tuple[dict[str, str], set[
 
 
 def test_the_argv_check_sees_a_slurm_command() -> None:
-    assert slurm_argv_strings('run(["squeue", "-h"])\nx = "squeue is a command"\n') == [1]
+    assert slurm_argv_strings('run(["squeue", "-h"])\nx = "squeue is a command"\nstep = "sacctmgr"\n') == [1]
+    assert slurm_argv_strings('exec_("sbatch", "--parsable")\nargv = ("scancel", job)\n[*prefix, "sinfo"]\n') == [1, 2, 3]
 
 
 MAX_CLASS_LINES = 349

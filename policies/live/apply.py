@@ -92,7 +92,7 @@ class Applier:
         restart = [c for c in changes if c.needs_restart]
         created: list[str] = []
         touched: list[str] = []
-        step = sacctmgr.COMMAND
+        step = "sacctmgr"
         try:
             if accounting:
                 self._qos(policy, before.state, created, touched)
@@ -139,7 +139,7 @@ class Applier:
                 argv = sacctmgr.add_qos_argv(name)
                 res = self.runner(argv)
                 text = res.output
-                if res.returncode != 0 and "Nothing new added" not in text:
+                if res.returncode != 0 and not sacctmgr.is_no_change(text):
                     raise _StepError(f"`{' '.join(argv)}` failed: {text or res.returncode}")
                 created.append(name)
                 self.log(" ".join(argv))

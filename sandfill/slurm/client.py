@@ -16,7 +16,7 @@ from sandfill.slurm.sacctmgr import Association
 from sandfill.slurm.sbatch import TestOnlyAnswer
 from sandfill.slurm.scontrol import Reservation
 from sandfill.slurm.sinfo import PartitionInfo, SinfoNode
-from sandfill.slurm.states import JobStatus, check_job_id
+from sandfill.slurm.states import JobStatus, check_job_id, is_user_name
 
 __all__ = ["SlurmClient", "check_job_id"]
 
@@ -104,6 +104,6 @@ class SlurmClient:
 
     async def associations(self, user: str) -> list[Association]:
         """``user``'s associations (none for a name that is not a plain user name)."""
-        if not sacctmgr.is_user_name(user):
+        if not is_user_name(user):
             return []
         return sacctmgr.parse_associations(await self.runner.acheck(sacctmgr.associations_argv(user)))

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sandfill.slurm.states import is_user_name
+from sandfill.slurm.states import check_users
 
-COMMAND = "sacctmgr"
 QOS_FORMAT = "Name,Priority,MaxJobsPU,MaxTRESPU,Preempt,PreemptMode"
 
 
@@ -25,9 +24,7 @@ class QosRow:
     def settings(self) -> list[str]:
         """sacctmgr ``set`` arguments that restore this row (``-1`` clears a limit)."""
         return [
-            f"Priority={self.priority}",
-            f"MaxJobsPerUser={_limit(self.max_jobs_per_user)}",
-            f"MaxTRESPerUser=cpu={_limit(self.max_cpus_per_user)}",
+            *qos_limit_settings(self.priority, self.max_jobs_per_user, self.max_cpus_per_user),
             "Preempt=" + ",".join(self.preempt),
             f"PreemptMode={(self.preempt_mode or 'cluster').capitalize()}",
         ]
@@ -49,21 +46,21 @@ def qos_limit_settings(priority: int, max_jobs_per_user: int | None,
 
 def show_qos_argv() -> list[str]:
     """Every QOS, ``|``-separated in :data:`QOS_FORMAT`, without a header (:func:`parse_qos`)."""
-    return [COMMAND, "-n", "-P", "show", "qos", f"format={QOS_FORMAT}"]
+    return ["sacctmgr", "-n", "-P", "show", "qos", f"format={QOS_FORMAT}"]
 
 
 def add_qos_argv(name: str) -> list[str]:
     """Create QOS ``name`` ("Nothing new added" when it exists)."""
-    return [COMMAND, "-i", "add", "qos", name]
+    return ["sacctmgr", "-i", "add", "qos", name]
 
 
 def modify_qos_argv(name: str, settings: Sequence[str]) -> list[str]:
     """Set ``settings`` (``Key=value`` strings) on QOS ``name``."""
-    return [COMMAND, "-i", "modify", "qos", "where", f"name={name}", "set", *settings]
+    return ["sacctmgr", "-i", "modify", "qos", "where", f"name={name}", "set", *settings]
 
 
 def delete_qos_argv(name: str) -> list[str]:
-    return [COMMAND, "-i", "delete", "qos", name]
+    return ["sacctmgr", "-i", "delete", "qos", name]
 
 
 def parse_qos(text: str) -> dict[str, QosRow]:
@@ -105,9 +102,8 @@ class Association:
 def associations_argv(user: str) -> list[str]:
     """The associations of ``user`` (account, partition, QOS list); ValueError for a
     ``user`` that is not a plain user name."""
-    if not is_user_name(user):
-        raise ValueError(f"not a user name: {user!r}")
-    return [COMMAND, "-n", "-P", "show", "assoc", f"user={user}", "format=Account,Partition,QOS"]
+    (name,) = check_users([user])
+    return ["sacctmgr", "-n", "-P", "show", "assoc", f"user={name}", "format=Account,Partition,QOS"]
 
 
 def parse_associations(stdout: str) -> list[Association]:
@@ -127,12 +123,12 @@ _NO_CHANGE = ("Nothing new added", "already exists", "Nothing modified")
 
 def show_clusters_argv() -> list[str]:
     """The clusters slurmdbd knows (answers once slurmdbd is up)."""
-    return [COMMAND, "-n", "show", "cluster"]
+    return ["sacctmgr", "-n", "show", "cluster"]
 
 
 def immediate_argv(args: Sequence[str]) -> list[str]:
     """``sacctmgr -i`` (no confirmation prompt) with ``args``, e.g. ``add user …``."""
-    return [COMMAND, "-i", *args]
+    return ["sacctmgr", "-i", *args]
 
 
 def is_no_change(text: str) -> bool:

@@ -10,10 +10,10 @@ import pytest
 from sandfill.slurm.sacctmgr import (
     associations_argv,
     is_no_change,
-    is_user_name,
     parse_associations,
     parse_qos,
 )
+from sandfill.slurm.states import is_user_name
 
 DATA = Path(__file__).parent / "data"
 
