@@ -15,7 +15,7 @@ from traitlets import TraitError, TraitType
 
 from sandfill import units
 from sandfill.hub.site import Profile, SiteError
-from sandfill.schema import SLURM_NAME, validate
+from sandfill.schema import check_slurm_name, validate
 
 
 class Walltime(TraitType[units.Duration, Any]):
@@ -54,10 +54,10 @@ class SlurmNames(TraitType[list[str], Any]):
     def validate(self, obj: Any, value: Any) -> list[str]:
         if not isinstance(value, list | tuple) or not value:
             raise TraitError(f"{self.name}: {value!r} is not a non-empty list of names")
-        for item in value:
-            if not isinstance(item, str) or not SLURM_NAME.fullmatch(item):
-                raise TraitError(f"{self.name}: {item!r} is not a Slurm name (letters, digits, '_' and '-', at most 64)")
-        return list(value)
+        try:
+            return [check_slurm_name(item) for item in value]
+        except ValueError as exc:
+            raise TraitError(f"{self.name}: {exc}") from None
 
 
 class Profiles(TraitType[list[Profile], Any]):

@@ -40,7 +40,8 @@ def _memory(value: Any) -> int:
     return units.parse_memory(value)
 
 
-def _slurm_name(value: Any) -> str:
+def check_slurm_name(value: Any) -> str:
+    """``value`` when it is a Slurm name (:data:`SLURM_NAME`), else ValueError naming it."""
     if not isinstance(value, str) or not SLURM_NAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a Slurm name (letters, digits, '_' and '-', at most 64)"
@@ -52,7 +53,7 @@ DurationSeconds = Annotated[int, BeforeValidator(_duration)]
 """A duration in whole seconds, written as :mod:`sandfill.units` reads durations."""
 MemoryMiB = Annotated[int, BeforeValidator(_memory)]
 """An amount of memory in MiB, written as :mod:`sandfill.units` reads memory."""
-SlurmName = Annotated[str, BeforeValidator(_slurm_name)]
+SlurmName = Annotated[str, BeforeValidator(check_slurm_name)]
 """A name that may reach slurm.conf, sacctmgr or ``#SBATCH`` (full match of :data:`SLURM_NAME`)."""
 
 

@@ -58,8 +58,8 @@ def scheduler_params(value: str) -> dict[str, str]:
     return out
 
 
-def parse_partition_line(line: str) -> dict[str, str]:
-    """One ``scontrol show partition -o`` line: space-separated ``Key=value`` tokens."""
+def parse_key_values(line: str) -> dict[str, str]:
+    """One ``scontrol show … -o`` line (a partition, a reservation): ``Key=value`` tokens."""
     out: dict[str, str] = {}
     for tok in line.split():
         key, sep, value = tok.partition("=")
@@ -70,7 +70,7 @@ def parse_partition_line(line: str) -> dict[str, str]:
 
 def parse_partitions(text: str) -> list[dict[str, str]]:
     """:func:`show_partitions_argv` output: one mapping per partition, in Slurm's order."""
-    return [parse_partition_line(ln) for ln in text.splitlines() if ln.strip()]
+    return [parse_key_values(ln) for ln in text.splitlines() if ln.strip()]
 
 
 def show_reservations_argv() -> list[str]:
@@ -90,7 +90,7 @@ def parse_reservations(text: str) -> list[Reservation]:
     """:func:`show_reservations_argv` output (``No reservations in the system`` → none)."""
     out: list[Reservation] = []
     for line in text.splitlines():
-        fields = parse_partition_line(line)
+        fields = parse_key_values(line)
         if "ReservationName" not in fields:
             continue
         nodes = fields.get("Nodes", "")

@@ -8,11 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 PENDING_STATES = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"})
-
-
 ACTIVE_STATES = frozenset({"RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESIZING"})
-
-
 ENDED_STATES = frozenset(
     {
         "COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
@@ -20,10 +16,7 @@ ENDED_STATES = frozenset(
     }
 )
 
-
 UNKNOWN = "UNKNOWN"  # the query failed: we do not know; never read as "ended"
-
-
 GONE = "GONE"  # the controller answered and no longer knows the job; no accounting record
 
 
@@ -76,9 +69,6 @@ class JobStatus:
 def none_if_empty(text: str) -> str | None:
     text = text.strip()
     return None if text in {"", "(null)", "N/A", "None", "n/a"} else text
-
-
-
 
 _JOB_ID = re.compile(r"\d+(_\d+)?")
 

@@ -18,8 +18,6 @@ from sandfill.slurm.commands import SlurmCommandError
 from sandfill.slurm.sacctmgr import Association
 from sandfill.slurm.sinfo import PartitionInfo
 
-__all__ = ["Association", "PartitionInfo", "SchedulerView", "shared_view"]
-
 T = TypeVar("T")
 
 

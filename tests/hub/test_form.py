@@ -14,7 +14,7 @@ from sandfill.hub.form import (
 )
 from sandfill.hub.script import DEFAULT_TEMPLATE, ScriptError, build_context, render_script
 from sandfill.hub.site import Profile
-from sandfill.slurm.view import PartitionInfo
+from sandfill.slurm.sinfo import PartitionInfo
 
 
 def _part(name: str, max_time: int = 8 * 3600, cpus: int = 8, up: bool = True) -> PartitionInfo:
