@@ -12,14 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, get_args
+from typing import Any
 
 from sandfill import units
 from sandfill.hub.site import Profile, SiteConfig, SiteError, load_site
-from sandfill.schema import DurationSeconds, MemoryMiB
-
-# the validators that mark a field of the model as a duration or memory
-_DURATION, _MEMORY = get_args(DurationSeconds)[1], get_args(MemoryMiB)[1]
+from sandfill.schema import unit_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,10 +61,10 @@ def describe_site(site: SiteConfig) -> list[str]:
 
 
 def _show(key: str, value: Any, model: type[SiteConfig] | type[Profile] = SiteConfig) -> str:
-    meta = model.model_fields[key].metadata
-    if _DURATION in meta:
+    unit = unit_of(model.model_fields[key])
+    if unit == "duration":
         return f"{units.format_duration(value)} ({units.describe_duration(value)})"
-    if _MEMORY in meta:
+    if unit == "memory":
         return f"{units.format_memory(value)} ({units.describe_memory(value)})"
     if isinstance(value, tuple | list):
         return ", ".join(map(str, value)) or "(none)"

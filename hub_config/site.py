@@ -25,8 +25,8 @@ import yaml
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from sandfill.schema import (
-    DurationSeconds,
     MemoryMiB,
+    PositiveDuration,
     Problem,
     SchemaError,
     SlurmName,
@@ -76,7 +76,7 @@ Name = Annotated[str, _pattern(_NAME, "a valid name (letters, digits, '_', '.', 
 UserName = Annotated[str, _pattern(USER_NAME, "a valid user name")]
 Count = Annotated[int, BeforeValidator(_whole), Field(ge=1)]
 Port = Annotated[int, BeforeValidator(_port)]
-Walltime = Annotated[DurationSeconds, Field(gt=0)]
+Walltime = PositiveDuration
 
 
 class Profile(Strict):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic.fields import FieldInfo
 
 from sandfill import units
 
@@ -36,6 +37,10 @@ def _duration(value: Any) -> int:
     return units.parse_duration(value)
 
 
+def _positive_duration(value: Any) -> int:
+    return units.parse_duration(value, positive=True)
+
+
 def _memory(value: Any) -> int:
     return units.parse_memory(value)
 
@@ -51,10 +56,23 @@ def check_slurm_name(value: Any) -> str:
 
 DurationSeconds = Annotated[int, BeforeValidator(_duration)]
 """A duration in whole seconds, written as :mod:`sandfill.units` reads durations."""
+PositiveDuration = Annotated[int, BeforeValidator(_positive_duration)]
+"""A duration longer than zero, in whole seconds (zero is refused in sandfill.units' words)."""
 MemoryMiB = Annotated[int, BeforeValidator(_memory)]
 """An amount of memory in MiB, written as :mod:`sandfill.units` reads memory."""
 SlurmName = Annotated[str, BeforeValidator(check_slurm_name)]
 """A name that may reach slurm.conf, sacctmgr or ``#SBATCH`` (full match of :data:`SLURM_NAME`)."""
+
+
+def unit_of(field: FieldInfo) -> str | None:
+    """``"duration"`` or ``"memory"`` for a model field of one of the unit-bearing types
+    above (how a tool shows its value in words), else None."""
+    for meta in field.metadata:
+        if meta in (get_args(DurationSeconds)[1], get_args(PositiveDuration)[1]):
+            return "duration"
+        if meta == get_args(MemoryMiB)[1]:
+            return "memory"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

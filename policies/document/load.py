@@ -42,15 +42,11 @@ from sandfill.policies.document.model import (
     SchedulerSettings,
     Tier,
 )
-from sandfill.schema import Invalid, SlurmName, Strict, validate
+from sandfill.schema import Invalid, PositiveDuration, SlurmName, Strict, validate
 from sandfill.units import Duration
 
 _MAX_U32 = 4294967295
 _MAX_TIER = 65533  # PriorityTier and PriorityJobFactor may not exceed 65533 (slurm.conf(5))
-
-
-def _positive_duration(value: Any) -> int:
-    return units.parse_duration(value, positive=True)
 
 
 def _choice(value: Any) -> Any:
@@ -72,8 +68,8 @@ def _plain_name(value: str) -> str:
     return value
 
 
-Seconds = Annotated[int, BeforeValidator(_positive_duration)]
-Window = Annotated[int, BeforeValidator(_positive_duration), AfterValidator(_window_range)]
+Seconds = PositiveDuration
+Window = Annotated[PositiveDuration, AfterValidator(_window_range)]
 PlainName = Annotated[StrictStr, AfterValidator(_plain_name)]
 Count = Annotated[StrictInt, Field(ge=1, le=_MAX_U32)]
 Weight = Annotated[StrictInt, Field(ge=0, le=_MAX_U32)]
