@@ -1,0 +1,54 @@
+"""Private files and directories, written safely.
+
+* :func:`private_dir` makes a directory (or tightens an existing one) to ``mode``, refusing a
+  symlink or a directory owned by someone else.
+* :func:`write_private` writes a file that nobody else can read: created with ``O_EXCL`` and
+  ``O_NOFOLLOW`` under a temporary name in the same directory, then renamed over the target,
+  so an attacker's symlink or pre-created file at the target (or the temporary name) is never
+  followed or written through.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from pathlib import Path
+
+
+class UnsafePath(OSError):
+    """A path that is a symlink, not a directory, or owned by another user."""
+
+
+def private_dir(path: str | os.PathLike[str], mode: int = 0o700) -> Path:
+    """``path`` as a directory of ``mode`` owned by us (made with its parents if missing)."""
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True, mode=mode)
+    st = os.lstat(p)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise UnsafePath(f"{p}: not a plain directory (a symlink or a file)")
+    if st.st_uid != os.geteuid():
+        raise UnsafePath(f"{p}: owned by uid {st.st_uid}, not by us (uid {os.geteuid()})")
+    if stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(p, mode)
+    return p
+
+
+def write_private(path: str | os.PathLike[str], data: str | bytes, mode: int = 0o600) -> Path:
+    """Write ``data`` to ``path`` with ``mode`` (default owner-only), atomically."""
+    p = Path(path)
+    raw = data.encode() if isinstance(data, str) else data
+    tmp = p.with_name(f".{p.name}.{secrets.token_hex(6)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)  # the umask may have narrowed it; never widened
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return p
