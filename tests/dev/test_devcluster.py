@@ -108,14 +108,3 @@ def test_cli_env_and_status(devcluster: DevCluster, capsys: pytest.CaptureFixtur
     assert main(["devcluster", "--state-dir", str(devcluster.layout.root), "status"]) == 0
     out = capsys.readouterr().out
     assert "slurmctld" in out and "running" in out and "PARTITION" in out
-
-
-def test_cli_rejects_bad_flags(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from sandfill.cli import main
-
-    with pytest.raises(SystemExit):
-        main(["devcluster", "--state-dir", str(tmp_path), "up", "--nodes", "-3"])
-    assert "--nodes must be at least 1, got -3" in capsys.readouterr().err
-    assert main(["devcluster", "--state-dir", str(tmp_path), "up", "--users", "bob;rm -rf /"]) == 2
-    assert "not a valid user name" in capsys.readouterr().err
-    assert not (tmp_path / "etc").exists()  # nothing was written

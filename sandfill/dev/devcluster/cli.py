@@ -8,6 +8,7 @@ import shlex
 
 from sandfill.cli import CLIError
 from sandfill.dev.devcluster.cluster import DevCluster, DevClusterError, default_state_dir
+from sandfill.slurm.states import is_user_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -16,14 +17,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="the embedded real Slurm cluster on loopback",
         description="Boot, inspect and stop a real multi-node Slurm cluster on this host.",
     )
-    p.add_argument(
-        "--state-dir",
-        default=None,
-        help=f"where the cluster keeps everything (default: {default_state_dir()})",
-    )
+    state_help = f"where the cluster keeps everything (default: {default_state_dir()})"
+    p.add_argument("--state-dir", default=None, help=state_help)
+    # the same flag after the action (`devcluster up --state-dir X`); SUPPRESS keeps the
+    # subparser from overwriting a value given before the action with its own default
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-dir", dest="state_dir", default=argparse.SUPPRESS, help=state_help)
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    up = sub.add_parser("up", help="boot the cluster (a no-op when it runs)")
+    up = sub.add_parser("up", parents=[common], help="boot the cluster (a no-op when it runs)")
     up.add_argument("--nodes", type=_positive("--nodes"), default=4, help="number of slurmd nodes (default 4)")
     up.add_argument("--cpus", type=_positive("--cpus"), default=8, help="CPUs per node (default 8)")
     up.add_argument("--memory-mb", type=_positive("--memory-mb"), default=16000, help="memory per node in MB")
@@ -31,14 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     up.add_argument("--users", default="", help="comma-separated users to add to accounting")
     up.set_defaults(func=_up)
 
-    down = sub.add_parser("down", help="cancel all jobs and stop every daemon it started")
+    down = sub.add_parser("down", parents=[common], help="cancel all jobs and stop every daemon it started")
     down.set_defaults(func=_down)
 
-    status = sub.add_parser("status", help="daemons with PIDs, and sinfo")
+    status = sub.add_parser("status", parents=[common], help="daemons with PIDs, and sinfo")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=_status)
 
-    env = sub.add_parser("env", help="print the shell exports for this cluster")
+    env = sub.add_parser("env", parents=[common], help="print the shell exports for this cluster")
     env.set_defaults(func=_env)
 
 
@@ -62,7 +64,7 @@ def _cluster(args: argparse.Namespace) -> DevCluster:
 def _up(args: argparse.Namespace) -> int:
     users = [u for u in args.users.split(",") if u]
     for u in users:
-        if not u.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        if not is_user_name(u):  # the one user-name rule (sandfill.slurm.states)
             raise CLIError(f"--users: {u!r} is not a valid user name")
     c = _cluster(args)
     try:
