@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -118,6 +120,16 @@ def booted_devcluster(prefix: str, **up: Any) -> Iterator[Any]:
     finally:
         cluster.down(log=lambda *_: None)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into :class:`SystemExit` (status 143), so the ``finally`` blocks of a
+    benchmark or a helper process stop what it started, as they do on Ctrl-C."""
+
+    def _exit(signum: int, _frame: object) -> None:
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
 
 
 QUEUE_RPCS = ("REQUEST_JOB_INFO", "REQUEST_JOB_INFO_SINGLE", "REQUEST_JOB_USER_INFO")

@@ -23,9 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 CONTENDERS = ["sandfill", "plain-1h@burst", "plain-1h@batch"]
+BOOT_AND_SETUP_S = 600.0  # a contender's boot, rocks and clean-up, on top of the window
 
 
 def run_one(name: str, window: float, n: int) -> dict[str, object]:
@@ -39,10 +42,10 @@ def run_one(name: str, window: float, n: int) -> dict[str, object]:
     root = Path(tempfile.mkdtemp(prefix=f"sandfill-bench-{name.replace('@', '-')}-", dir="/tmp"))
     root.chmod(0o755)
     dc = DevCluster(root / "dc")
-    dc.up(log=lambda *_: None)
     slurm = TestSlurm(dc.slurm_conf)
     out: dict[str, object] = {"name": name}
     try:
+        dc.up(log=lambda *_: None)  # a boot that fails half-way stops what it started
         rocks = [slurm.submit_sync(sleep_script(720), ["-p", "batch", "-c", "6", "-t", "12"]) for _ in range(4)]
         wait_until("rocks", lambda: all(s.running for s in slurm.squeue_sync(rocks).values()), timeout=60)
         big = slurm.submit_sync(sleep_script(60), ["-p", "batch", "-N", "4", "--exclusive", "-t", "10"])
@@ -94,35 +97,121 @@ def run_one(name: str, window: float, n: int) -> dict[str, object]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--window", type=float, default=600.0)
-    ap.add_argument("--workers", type=int, default=8)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description="The busy-cluster scenario: sandfill's BackfillSLURMCluster vs plain "
+        "dask-jobqueue, each on its own devcluster, all at the same time (as root).",
+    )
+    ap.add_argument("--window", type=float, default=600.0, help="seconds each contender is watched (default 600)")
+    ap.add_argument("--workers", type=int, default=8, help="1-CPU workers asked for (default 8)")
     ap.add_argument("--one", choices=CONTENDERS, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.one:
-        print(json.dumps(run_one(args.one, args.window, args.workers)))
-        return
-    procs = {
-        c: subprocess.Popen([sys.executable, __file__, "--one", c, "--window", str(args.window), "--workers", str(args.workers)], stdout=subprocess.PIPE, text=True)
-        for c in CONTENDERS
-    }
-    results = {}
-    for c, p in procs.items():
-        out, _ = p.communicate()
-        results[c] = json.loads(out.strip().splitlines()[-1])
+    args = ap.parse_args(argv)
+    if not args.window > 0 or args.workers < 1:
+        ap.error(f"--window must be above 0 and --workers at least 1, got {args.window} and {args.workers}")
+    return args
+
+
+@dataclass
+class Contender:
+    """One contender's process (``--one NAME``), its output in files (no pipe can fill up)."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    out: IO[bytes]
+    err: IO[bytes]
+
+    def failure(self) -> str | None:
+        """Why it failed (its exit status and the end of its stderr), or None."""
+        code = self.proc.poll()
+        if code is None or (code == 0 and self.result() is not None):
+            return None
+        self.err.seek(0)
+        tail = self.err.read().decode(errors="replace").strip().splitlines()[-15:]
+        why = "printed no result" if code == 0 else f"exit status {code}"
+        return f"contender {self.name} failed ({why}):\n    " + "\n    ".join(tail or ["(no output)"])
+
+    def result(self) -> dict[str, object] | None:
+        self.out.seek(0)
+        lines = self.out.read().decode(errors="replace").strip().splitlines()
+        try:
+            return json.loads(lines[-1]) if lines else None
+        except ValueError:
+            return None
+
+    def stop(self, timeout: float = 180.0) -> None:
+        """SIGTERM it by PID (its finally stops its devcluster), SIGKILL if it will not go."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(30)
+
+
+def start(name: str, args: argparse.Namespace) -> Contender:
+    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    argv = [sys.executable, __file__, "--one", name, "--window", str(args.window), "--workers", str(args.workers)]
+    return Contender(name, subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL), out, err)
+
+
+def run_all(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """Run every contender at once; the first that fails is named with why, and the others
+    are stopped (:class:`RuntimeError`). Ctrl-C or SIGTERM stops them all too."""
+    from sandfill.slurm.commands import WaitTimeout, wait_until
+
+    contenders: list[Contender] = []
+    try:
+        contenders = [start(c, args) for c in CONTENDERS]
+        failed = lambda: next((f for c in contenders if (f := c.failure())), None)  # noqa: E731
+        try:
+            wait_until(
+                "every contender to finish",
+                lambda: all(c.proc.poll() is not None for c in contenders),
+                args.window + BOOT_AND_SETUP_S,
+                interval=1.0,
+                abort=failed,
+            )
+        except WaitTimeout as exc:
+            raise RuntimeError(str(exc)) from None
+        if why := failed():
+            raise RuntimeError(why)
+        return {c.name: c.result() or {} for c in contenders}
+    finally:
+        for c in contenders:
+            c.stop()
+
+
+def report(results: dict[str, dict[str, object]], args: argparse.Namespace) -> None:
     print(f"busy devcluster, {args.workers} x 1-CPU workers asked for, {args.window / 60:.0f}-minute window (all three at once, own clusters)")
     print(f"{'contender':<16} {'time to N':>10} {'delivered':>10} {'4-node job pushed back':>24} {'slurmctld RPC/min':>18}")
     for c in CONTENDERS:
         r = results[c]
         ttn = f"{r['time_to_n']:.0f} s" if r["time_to_n"] is not None else "never"
         pushed = r["big_job_pushed_s"]
-        pushed_s = "n/a" if pushed is None else f"{max(pushed, 0) / 60:.0f} min"
+        pushed_s = "n/a" if pushed is None else f"{max(pushed, 0) / 60:.0f} min"  # type: ignore[call-overload]
         print(f"{c:<16} {ttn:>10} {r['delivered']:>9.0%} {pushed_s:>24} {r['rpcs_per_min']:>18.1f}")
     s, b = results["sandfill"], results["plain-1h@batch"]
-    print(f"delivered worker-seconds, sandfill vs plain-1h@batch: {s['delivered'] / max(b['delivered'], 1e-9):.1f}x"
+    print(f"delivered worker-seconds, sandfill vs plain-1h@batch: {s['delivered'] / max(b['delivered'], 1e-9):.1f}x"  # type: ignore[operator]
           if b["delivered"] else "delivered worker-seconds, sandfill vs plain-1h@batch: plain delivered nothing")
 
 
+def main() -> int:
+    args = parse_args()
+    from sandfill.dev.testing import exit_on_sigterm
+
+    exit_on_sigterm()  # the finally blocks below stop what was started
+    if args.one:
+        print(json.dumps(run_one(args.one, args.window, args.workers)))
+        return 0
+    try:
+        results = run_all(args)
+    except RuntimeError as exc:
+        print(f"bench_dask: {exc}\nthe other contenders were stopped", file=sys.stderr)
+        return 1
+    report(results, args)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,11 +7,15 @@ Prints, side by side in one run, on a real devcluster:
 3. squeue RPCs per minute (sdiag REQUEST_JOB_INFO*) with 10 servers pending and with 10
    running, sandfill vs stock.
 
-Environment: SANDFILL_BENCH_STATE_DIR reuses a devcluster; SANDFILL_BENCH_QUICK=1 shortens it.
+    .venv/bin/python tests/bench/bench_hub.py [--state-dir DIR] [--quick]
+
+--state-dir (or SANDFILL_BENCH_STATE_DIR) reuses a devcluster; --quick (or
+SANDFILL_BENCH_QUICK=1) shortens it.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import sys
@@ -24,13 +28,13 @@ from typing import Any
 from sandfill.dev.accounts import create_accounts, remove_accounts
 from sandfill.dev.devcluster import DevCluster
 from sandfill.dev.hubprocess import HubProcess, user_token
-from sandfill.dev.testing import TestSlurm, queue_rpcs, sleep_script
+from sandfill.dev.testing import TestSlurm, exit_on_sigterm, queue_rpcs, sleep_script
 from sandfill.slurm.commands import WaitTimeout, wait_until
 
 USERS = [f"sfbench-{i:02d}" for i in range(1, 11)]
 QUICK = os.environ.get("SANDFILL_BENCH_QUICK") == "1"
-IDLE_RUNS = 3 if QUICK else 5
-WINDOW = 20.0 if QUICK else 30.0
+IDLE_RUNS, WINDOW = 5, 30.0
+QUICK_RUNS, QUICK_WINDOW = 3, 20.0
 BIN = Path(sys.executable).parent
 
 STOCK_CONFIG = """\
@@ -74,6 +78,7 @@ class Bench:
         self.root = root
         self.slurm = TestSlurm(cluster.slurm_conf)
         self.logins = logins
+        self.idle_runs, self.window = IDLE_RUNS, WINDOW
 
     # ---- hubs ---------------------------------------------------------------------------
     def sandfill_hub(self, name: str) -> HubProcess:
@@ -155,7 +160,8 @@ class Bench:
             self.slurm.cancel_sync(ids)
             wait_until("jobs gone", lambda: not any(s.running or s.pending for s in self.slurm.squeue_sync(ids).values()), timeout=60)
 
-    def rpcs_per_minute(self, window: float = WINDOW) -> float:
+    def rpcs_per_minute(self) -> float:
+        window = self.window
         before = queue_rpcs(self.slurm.sdiag_rpcs_sync())
         time.sleep(window)  # measurement window
         return (queue_rpcs(self.slurm.sdiag_rpcs_sync()) - before) * 60.0 / window
@@ -166,7 +172,7 @@ class Bench:
         try:
             tok = user_token(hub, USERS[0])
             times = []
-            for _ in range(IDLE_RUNS):
+            for _ in range(self.idle_runs):
                 t = self.spawn_time(hub, tok, USERS[0], options, 120)
                 assert t is not None, "spawn did not complete"
                 times.append(t)
@@ -227,22 +233,40 @@ def _summary(times: list[float]) -> str:
     return f"median {ms(statistics.median(times))} (min {ms(min(times))}, max {ms(max(times))}, n={len(times)})"
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description="Hub benchmark on a real devcluster: spawn -> ready (idle and busy) and squeue "
+        "load, sandfill vs a stock batchspawner hub, side by side in one run (as root).",
+    )
+    ap.add_argument(
+        "--state-dir", default=os.environ.get("SANDFILL_BENCH_STATE_DIR"),
+        help="reuse the devcluster in this state directory (default: boot one of its own)",
+    )
+    ap.add_argument("--quick", action="store_true", default=QUICK, help="fewer runs and a shorter window")
+    return ap.parse_args(argv)
+
+
 def main() -> int:
+    args = parse_args()
     if os.geteuid() != 0:
         print("bench_hub: run as root (it boots a devcluster and creates accounts)")
         return 2
-    state = os.environ.get("SANDFILL_BENCH_STATE_DIR")
+    state = args.state_dir
     root = Path(tempfile.mkdtemp(prefix="sandfill-bench-hub-", dir="/tmp"))
     root.chmod(0o755)
     cluster = DevCluster(state or root / "dc")
     own = not cluster.is_running()
-    if own:
-        cluster.up(log=lambda *_: None)
-    logins = create_accounts(USERS)
-    cluster.add_users(USERS)
-    bench = Bench(cluster, root, logins)
+    slurm = TestSlurm(cluster.slurm_conf)
     step: Callable[[str], None] = lambda s: print(f"  … {s}", file=sys.stderr, flush=True)  # noqa: E731
+    exit_on_sigterm()  # a SIGTERM runs the clean-up below, as Ctrl-C does
     try:
+        if own:
+            cluster.up(log=lambda *_: None)
+        logins = create_accounts(USERS)
+        cluster.add_users(USERS)
+        bench = Bench(cluster, root, logins)
+        if args.quick:
+            bench.idle_runs, bench.window = QUICK_RUNS, QUICK_WINDOW
         step("idle spawns (sandfill)")
         idle_s = bench.idle(bench.sandfill_hub("idle-sandfill"), {"profile": "small"})
         step("idle spawns (stock batchspawner)")
@@ -254,8 +278,9 @@ def main() -> int:
         step("queue load (stock batchspawner)")
         load_b = bench.load(bench.stock_hub("load-stock", partition="interactive"), None)
     finally:
-        for u in USERS:
-            bench.slurm.cancel_user_sync(u)
+        if cluster.is_running():
+            for u in USERS:
+                slurm.cancel_user_sync(u)
         if own:
             cluster.down(log=lambda *_: None)
         wait_until("bench accounts removed", lambda: (remove_accounts(USERS), True)[1], timeout=30)

@@ -1,5 +1,5 @@
 """Benchmark of the policy simulator on the full LLNL Atlas trace (run on demand:
-``.venv/bin/python tests/bench/bench_simulator.py``; pytest does not collect bench_*.py).
+``.venv/bin/python tests/bench/bench_simulator.py [--jobs 3000] [--load 2.0]``; pytest does not collect bench_*.py).
 
 Prints jobs/s for conservative and EASY backfill over the whole trace, the peak resident
 memory, and the speed ratio against a naive baseline measured side by side in the same run:
@@ -13,10 +13,10 @@ Trace: Parallel Workloads Archive (Feitelson, Tsafrir, Krakov, J. Parallel Distr
 
 from __future__ import annotations
 
+import argparse
 import heapq
 import math
 import resource
-import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -81,7 +81,35 @@ def naive_conservative(jobs, nodes: int, cpn: int, max_age: int, w_age: int, w_s
     return start
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description="The policy simulator on the full LLNL Atlas trace, and against a naive "
+        "per-event re-plan on a prefix of it (side by side in one run).",
+    )
+    ap.add_argument("--jobs", type=_positive_int, default=3000, help="jobs in the prefix the naive baseline replays (default 3000)")
+    ap.add_argument("--load", type=_positive_float, default=2.0, help="load factor of that prefix (default 2.0)")
+    return ap.parse_args(argv)
+
+
+def _positive_int(value: str) -> int:
+    n = int(value) if value.isdigit() else 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value!r}")
+    return n
+
+
+def _positive_float(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        x = -1.0
+    if not 0 < x < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {value!r}")
+    return x
+
+
 def main() -> None:
+    args = parse_args()
     t0 = time.perf_counter()
     wl = read_swf(ATLAS)
     read_s = time.perf_counter() - t0
@@ -112,8 +140,7 @@ def main() -> None:
     print(f"conservative full trace at --load 1.5 (queues form): {el:.2f}s "
           f"{len(wl) / el:.0f} jobs/s, {busy.passes} backfill passes")
 
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
-    load = float(sys.argv[2]) if len(sys.argv) > 2 else 2.0
+    n, load = args.jobs, args.load
     prefix = wl.head(n).scaled(load)
     cfg = SimConfig(nodes=wl.nodes, cpus_per_node=wl.cpus_per_node)
     t = time.perf_counter()
