@@ -22,9 +22,14 @@ from sandfill import units
 
 M = TypeVar("M", bound=BaseModel)
 
-# Slurm's own charset for names that reach slurm.conf, sacctmgr or an #SBATCH line
-# (partition, QOS, account, tier names): letters, digits, '_' and '-', up to 64.
-SLURM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
+# The one rule for every name that reaches slurm.conf, sacctmgr or an #SBATCH line
+# (partition, QOS, account, user, tier, role and policy names): Slurm's own charset --
+# ASCII letters, digits, '_', '-' and '.' -- not starting with '-' or '.' (an option, a
+# hidden file), 1 to 64 characters. Always matched with ``fullmatch`` (``$`` would let a
+# trailing newline through): no whitespace, '#', '=', ',', ':' or control character can
+# reach a config line or split one argument into two.
+SLURM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+SLURM_NAME_RULE = "ASCII letters, digits, '_', '-' and '.', not starting with '-' or '.', at most 64"
 
 
 class Strict(BaseModel):
@@ -48,9 +53,7 @@ def _memory(value: Any) -> int:
 def check_slurm_name(value: Any) -> str:
     """``value`` when it is a Slurm name (:data:`SLURM_NAME`), else ValueError naming it."""
     if not isinstance(value, str) or not SLURM_NAME.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a Slurm name (letters, digits, '_' and '-', at most 64)"
-        )
+        raise ValueError(f"{value!r} is not a Slurm name ({SLURM_NAME_RULE})")
     return value
 
 

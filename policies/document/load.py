@@ -42,7 +42,14 @@ from sandfill.policies.document.model import (
     SchedulerSettings,
     Tier,
 )
-from sandfill.schema import Invalid, PositiveDuration, SlurmName, Strict, validate
+from sandfill.schema import (
+    Invalid,
+    PositiveDuration,
+    SlurmName,
+    Strict,
+    check_slurm_name,
+    validate,
+)
 from sandfill.units import Duration
 
 _MAX_U32 = 4294967295
@@ -62,15 +69,8 @@ def _window_range(seconds: int) -> int:
     return seconds
 
 
-def _plain_name(value: str) -> str:
-    if not value or any(c.isspace() for c in value):
-        raise ValueError(f"{value!r} must be a non-empty name without spaces")
-    return value
-
-
 Seconds = PositiveDuration
 Window = Annotated[PositiveDuration, AfterValidator(_window_range)]
-PlainName = Annotated[StrictStr, AfterValidator(_plain_name)]
 Count = Annotated[StrictInt, Field(ge=1, le=_MAX_U32)]
 Weight = Annotated[StrictInt, Field(ge=0, le=_MAX_U32)]
 TierLevel = Annotated[StrictInt, Field(ge=0, le=_MAX_TIER)]
@@ -155,9 +155,11 @@ class PreemptionDoc(Strict):
 class PolicyDoc(Strict):
     """A policy file as written (see ``policies/default.yaml``)."""
 
-    name: PlainName | None = None  # default: the file's name
+    # Every name below reaches slurm.conf or sacctmgr (the policy and role names through the
+    # fragment's header and metadata line): all follow the one rule, sandfill.schema.SLURM_NAME.
+    name: SlurmName | None = None  # default: the file's name
     tiers: Annotated[dict[SlurmName, TierDoc], Field(min_length=1)]
-    roles: dict[StrictStr, StrictStr]
+    roles: dict[SlurmName, StrictStr]
     priority: PriorityDoc | None = None
     scheduler: SchedulerDoc | None = None
     preemption: PreemptionDoc | None = None
@@ -322,11 +324,25 @@ def policy_from_mapping(
     if not isinstance(data, Mapping):
         raise PolicyError([Problem("", "the policy file must be a mapping of keys to values",
                                    data, has_value=True)], source)
-    policy = _policy(validate(PolicyDoc, data, source=source, error=PolicyError), default_name)
+    doc = validate(PolicyDoc, data, source=source, error=PolicyError)
+    problems = [] if doc.name is not None else _default_name_problems(default_name)
+    if problems:
+        raise PolicyError(problems, source)
+    policy = _policy(doc, default_name)
     problems = shape_problems(policy, shape) if shape is not None else []
     if problems:
         raise PolicyError(problems, source)
     return policy
+
+
+def _default_name_problems(default_name: str) -> list[Problem]:
+    """A policy without ``name:`` takes its file's name, which must follow the name rule."""
+    try:
+        check_slurm_name(default_name)
+    except ValueError as exc:
+        return [Problem("name", f"is not set, and the file's name cannot stand in: {exc}; "
+                                "set name: in the file")]
+    return []
 
 
 def policy_to_mapping(policy: Policy) -> dict[str, Any]:

@@ -20,11 +20,15 @@ BAD = sorted((Path(__file__).parent / "bad_policies").glob("*.yaml"))
 
 
 def _expectations(path: Path) -> list[tuple[str, str]]:
+    """``# expect: WHERE | TEXT`` lines: a problem at key path WHERE (backslash escapes such
+    as ``\\n`` stand for the character: a hostile key is part of the path) whose message
+    holds TEXT (as written: the message shows values by their repr)."""
     out = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8").split("\n"):
         if line.startswith("# expect:"):
             where, _, frag = line[len("# expect:") :].partition("|")
-            out.append((where.strip(), frag.strip()))
+            where = where.strip().encode("ascii", "backslashreplace").decode("unicode_escape")
+            out.append((where, frag.strip()))
     return out
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sandfill.policies import load_policy, policy_from_mapping, policy_to_mapping
 from sandfill.policies.document.render import (
+    RenderError,
+    check_line,
     render_sacctmgr,
     render_slurm_conf,
     settings_without_accounting,
@@ -109,3 +113,66 @@ def test_settings_without_accounting() -> None:
     assert any(i.startswith("tiers.burst.qos.max_cpus_per_user=16") for i in items)
     assert any(i.startswith("priority.weights.age=1000") for i in items)
     assert not any("partition" in i.split()[0] for i in items)
+
+
+# --- defence in depth: the renderer itself refuses what the loader would refuse ---------------
+
+_HOSTILE_NAMES = ["batch\nPrologSlurmctld=/tmp/x.sh", "batch\n", "a,normal", "b#", "x=y",
+                  "b Default=YES", "-normal", "", "a\x00b", "b\u0661", "n" * 65]
+
+
+def _with(policy, **tier_changes):
+    """``policy`` with its first tier changed (a Policy built without the loader)."""
+    import dataclasses
+
+    first = dataclasses.replace(policy.tiers[0], **tier_changes)
+    return dataclasses.replace(policy, tiers=(first, *policy.tiers[1:]))
+
+
+@pytest.mark.parametrize("bad", _HOSTILE_NAMES, ids=repr)
+@pytest.mark.parametrize("where", ["partition", "qos", "name", "policy", "role"])
+def test_renderer_refuses_a_hostile_name_wherever_it_is(bad: str, where: str) -> None:
+    import dataclasses
+
+    from sandfill.policies.document.model import Qos
+
+    p = load_policy()
+    if where == "partition":
+        p = _with(p, partition=bad)
+    elif where == "qos":
+        p = _with(p, qos=Qos(bad))
+    elif where == "name":
+        p = _with(p, name=bad)
+    elif where == "policy":
+        p = dataclasses.replace(p, name=bad)
+    else:
+        p = dataclasses.replace(p, roles=(*p.roles, (bad, "batch")))
+    for render in (lambda: render_slurm_conf(p, nodes="node[1-4]", accounting=True),
+                   lambda: render_sacctmgr(p)):
+        with pytest.raises(RenderError) as exc:
+            render()
+        assert repr(bad) in str(exc.value)
+
+
+@pytest.mark.parametrize("nodes", ["node[1-4]\nPrologSlurmctld=/tmp/x", "node1#", "n1 Default=YES",
+                                   "n=1", "", "node[1-4]\n"], ids=repr)
+def test_renderer_refuses_a_hostile_node_list(nodes: str) -> None:
+    with pytest.raises(RenderError) as exc:
+        render_slurm_conf(load_policy(), nodes=nodes, accounting=True)
+    assert repr(nodes) in str(exc.value)
+
+
+@pytest.mark.parametrize("line", ["PrologSlurmctld=/tmp/x.sh", "PartitionName=a Epilog=/x",
+                                  "PartitionName=a#b", "Include /etc/x", "# one\rline",
+                                  "# a\u2028b", "MaxTime=1\x00", "PartitionName=\u0661"], ids=repr)
+def test_only_the_policys_own_settings_can_be_a_fragment_line(line: str) -> None:
+    with pytest.raises(RenderError) as exc:
+        check_line(line)
+    assert "refusing to render" in str(exc.value)
+
+
+def test_every_rendered_line_passes_the_line_check() -> None:
+    for p in (load_policy(), _scavenger_policy()):
+        for accounting in (True, False):
+            for line in render_slurm_conf(p, nodes="a1,b[01-02]", accounting=accounting).split("\n"):
+                check_line(line)
