@@ -39,7 +39,11 @@ slurmctld that matter at this time scale:
 * ``floor_reservations``: backfill's ``_add_reservation`` rounds reservation times *down*
   to ``bf_resolution`` and running jobs end at their exact planned end.
 
-The error of a job is ``real start - t0 - simulated start``.
+The error of a job is ``real start - t0 - simulated start``, where the simulator is given each
+job's submit and run time as ``sacct`` recorded them. On a quiet machine those are the plan's;
+a loaded one may submit a job late or stretch its run, and the simulator is judged on the
+schedule it makes from what happened, not on the machine's noise
+(:meth:`ReplayRun.off_plan` counts such jobs).
 """
 
 from __future__ import annotations
@@ -79,10 +83,19 @@ class ReplayPlan:
     cpu_scale: float
     dropped: int = 0
 
-    def workload(self) -> Workload:
+    def workload(self, as_run: ReplayRun | None = None) -> Workload:
+        """The plan's jobs for the simulator; with ``as_run``, each job's submit time and run
+        time as Slurm recorded them (a loaded machine submits late or stretches a job; the
+        simulator is judged on the schedule, not on the machine's noise)."""
+        def submit_run(i: int, j: ReplayJob) -> tuple[int, int]:
+            if as_run is None or as_run.submits[i] is None:
+                return j.submit, j.run
+            ran = as_run.runs[i]
+            return int(as_run.submits[i]), j.run if ran is None else max(1, ran)
+
         return Workload(
             tuple(
-                Job(i, j.submit, j.run, j.cpus, USER, j.limit_min * 60, partition=j.partition)
+                Job(i, *submit_run(i, j), j.cpus, USER, j.limit_min * 60, partition=j.partition)
                 for i, j in enumerate(self.jobs)
             ),
             nodes=self.config.nodes,
@@ -98,6 +111,15 @@ class ReplayRun:
     starts: list[int | None]  # seconds after t0 (None: never started)
     submit_lag: list[float]  # how late each sbatch returned after its offset
     started_by: list[str]  # "main" | "backfill" | "" per job (sacct's flags)
+    submits: list[int | None] = field(default_factory=list)  # sacct's Submit, s after t0
+    runs: list[int | None] = field(default_factory=list)  # sacct's End - Start, seconds
+
+    def off_plan(self, plan: ReplayPlan) -> list[int]:
+        """Indexes of the jobs Slurm recorded as submitted or run otherwise than planned
+        (by more than a second: sacct keeps whole seconds)."""
+        return [i for i, j in enumerate(plan.jobs)
+                if (self.submits[i] is not None and abs(self.submits[i] - j.submit) > 1)
+                or (self.runs[i] is not None and abs(self.runs[i] - j.run) > 1)]
 
 
 @dataclass
@@ -218,13 +240,20 @@ def run_live(
             progress(f"submitted {n + 1}/{len(plan.jobs)}")
     horizon = max(j.submit for j in plan.jobs) + sum(j.run for j in plan.jobs)
     _wait_gone(runner, ids, timeout if timeout is not None else horizon + 120, "replay job(s)")
-    starts, how = _sacct_starts(runner, ids, t0)
-    return ReplayRun(t0, ids, [starts.get(i) for i in ids], lag, [how.get(i, "") for i in ids])
+    runs = sacct.parse_runs(runner.check(sacct.runs_argv(ids)))
+    rec = [runs.get(i) for i in ids]
+    return ReplayRun(
+        t0, ids, [None if r is None else r.start - t0 for r in rec], lag,
+        [r.how if r else "" for r in rec],
+        submits=[None if r is None else r.submit - t0 for r in rec],
+        runs=[None if r is None or r.end is None else r.end - r.start for r in rec],
+    )
 
 
 def compare(plan: ReplayPlan, live: ReplayRun) -> Fidelity:
-    """Simulate the plan and compare its starts with the live run's."""
-    res = simulate(plan.policy, plan.workload(), plan.config)
+    """Simulate the plan's jobs as Slurm recorded their submit and run times, and compare
+    the simulated starts with the live run's."""
+    res = simulate(plan.policy, plan.workload(as_run=live), plan.config)
     sim_starts = list(res.start)
     errs = [r - s for r, s in zip(live.starts, sim_starts, strict=True)
             if r is not None and s >= 0]
@@ -254,16 +283,6 @@ def _wait_gone(runner: Runner, ids: Sequence[str], limit: float, what: str) -> N
         left = mine.intersection(squeue.parse_ids(runner.check(squeue.ids_argv())))
         runner(scancel.cancel_argv(ids))
         raise TimeoutError(f"{len(left)} {what} still queued after {limit:.0f} s") from None
-
-
-def _sacct_starts(runner: Runner, ids: Sequence[str],
-                  t0: int) -> tuple[dict[str, int], dict[str, str]]:
-    """Each job's start (seconds after ``t0``) and which scheduler started it (sacct's
-    SchedMain / SchedBackfill / SchedSubmit flags: "main" / "backfill" / "main")."""
-    found = sacct.parse_starts(runner.check(sacct.starts_argv(ids)))
-    starts = {jid: start - t0 for jid, (start, _how) in found.items()}
-    how = {jid: how for jid, (_start, how) in found.items()}
-    return starts, how
 
 
 def batch_sched_delay(runner: Runner) -> int:

@@ -329,7 +329,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except (RuntimeError, TimeoutError, SlurmCommandError) as exc:
         raise CLIError(str(exc)) from None
     fid = compare(plan, run)
-    print(f"submission lag max {max(run.submit_lag):.2f} s")
+    off = run.off_plan(plan)
+    print(f"submission lag max {max(run.submit_lag):.2f} s; {len(off)} job(s) submitted or run "
+          "otherwise than planned (simulated as sacct recorded them)")
     print(fid.summary())
     print(fid.histogram())
     print(f"\nTrace from the Parallel Workloads Archive ({PWA_CITATION})"

@@ -153,22 +153,34 @@ def _epoch(text: str | None) -> int | None:
 # ---- who started a job, and when ------------------------------------------------------------
 
 
-def starts_argv(job_ids: Iterable[str]) -> list[str]:
-    """Start time and scheduling flags of the allocations of ``job_ids``."""
-    return ["sacct", "-X", "-n", "-P", "-j", ",".join(check_job_ids(job_ids)), "-o", "JobID,Start,Flags"]
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """When an allocation was submitted, started and ended (epoch seconds; ``end`` None while
+    it runs) and which scheduler started it: ``"backfill"`` (SchedBackfill), ``"main"``
+    (SchedMain or SchedSubmit) or ``""``."""
+
+    submit: int
+    start: int
+    end: int | None
+    how: str
 
 
-def parse_starts(stdout: str) -> dict[str, tuple[int, str]]:
-    """:func:`starts_argv` output → job id → (start, epoch seconds; which scheduler started
-    it: ``"backfill"`` for SchedBackfill, ``"main"`` for SchedMain or SchedSubmit, else
-    ``""``). Jobs that have not started are left out."""
-    out: dict[str, tuple[int, str]] = {}
+def runs_argv(job_ids: Iterable[str]) -> list[str]:
+    """Submit, start and end times and scheduling flags of the allocations of ``job_ids``."""
+    return ["sacct", "-X", "-n", "-P", "-j", ",".join(check_job_ids(job_ids)),
+            "-o", "JobID,Submit,Start,End,Flags"]
+
+
+def parse_runs(stdout: str) -> dict[str, JobRun]:
+    """:func:`runs_argv` output → job id → :class:`JobRun`. Jobs that have not started, and
+    lines that do not parse, are left out."""
+    out: dict[str, JobRun] = {}
     for line in stdout.splitlines():
-        jid, start, flags = (line.split("|") + ["", ""])[:3]
-        ts = _epoch(start)
-        if ts is None:
+        jid, submit, start, end, flags = (line.split("|") + [""] * 4)[:5]
+        t_submit, t_start = _epoch(submit), _epoch(start)
+        if t_submit is None or t_start is None:
             continue
         how = "backfill" if "SchedBackfill" in flags else (
             "main" if "SchedMain" in flags or "SchedSubmit" in flags else "")
-        out[jid] = (ts, how)
+        out[jid] = JobRun(t_submit, t_start, _epoch(end), how)
     return out

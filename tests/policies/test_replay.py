@@ -38,7 +38,7 @@ def test_replay_atlas_slice_matches_the_simulator(conf: str, traces_dir: Path, c
     _apply(conf, REPLAY, capsys)
     runner = Runner(conf)
     policy = load_policy(REPLAY)
-    workload = read_swf(traces_dir / "LLNL-Atlas-2006-2.1-cln.swf.gz", limit=SLICE + 110)
+    workload = read_swf(traces_dir / "LLNL-Atlas-2006-2.1-cln.first8000.swf.gz", limit=SLICE + 110)
     plan = prepare(policy, workload, start=SLICE, count=110, compress=500, nodes=4,
                    cpus_per_node=8, sched_delay=batch_sched_delay(runner))
     assert len(plan.jobs) >= 100
@@ -49,9 +49,12 @@ def test_replay_atlas_slice_matches_the_simulator(conf: str, traces_dir: Path, c
     if record:
         Path(record).write_text(json.dumps({"run": dataclasses.asdict(run), "jobs": [
             dataclasses.asdict(j) for j in plan.jobs]}))
+    assert len(run.runs) == len(run.submits) == len(plan.jobs)
+    assert all(r is not None for r in run.runs)
     with capsys.disabled():
         print(f"\nreplay of Atlas jobs {SLICE}..{SLICE + 109} (x500 compressed) on 4x8 CPUs, "
-              f"sacct says {run.started_by.count('backfill')} started by backfill:\n"
+              f"sacct says {run.started_by.count('backfill')} started by backfill, "
+              f"{len(run.off_plan(plan))} submitted or run otherwise than planned:\n"
               f"{fid.summary()}\n{fid.histogram()}")
     assert len(fid.errors) == len(plan.jobs)
     # The goal: >= 90 % of the jobs start within one bf_interval of the simulated time

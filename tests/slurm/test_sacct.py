@@ -37,12 +37,17 @@ def test_history_parsable_and_json() -> None:
     assert history_argv()[-2:] == ["--starttime", "now-7days"]
 
 
-def test_starts() -> None:
-    from sandfill.slurm.sacct import parse_starts, starts_argv
+def test_runs() -> None:
+    from sandfill.slurm.sacct import parse_runs, runs_argv
 
-    starts = parse_starts((DATA / "sacct_starts.txt").read_text())
-    assert starts["1"][1] == "main" and starts["1"][0] == starts["2"][0]
-    assert starts_argv(["2", "1"])[5] == "1,2"
+    runs = parse_runs((DATA / "sacct_runs.txt").read_text())
+    assert set(runs) == {"1", "2"}  # job 3 has not started
+    one, two = runs["1"], runs["2"]
+    assert (one.how, two.how) == ("main", "backfill")
+    assert (one.start - one.submit, one.end - one.start) == (1, 5)
+    assert two.start == one.start and two.end is None  # still running
+    assert parse_runs("1|garbage|x|y|z\n\n|||") == {}
+    assert runs_argv(["2", "1"])[5] == "1,2"
 
 
 def test_user_ids_since_a_time() -> None:
