@@ -19,8 +19,8 @@ from sandfill.slurm.commands import Runner, wait_until
 DATA = Path(__file__).parent / "live" / "data"
 BASE_POLICY = Path(__file__).parents[1] / "data" / "devcluster-policy.yaml"
 BAD_POLICIES = Path(__file__).parent / "document" / "bad_policies"
-TRACES = Path(__file__).parents[2].parent / "shared" / "traces"
-ATLAS = TRACES / "LLNL-Atlas-2006-2.1-cln.swf.gz"
+TRACES = Path(__file__).parents[2] / "policies" / "traces"  # shipped: see its README
+ATLAS = TRACES / "LLNL-Atlas-2006-2.1-cln.first8000.swf.gz"
 
 
 @pytest.fixture(scope="session")
@@ -81,8 +81,6 @@ def traces_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def atlas():
-    if not ATLAS.exists():
-        pytest.skip("Atlas trace not available")
     from sandfill.policies.sim.trace import read_swf
 
     return read_swf(ATLAS)

@@ -19,7 +19,7 @@ def test_simulate_trace_vs_and_report(tmp_path, capsys, traces_dir) -> None:
         "priority: {type: multifactor, weights: {age: 1000}}\n"
     )
     report = tmp_path / "r.html"
-    rc = main(["policy", "simulate", str(single), "--vs", str(short), "--trace", str(traces_dir / "LLNL-Atlas-2006-2.1-cln.swf.gz"),
+    rc = main(["policy", "simulate", str(single), "--vs", str(short), "--trace", str(traces_dir / "LLNL-Atlas-2006-2.1-cln.first8000.swf.gz"),
                "--limit", "1500", "--load", "2", "--report", str(report), "--backfill", "easy"])
     assert rc == 0
     out = capsys.readouterr().out

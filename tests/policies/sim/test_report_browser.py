@@ -25,7 +25,7 @@ def test_report_plots_render(tmp_path: Path, traces_dir: Path, capsys) -> None:
                      "priority: {type: multifactor}\n")
     report = tmp_path / "report.html"
     rc = main(["policy", "simulate", str(single), "--vs", str(short), "--trace",
-               str(traces_dir / "LLNL-Atlas-2006-2.1-cln.swf.gz"), "--limit", "2000",
+               str(traces_dir / "LLNL-Atlas-2006-2.1-cln.first8000.swf.gz"), "--limit", "2000",
                "--report", str(report)])
     assert rc == 0, capsys.readouterr().err
     errors: list[str] = []
