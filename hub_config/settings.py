@@ -99,7 +99,26 @@ class SpawnerSettings(LoggingConfigurable):
         Unicode(),
         default_value=["sudo", "-E", "-u", "{username}"],
         help="""argv prefix for sbatch so the job is submitted as the user (no shell is
-        involved; {username} is replaced). sudo resets PATH: the script sets PATH itself.""",
+        involved; {username} is replaced). sudo resets PATH: the script sets PATH itself.
+        The command gets only the job's variables, PATH and the locale (``-E`` keeps
+        exactly those), never the rest of the hub's environment.""",
+    ).tag(config=True)
+
+    submit_timeout = Float(
+        30.0,
+        min=1,
+        max=600,
+        help="""Seconds (1 to 600) one sbatch may take. After a timeout the hub looks for the
+        job in the queue (it may have been queued) and adopts it, so no job is left behind.""",
+    ).tag(config=True)
+
+    lookup_timeout = Float(
+        5.0,
+        min=0.1,
+        max=120,
+        help="""Seconds (0.1 to 120) a user lookup or a read of a job log may take; both run
+        off the hub's event loop, so a slow name service or a hung home directory delays only
+        that user's request.""",
     ).tag(config=True)
 
     singleuser_bin_dir = Unicode(
@@ -108,7 +127,9 @@ class SpawnerSettings(LoggingConfigurable):
 
     @default("singleuser_bin_dir")
     def _bin_default(self) -> str:
-        return str(Path(sys.executable).parent)
+        # resolved: a checkout's `.venv` may be a link to a venv outside it (see the Makefile),
+        # and the users' jobs cannot pass through a 0700 home directory to follow it
+        return str(Path(sys.executable).parent.resolve())
 
     walltime_warning = Walltime(
         "10:00",
