@@ -98,3 +98,45 @@ def test_wheel_ships_prebuilt_labextension_and_enables_server_extension(tmp_path
     assert "sandfill/lab/handlers.py" in names and "sandfill/dask/sandfill.yaml" in names
     assert "sandfill/units.py" in names and "sandfill/policies/sim/simulator.py" in names
     assert not [n for n in names if n.startswith("sandfill/hub/jupyter/")], "the old hand-written walltime module is gone"
+
+
+# Floors below which a dependency has a known vulnerability in what sandfill uses of it.
+SECURITY_FLOORS = {
+    "jupyter-server-proxy": ((4, 2), "CVE-2024-28179 (4.1.1), CVE-2024-35225 (4.2.0)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECURITY_FLOORS))
+def test_dependency_floors_exclude_vulnerable_versions(name: str) -> None:
+    from importlib.metadata import version
+
+    floor, cves = SECURITY_FLOORS[name]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (req,) = [r for r in project["dependencies"] if _name(r) == name]
+    got = re.search(r">=\s*([0-9.]+)", req)
+    assert got, f"{name} has no lower bound: {req}"
+    assert tuple(int(x) for x in got.group(1).split(".")[:2]) >= floor, f"{req} admits {cves}"
+    installed = tuple(int(x) for x in version(name).split(".")[:2])
+    assert installed >= floor, f"installed {name} {version(name)} has {cves}"
+
+
+# Absolute paths of one machine's folders (a checkout's parent, a home directory) never
+# appear in the tree: tests and tools find what they need inside the repository.
+MACHINE_PATHS = re.compile(r"/work/|\.\./shared\b|/check/|/root/|parents\[3\]")
+
+
+def test_no_absolute_machine_paths_in_the_tree() -> None:
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    hits = []
+    for name in files:
+        path = ROOT / name
+        if path.suffix in {".gz", ".png", ".lock"} or name.endswith("package-lock.json"):
+            continue
+        try:
+            text = path.read_text()
+        except (UnicodeDecodeError, FileNotFoundError):
+            continue
+        hits += [f"{name}:{n}: {line.strip()}" for n, line in enumerate(text.splitlines(), 1)
+                 if MACHINE_PATHS.search(line) and name != "tests/test_packaging.py"]
+    assert not hits, "\n".join(hits)
