@@ -15,9 +15,10 @@ from typing import Any
 
 from dask_jobqueue import SLURMCluster
 from distributed.deploy.adaptive import Adaptive
-from distributed.utils import NoOpAwaitable
+from distributed.security import Security
+from distributed.utils import NoOpAwaitable, clean_dashboard_address, format_dashboard_link
 
-from sandfill.dask.config import CONFIG_NAME, MAX_REMOTE_WORKERS, seconds, setting
+from sandfill.dask.config import CONFIG_NAME, refuse_insecure, seconds, setting, worker_count
 from sandfill.dask.job import BackfillSLURMJob
 from sandfill.dask.keeper import Keeper, SeenWorkers
 from sandfill.dask.model import WorkerJob
@@ -29,6 +30,10 @@ from sandfill.units import parse_memory
 
 #: the policy role whose partition takes Dask workers when ``jobqueue.sandfill.queue`` is unset
 WORKER_ROLE = "dask-workers"
+#: where every dashboard (the scheduler's and each worker's) listens: they have no
+#: authentication of their own, and the scheduler's is reached through the Jupyter server's
+#: authenticated proxy (jupyter-server-proxy: ``<prefix>proxy/<port>/status``)
+LOOPBACK = "127.0.0.1"
 
 
 class BackfillAdaptive(Adaptive):
@@ -86,6 +91,9 @@ class BackfillSLURMCluster(SLURMCluster):
         self._adapt_bounds: tuple[int, int | None] | None = None
         self._keeper_task: asyncio.Task[None] | None = None
         self.created = time.time()
+        #: the Jupyter server's base URL, under which ``proxy/<port>/status`` reaches the
+        #: dashboard (the lab extension sets its own; a kernel under JupyterHub reads it here)
+        self.proxy_prefix: str | None = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
         super().__init__(
             queue=setting("queue", queue, cfg) or role_partition(self.slurm_conf or DEFAULT_SLURM_CONF, WORKER_ROLE),
             qos=qos,
@@ -230,6 +238,24 @@ class BackfillSLURMCluster(SLURMCluster):
         }
 
     @property
+    def dashboard_path(self) -> str:
+        """The dashboard through the Jupyter server's proxy, relative to the server's base URL
+        (``proxy/<port>/status``; empty without a dashboard)."""
+        port = (self.scheduler_info.get("services") or {}).get("dashboard")
+        return f"proxy/{port}/status" if port else ""
+
+    @property
+    def dashboard_link(self) -> str:
+        """``<proxy_prefix>proxy/<port>/status`` (the dashboard binds loopback only); without a
+        known prefix, distributed's ``distributed.dashboard.link`` for 127.0.0.1."""
+        path = self.dashboard_path
+        if not path:
+            return ""
+        if self.proxy_prefix:
+            return self.proxy_prefix.rstrip("/") + "/" + path
+        return format_dashboard_link(LOOPBACK, self.scheduler_info["services"]["dashboard"])
+
+    @property
     def worker_count(self) -> int:
         return len(self.scheduler_info.get("workers", {}))
 
@@ -237,12 +263,12 @@ class BackfillSLURMCluster(SLURMCluster):
         return self.model()
 
     async def _handle_scale(self, comm: Any = None, n: int = 0) -> dict[str, Any]:
-        self.scale(_bounded("n", n))
+        self.scale(worker_count("n", n))
         return self.model()
 
     async def _handle_adapt(self, comm: Any = None, minimum: int = 0, maximum: int | None = None) -> dict[str, Any]:
-        lo = _bounded("minimum", minimum)
-        self.adapt(minimum=lo, maximum=math.inf if maximum is None else _bounded("maximum", maximum))
+        lo = worker_count("minimum", minimum)
+        self.adapt(minimum=lo, maximum=math.inf if maximum is None else worker_count("maximum", maximum))
         return self.model()
 
     def _repr_html_(self, cluster_status: Any = None) -> str:
@@ -257,30 +283,22 @@ class BackfillSLURMCluster(SLURMCluster):
 DEFAULT_SLURM_CONF = "/etc/slurm/slurm.conf"
 
 
-def _bounded(name: str, value: Any) -> int:
-    """A worker count sent by a remote client: a whole number from 0 to MAX_REMOTE_WORKERS."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_REMOTE_WORKERS:
-        raise ValueError(f"{name}: must be a whole number from 0 to {MAX_REMOTE_WORKERS}, not {value!r}")
-    return value
-
-
 def _deploy_options(slurm_conf: str | None, cfg: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """``kwargs`` with the cluster's security, TLS staging and log directories resolved, and
-    where the scheduler (and, on a single-host Slurm, the workers) listen."""
+    where the scheduler (and, on a single-host Slurm, the workers) listen. A cluster without
+    TLS is refused (unless the admin allows it), and so is a dashboard beyond loopback, before
+    anything is made or submitted."""
     security = setting("security", kwargs.pop("security", None), cfg)
+    single = _single_host(slurm_conf)  # every node on loopback (the devcluster)
+    opts: dict[str, Any] = {"host": LOOPBACK} if single else {}
+    opts.update(setting("scheduler-options", None, cfg) or {})
+    opts.update(kwargs.pop("scheduler_options", None) or {})
+    _refuse_insecure(security, kwargs.get("protocol"), opts)
+    opts["dashboard_address"] = _loopback_address("scheduler-options.dashboard_address", opts.get("dashboard_address"))
+    kwargs["worker_extra_args"] = _worker_args(list(kwargs.pop("worker_extra_args", None) or setting("worker-extra-args", None, cfg) or []), single)
     tmp = Path(os.path.expanduser(setting("shared-temp-directory", kwargs.pop("shared_temp_directory", None), cfg)))
     tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
     logs = setting("log-directory", kwargs.pop("log_directory", None), cfg)
-    opts: dict[str, Any] = {"dashboard_address": ":0"}
-    if _single_host(slurm_conf):  # every node on loopback (the devcluster)
-        opts = {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}
-        # workers listen (and advertise themselves) on loopback too
-        extra = list(kwargs.pop("worker_extra_args", None) or setting("worker-extra-args", None, cfg) or [])
-        if "--host" not in extra:
-            extra += ["--host", "127.0.0.1"]
-        kwargs["worker_extra_args"] = extra
-    opts.update(setting("scheduler-options", None, cfg) or {})
-    opts.update(kwargs.pop("scheduler_options", None) or {})
     return {
         **kwargs,
         "security": None if security is False else security,
@@ -288,6 +306,58 @@ def _deploy_options(slurm_conf: str | None, cfg: str, kwargs: dict[str, Any]) ->
         "log_directory": os.path.expanduser(logs) if logs else None,
         "scheduler_options": opts,
     }
+
+
+def _is_tls(security: Any) -> bool:
+    return security is True or (isinstance(security, Security) and bool(security.require_encryption))
+
+
+def _refuse_insecure(security: Any, protocol: Any, opts: dict[str, Any]) -> None:
+    """Raise ValueError when the scheduler would run without TLS (anyone who reaches it runs
+    code as this user) and the admin's system dask config does not allow it."""
+    bad = None
+    if not _is_tls(security):
+        bad = f"jobqueue.sandfill.security: {security!r}"
+    elif "security" in opts and not _is_tls(opts["security"]):
+        bad = f"scheduler-options.security: {opts['security']!r}"
+    else:
+        for where, proto in (("protocol", protocol), ("scheduler-options.protocol", opts.get("protocol"))):
+            if proto is not None and not str(proto).startswith("tls"):
+                bad = f"{where}: {proto!r}"
+    if bad is not None:
+        refuse_insecure(bad)
+
+
+def _loopback_address(name: str, value: Any) -> str:
+    """A dashboard address on 127.0.0.1 (the port of ``value`` kept: ``":8787"`` → ``"127.0.0.1:8787"``);
+    raises ValueError naming ``name`` for any other host."""
+    if value is None:
+        return f"{LOOPBACK}:0"
+    try:
+        (addr,) = clean_dashboard_address(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"{name}: {value!r} is not one host:port address") from None
+    if addr["address"] not in {"", None, LOOPBACK, "localhost"}:
+        raise ValueError(
+            f"{name}: {value!r} would listen beyond loopback; dashboards have no authentication "
+            f"of their own and bind {LOOPBACK} only (reach the scheduler's through the Jupyter "
+            "server's proxy/<port>/status)"
+        )
+    return f"{LOOPBACK}:{addr['port'] or 0}"
+
+
+def _worker_args(extra: list[str], single: bool) -> list[str]:
+    """The workers' extra arguments: their dashboards on loopback, and on a single-host Slurm
+    their comms too (they listen and advertise themselves there)."""
+    flag = "--dashboard-address"
+    if flag in extra:
+        i = extra.index(flag)
+        extra[i + 1 : i + 2] = [_loopback_address(f"worker-extra-args {flag}", extra[i + 1] if i + 1 < len(extra) else "")]
+    else:
+        extra += [flag, f"{LOOPBACK}:0"]
+    if single and "--host" not in extra:
+        extra += ["--host", LOOPBACK]
+    return extra
 
 
 def _single_host(slurm_conf: str | None) -> bool:

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any, Protocol
 
-from sandfill.dask.config import MAX_REMOTE_WORKERS
+from sandfill.dask.config import max_workers
 from sandfill.dask.model import summary
 from sandfill.units import format_duration
 
@@ -114,9 +114,10 @@ class ClusterWidget:
         self.source = source
         self.interval = interval
         self.table = w.HTML(jobs_table_html(source.model()))
-        self.n = w.BoundedIntText(value=0, min=0, max=MAX_REMOTE_WORKERS, description="Workers", layout=w.Layout(width="170px"))
-        self.lo = w.BoundedIntText(value=0, min=0, max=MAX_REMOTE_WORKERS, description="Min", layout=w.Layout(width="150px"))
-        self.hi = w.BoundedIntText(value=4, min=0, max=MAX_REMOTE_WORKERS, description="Max", layout=w.Layout(width="150px"))
+        cap = max_workers()  # the same cap as the lab's REST API and the scheduler's handlers
+        self.n = w.BoundedIntText(value=0, min=0, max=cap, description="Workers", layout=w.Layout(width="170px"))
+        self.lo = w.BoundedIntText(value=0, min=0, max=cap, description="Min", layout=w.Layout(width="150px"))
+        self.hi = w.BoundedIntText(value=4, min=0, max=cap, description="Max", layout=w.Layout(width="150px"))
         self.scale_button = scale = w.Button(description="Scale")
         self.adapt_button = adapt = w.Button(description="Adapt")
         self.error = w.HTML("")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,10 +15,13 @@ import dask
 import numpy as np
 import pytest
 from distributed import Client
+from distributed.comm.utils import get_tcp_server_addresses
+from distributed.security import Security
 
-from sandfill.dask import BackfillSLURMCluster
+from sandfill.dask import BackfillSLURMCluster, config
 from sandfill.dev.devcluster import DevCluster
 from sandfill.dev.testing import TestSlurm, sleep_script
+from sandfill.slurm import SlurmClient
 from sandfill.slurm.commands import wait_until
 
 
@@ -66,9 +71,9 @@ def test_job_script_is_typed_and_fitted(dask_cfg: dict[str, object]) -> None:
 @pytest.mark.slurm
 def test_bad_settings_are_named() -> None:
     with pytest.raises(ValueError, match="min-walltime <= max-walltime"):
-        BackfillSLURMCluster(min_walltime="00:10:00", max_walltime="00:05:00", security=False)
+        BackfillSLURMCluster(min_walltime="00:10:00", max_walltime="00:05:00")
     with pytest.raises(ValueError, match="max-pending-jobs must be at least 1, got 0"):
-        BackfillSLURMCluster(max_pending_jobs=0, security=False)
+        BackfillSLURMCluster(max_pending_jobs=0)
 
 
 @pytest.mark.slurm
@@ -256,12 +261,157 @@ def test_workers_go_where_the_live_policy_says(tmp_path: Path) -> None:
     )
     cfg = {"jobqueue.sandfill.shared-temp-directory": str(tmp_path / "tls"), "jobqueue.sandfill.log-directory": str(tmp_path / "logs")}
     with dask.config.set(cfg):
-        with BackfillSLURMCluster(slurm_conf=str(conf), security=False, memory="4G") as c:
+        with BackfillSLURMCluster(slurm_conf=str(conf), memory="4G") as c:
             script = c.job_script()
             assert "#SBATCH -p burst" in script and "#SBATCH --mem=4G" in script and "--memory-limit 4.00GiB" in script
             assert "sandfill-cluster-view" in c._repr_html_()  # the repr reads the widget's model
-        with BackfillSLURMCluster(slurm_conf=str(conf), security=False, queue="batch") as c:
+        with BackfillSLURMCluster(slurm_conf=str(conf), queue="batch") as c:
             assert "#SBATCH -p batch" in c.job_script()
         (tmp_path / "policy.conf").write_text("PartitionName=burst Nodes=ALL\n")  # no metadata
-        with BackfillSLURMCluster(slurm_conf=str(conf), security=False) as c:
+        with BackfillSLURMCluster(slurm_conf=str(conf)) as c:
             assert "#SBATCH -p" not in c.job_script()  # Slurm's default partition
+
+
+# ---- hardening (#11): no plain-TCP scheduler unless the admin says so; dashboards on loopback --
+
+
+@pytest.fixture
+def offsite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, object]]:
+    """A Slurm whose nodes are NOT on loopback (so not the devcluster's single-host branch), an
+    empty system dask config under tmp_path, and a record of every sbatch (there must be none:
+    no Slurm runs here)."""
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=t\nNodeName=node[1-2] NodeAddr=192.0.2.50 CPUs=8\nPartitionName=burst Nodes=ALL\n")
+    system = tmp_path / "etc-dask"
+    system.mkdir()
+    monkeypatch.setattr(config, "system_config_paths", lambda: [str(system)], raising=False)
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
+    submitted: list[str] = []
+
+    async def submit(self: object, script: str, **kw: object) -> str:
+        submitted.append(script)
+        raise AssertionError("nothing may be submitted")
+
+    monkeypatch.setattr(SlurmClient, "submit", submit)
+    cfg = {
+        "jobqueue.sandfill.slurm-conf": str(conf),
+        "jobqueue.sandfill.queue": "burst",
+        "jobqueue.sandfill.shared-temp-directory": str(tmp_path / "tls"),
+        "jobqueue.sandfill.log-directory": str(tmp_path / "logs"),
+        "jobqueue.sandfill.scheduler-options": {},
+    }
+    with dask.config.set(cfg):
+        yield {"system": system, "submitted": submitted, "tls": tmp_path / "tls"}
+
+
+INSECURE = [
+    ({"security": False}, "jobqueue.sandfill.security: False"),
+    ({"security": Security()}, "jobqueue.sandfill.security: Security("),
+    ({"protocol": "tcp://"}, "protocol: 'tcp://'"),
+    ({"scheduler_options": {"protocol": "tcp://"}}, "scheduler-options.protocol: 'tcp://'"),
+    ({"scheduler_options": {"security": None}}, "scheduler-options.security: None"),
+]
+
+
+@pytest.mark.parametrize("kwargs,needle", INSECURE)
+def test_a_cluster_without_tls_is_refused_before_anything_is_made(offsite: dict[str, object], kwargs: dict[str, object], needle: str) -> None:
+    """The user's own settings cannot allow it: dask config, a DASK_* variable, ~/.config."""
+    with dask.config.set({"jobqueue.sandfill.allow-insecure": True}):
+        with pytest.raises(ValueError) as err:
+            BackfillSLURMCluster(**kwargs)
+    assert needle in str(err.value) and "without TLS" in str(err.value)
+    assert "jobqueue.sandfill.allow-insecure: true in the system dask config" in str(err.value)
+    assert offsite["submitted"] == [] and not Path(str(offsite["tls"])).exists()  # nothing made
+
+
+def test_the_user_config_setting_security_false_is_refused(offsite: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    user = tmp_path / "user-dask"
+    user.mkdir()
+    (user / "mine.yaml").write_text("jobqueue:\n  sandfill:\n    allow-insecure: true\n")
+    monkeypatch.setenv("DASK_JOBQUEUE__SANDFILL__ALLOW_INSECURE", "true")
+    assert dask.config.get("jobqueue.sandfill.allow-insecure", config=dask.config.collect([str(user)])) is True
+    assert config.admin_allows_insecure() is False  # neither the file nor the variable is read
+    with dask.config.set({"jobqueue.sandfill.security": False}):
+        with pytest.raises(ValueError, match="jobqueue.sandfill.security: False would start a scheduler without TLS"):
+            BackfillSLURMCluster()
+    assert offsite["submitted"] == []
+
+
+def test_the_admin_can_allow_a_cluster_without_tls(offsite: dict[str, object]) -> None:
+    (Path(str(offsite["system"])) / "site.yaml").write_text("jobqueue:\n  sandfill:\n    allow-insecure: true\n")
+    assert config.admin_allows_insecure() is True
+    with BackfillSLURMCluster(security=False) as c:
+        assert c.scheduler_address.startswith("tcp://")
+        assert _bound_hosts(c.scheduler.http_server) == {"127.0.0.1"}
+    assert offsite["submitted"] == []
+
+
+def _bound_hosts(server: object) -> set[str]:
+    return {str(a[0]) for a in get_tcp_server_addresses(server)}
+
+
+def _non_loopback_ip() -> str | None:
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing address
+        ip = s.getsockname()[0]
+        return None if ip.startswith("127.") else ip
+    return None
+
+
+@pytest.mark.parametrize("address", [None, ":0", 0, "localhost:0"])
+def test_the_dashboard_binds_loopback_off_the_devcluster(offsite: dict[str, object], monkeypatch: pytest.MonkeyPatch, address: object) -> None:
+    options = {} if address is None else {"dashboard_address": address}
+    with BackfillSLURMCluster(scheduler_options=options) as c:
+        assert not c.scheduler_address.startswith("tls://127.")  # the scheduler itself is not on loopback
+        assert _bound_hosts(c.scheduler.http_server) == {"127.0.0.1"}
+        port = c.scheduler_info["services"]["dashboard"]
+        ip = _non_loopback_ip()
+        if ip is not None:  # from another machine's point of view: nothing answers
+            with pytest.raises(ConnectionRefusedError), socket.create_connection((ip, port), timeout=5):
+                pass
+        # the link goes through the Jupyter server's authenticated proxy
+        assert c.dashboard_path == f"proxy/{port}/status"
+        assert c.dashboard_link == f"http://127.0.0.1:{port}/status"  # no Jupyter known
+        monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
+        c.proxy_prefix = "/user/alice/"
+        assert c.dashboard_link == c.model()["dashboard_link"] == f"/user/alice/proxy/{port}/status"
+        assert f"href='/user/alice/proxy/{port}/status'" in c._repr_html_()
+        # every worker's dashboard is on loopback too
+        assert "--dashboard-address 127.0.0.1:0" in c.job_script()
+    assert offsite["submitted"] == []
+
+
+def test_a_kernel_under_jupyterhub_links_through_its_proxy(offsite: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/bob/")
+    with BackfillSLURMCluster() as c:
+        assert c.dashboard_link == f"/user/bob/proxy/{c.scheduler_info['services']['dashboard']}/status"
+
+
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        ({"scheduler_options": {"dashboard_address": "0.0.0.0:8787"}}, "scheduler-options.dashboard_address: '0.0.0.0:8787' would listen beyond loopback"),
+        ({"scheduler_options": {"dashboard_address": "192.0.2.2:0"}}, "scheduler-options.dashboard_address: '192.0.2.2:0' would listen beyond loopback"),
+        ({"worker_extra_args": ["--dashboard-address", ":0"]}, None),
+        ({"worker_extra_args": ["--dashboard-address", "0.0.0.0:0"]}, "worker-extra-args --dashboard-address: '0.0.0.0:0' would listen beyond loopback"),
+    ],
+)
+def test_a_dashboard_beyond_loopback_is_refused(offsite: dict[str, object], kwargs: dict[str, object], needle: str | None) -> None:
+    if needle is None:  # no host given: loopback, the port kept
+        with BackfillSLURMCluster(**kwargs) as c:
+            assert "--dashboard-address 127.0.0.1:0" in c.job_script()
+        return
+    with pytest.raises(ValueError) as err:
+        BackfillSLURMCluster(**kwargs)
+    assert needle in str(err.value)
+    assert offsite["submitted"] == [] and not Path(str(offsite["tls"])).exists()
+
+
+def test_a_configured_interface_is_where_the_scheduler_listens(offsite: dict[str, object]) -> None:
+    """TLS on and an interface named: the scheduler listens on that interface's address
+    only, never on 0.0.0.0 (issue #12 will choose addresses across hosts)."""
+    with BackfillSLURMCluster(interface="lo") as c:
+        assert c.scheduler_address.startswith("tls://127.0.0.1:")
+        (listener,) = c.scheduler.listeners
+        assert _bound_hosts(listener.tcp_server) == {"127.0.0.1"}
+        assert "--interface lo" in c.job_script()
