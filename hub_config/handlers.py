@@ -27,7 +27,7 @@ from jupyterhub.scopes import needs_scope
 from jupyterhub.utils import url_path_join
 from tornado import web
 
-from sandfill.hub.joblog import read_log_tail
+from sandfill.hub.joblog import tail_log
 
 PORT_ROUTE = r"/api/batchspawner"
 
@@ -86,14 +86,16 @@ def _job(spawner: Any) -> dict[str, Any]:
     return {"job_id": getattr(spawner, "job_id", None)}
 
 
-def _log(spawner: Any, user_name: str) -> dict[str, Any]:
+async def _log(spawner: Any, user_name: str) -> dict[str, Any]:
+    """The tail of the job's log, read off the hub's loop and bounded (a symlink, a FIFO or
+    another owner's file is refused: ``error`` says why and ``text`` is None)."""
     path = getattr(spawner, "job_output_path", "") or ""
     job_id = getattr(spawner, "job_id", "") or None
     last = getattr(spawner, "last_end", {}) or {}
     if not path and last:
         path, job_id = last.get("log_path") or "", last.get("job_id")
-    text = read_log_tail(path, user_name, getattr(spawner, "log_tail_bytes", 8192)) if path else None
-    return {"job_id": job_id, "path": path or None, "text": text}
+    tail = await tail_log(path, user_name, getattr(spawner, "log_tail_bytes", 8192), getattr(spawner, "lookup_timeout", 5.0))
+    return {"job_id": job_id, "path": path or None, "text": tail.text, "error": tail.error}
 
 
 class JobAPIHandler(APIHandler):
@@ -104,8 +106,8 @@ class JobAPIHandler(APIHandler):
 
 class JobLogAPIHandler(APIHandler):
     @needs_scope("read:servers")
-    def get(self, user_name: str) -> None:
-        self.finish(json.dumps(_log(_spawner_for(self, user_name), user_name)))
+    async def get(self, user_name: str) -> None:
+        self.finish(json.dumps(await _log(_spawner_for(self, user_name), user_name)))
 
 
 class JobPageHandler(BaseHandler):
@@ -122,7 +124,7 @@ class JobPageHandler(BaseHandler):
             "sandfill_job.html",
             for_user=user_name,
             job=_job(spawner),
-            log=_log(spawner, user_name),
+            log=await _log(spawner, user_name),
             api_url=url_path_join(self.hub.base_url, "api/sandfill/users", user_name, "server"),
         )
         self.finish(html)

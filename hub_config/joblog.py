@@ -1,44 +1,111 @@
 """Read the tail of a user's job log safely from the (root) hub.
 
 The log lives in the user's home, which the user controls: it could be replaced by a
-symlink to a file only root may read. We open it without following symlinks and only
-return it when it is a regular file owned by that user.
+symlink to a file only root may read, a FIFO (an open or a read that never returns), or a
+huge sparse file. We open it without following symlinks and without blocking, read only a
+regular file owned by that user, and only its last ``max_bytes``. A home on a hung network
+filesystem or a slow name service must not freeze the hub: :func:`tail_log` runs the lookup
+and the read in a small thread pool of its own, bounded by a timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import os
 import pwd
 import stat
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: a few threads of their own: reads stuck on a hung filesystem cannot starve the hub's pool
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandfill-joblog")
+MAX_TAIL_BYTES = 1 << 20  # never more than 1 MiB, whatever the setting says
+
+
+class LogRefused(OSError):
+    """The log path is not something the hub will read for the user; the message says why."""
+
+
+@dataclass(frozen=True)
+class LogTail:
+    """The tail of a job's log (``text``), or why there is none (``error``)."""
+
+    text: str | None = None
+    error: str | None = None
+
+
+def _uid(username: str) -> int:
+    try:
+        return pwd.getpwnam(username).pw_uid
+    except KeyError:
+        raise LogRefused(f"user {username!r} has no account on this machine") from None
+
+
+def _open(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LogRefused(f"{path} is a symbolic link; the hub does not follow it") from None
+        raise
+
+
+def _read_tail(fd: int, size: int, max_bytes: int) -> tuple[bytes, bool]:
+    start = max(0, size - max_bytes)
+    data = os.pread(fd, size - start, start)
+    return data, start > 0
 
 
 def read_log_tail(path: str, username: str, max_bytes: int = 8192) -> str | None:
-    """The last ``max_bytes`` of ``path`` if it is a regular file owned by ``username``;
-    None when it does not exist or must not be read."""
+    """The last ``max_bytes`` (at most :data:`MAX_TAIL_BYTES`) of ``path`` if it is a regular
+    file owned by ``username``; None when it does not exist. Anything else (a symlink, a
+    FIFO or device, another owner's file) raises :class:`LogRefused` naming the path."""
+    uid = _uid(username)
     try:
-        uid = pwd.getpwnam(username).pw_uid
-    except KeyError:
+        fd = _open(path)
+    except LogRefused:
+        raise
+    except FileNotFoundError:
         return None
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
+    except OSError as exc:
+        raise LogRefused(f"{path} cannot be read: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != uid:
-            return None
-        size = st.st_size
-        start = max(0, size - max_bytes)
-        os.lseek(fd, start, os.SEEK_SET)
-        data = b""
-        while len(data) < size - start:
-            chunk = os.read(fd, size - start - len(data))
-            if not chunk:
-                break
-            data += chunk
+        if not stat.S_ISREG(st.st_mode):
+            raise LogRefused(f"{path} is not a regular file; the hub reads only regular files")
+        if st.st_uid != uid:
+            raise LogRefused(f"{path} is not owned by {username}; the hub does not read it")
+        data, cut = _read_tail(fd, st.st_size, max(0, min(max_bytes, MAX_TAIL_BYTES)))
     finally:
         os.close(fd)
     text = data.decode("utf-8", errors="replace")
-    if start > 0 and "\n" in text:
+    if cut and "\n" in text:
         text = text.split("\n", 1)[1]  # drop the partial first line
     return text
+
+
+async def off_loop(what: str, fn: Callable[..., T], *args: Any, timeout: float = 5.0) -> T:
+    """``fn(*args)`` in the log reader's thread pool, bounded: :class:`TimeoutError` naming
+    ``what`` when it takes longer than ``timeout`` seconds (a hung filesystem, a slow name
+    service); the hub's loop goes on meanwhile."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await asyncio.wait_for(loop.run_in_executor(_POOL, fn, *args), timeout)
+    except TimeoutError:
+        raise TimeoutError(f"{what} took longer than {timeout:g} s") from None
+
+
+async def tail_log(path: str, username: str, max_bytes: int = 8192, timeout: float = 5.0) -> LogTail:
+    """:func:`read_log_tail` off the event loop, bounded by ``timeout`` seconds."""
+    if not path:
+        return LogTail()
+    try:
+        text = await off_loop(f"reading {path}", read_log_tail, path, username, max_bytes, timeout=timeout)
+    except (LogRefused, TimeoutError) as exc:
+        return LogTail(error=str(exc))
+    return LogTail(text=text)
