@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Iterable
 
@@ -10,34 +12,66 @@ from sandfill.slurm.hostlist import expand_hostlist
 from sandfill.slurm.states import UNKNOWN, JobStatus, check_job_ids, check_users, none_if_empty
 from sandfill.units import parse_slurm_time, parse_timestamp
 
-SQUEUE_FIELDS = ("%i", "%T", "%r", "%N", "%S", "%e", "%l", "%P", "%q", "%u", "%V", "%B", "%j")
+#: the poller's fields. None of them is set by a user: no job name (``%j``), no comment
+#: (``%k``), no working directory. A user can rename a job (``scontrol update JobName=…``,
+#: ``sbatch -J``) to anything, a newline and ``|`` included, and with such a field in the
+#: format one user could break every row after theirs or forge a row for another job. Without
+#: one, one record is one line of controller-made text.
+SQUEUE_FIELDS = ("%i", "%T", "%r", "%N", "%S", "%e", "%l", "%P", "%q", "%u", "%V", "%B")
 
 
 SQUEUE_FORMAT = "|".join(SQUEUE_FIELDS)
 
+log = logging.getLogger("sandfill.slurm.squeue")
 
-def parse_squeue(stdout: str, observed: float | None = None) -> dict[str, JobStatus]:
-    """Parse ``squeue -h -o SQUEUE_FORMAT`` output into statuses keyed by job id."""
+
+class Statuses(dict[str, JobStatus]):
+    """Statuses by job id, and the lines that could not be read (:attr:`unreadable`): a
+    line whose job id is readable but whose other fields are not gives that job an UNKNOWN
+    status; a line without a readable id is only listed here."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unreadable: list[str] = []
+
+
+def parse_squeue(stdout: str, observed: float | None = None) -> Statuses:
+    """Parse ``squeue -h -o SQUEUE_FORMAT`` output into statuses keyed by job id. Never
+    raises on a bad line: see :class:`Statuses`."""
     now = time.time() if observed is None else observed
-    out: dict[str, JobStatus] = {}
-    n = len(SQUEUE_FIELDS)
+    out = Statuses()
     for line in stdout.splitlines():
         if not line.strip():
             continue
-        parts = line.split("|", n - 1)
-        if len(parts) != n:
-            raise ValueError(f"unexpected squeue line ({len(parts)} fields, want {n}): {line!r}")
-        jid, state, reason, nodes, start, end, limit, part, qos, user, submit, host, name = parts
-        state = state.strip().split()[0].rstrip("+") if state.strip() else UNKNOWN
-        reason_s = none_if_empty(reason)
-        if reason_s is not None:
-            reason_s = reason_s.strip("()")
-            if reason_s == "None":
-                reason_s = None
-        out[jid.strip()] = JobStatus(
-            job_id=jid.strip(),
-            state=state,
-            reason=reason_s,
+        parts = line.split("|")
+        jid = parts[0].strip()
+        st = _status_row(parts, now) if len(parts) == len(SQUEUE_FIELDS) else None
+        if st is not None:
+            out[jid] = st
+            continue
+        if _JOB_ROW_ID.fullmatch(jid):
+            out[jid] = JobStatus(jid, UNKNOWN, observed=now)
+        out.unreadable.append(line[:200])
+    if out.unreadable:
+        log.warning("%d unreadable squeue line(s), first: %r", len(out.unreadable), out.unreadable[0])
+    return out
+
+
+# a job id as squeue's %i prints it (32-bit numbers): 12, 12_3, or a pending array's 12_[1-5%2]
+_JOB_ROW_ID = re.compile(r"\d{1,10}(_(\d{1,10}|\[[0-9,%-]{1,200}\]))?")
+
+
+def _status_row(parts: list[str], now: float) -> JobStatus | None:
+    """One :data:`SQUEUE_FORMAT` row, or None when it is not one."""
+    jid, state, reason, nodes, start, end, limit, part, qos, user, submit, host = parts
+    jid = jid.strip()
+    if not _JOB_ROW_ID.fullmatch(jid):
+        return None
+    try:
+        return JobStatus(
+            job_id=jid,
+            state=_state(state),
+            reason=_reason(reason),
             nodes=none_if_empty(nodes),
             start_time=parse_timestamp(start),
             end_time=parse_timestamp(end),
@@ -47,10 +81,23 @@ def parse_squeue(stdout: str, observed: float | None = None) -> dict[str, JobSta
             user=none_if_empty(user),
             submit_time=parse_timestamp(submit),
             exec_host=none_if_empty(host),
-            name=name,
             observed=now,
         )
-    return out
+    except (ValueError, ArithmeticError):
+        return None
+
+
+def _state(text: str) -> str:
+    """``%T`` (``RUNNING``, ``CANCELLED+``, ``CANCELLED by 0``) → the state word."""
+    words = text.split()
+    return words[0].rstrip("+") if words else UNKNOWN
+
+
+def _reason(text: str) -> str | None:
+    reason = none_if_empty(text)
+    if reason is not None:
+        reason = reason.strip("()")
+    return None if reason in {None, "", "None"} else reason
 
 
 def status_argv(job_ids: Iterable[str] | None = None) -> list[str]:
@@ -67,11 +114,11 @@ def forgotten_ids(result: Result) -> bool:
     return result.returncode != 0 and "Invalid job id specified" in result.stderr
 
 
-def parse_status(result: Result, observed: float | None = None) -> dict[str, JobStatus]:
+def parse_status(result: Result, observed: float | None = None) -> Statuses:
     """The statuses in a :func:`status_argv` result; SlurmCommandError when the controller
     could not be asked. A job the controller no longer knows is absent."""
     if forgotten_ids(result):
-        return {}
+        return Statuses()
     return parse_squeue(result.checked().stdout, observed=time.time() if observed is None else observed)
 
 
