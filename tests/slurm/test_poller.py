@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from sandfill.dev.devcluster import DevCluster
 from sandfill.dev.testing import TestSlurm, booted_devcluster, queue_rpcs, sleep_script
 from sandfill.slurm import GONE, UNKNOWN, JobStatus, QueuePoller, SlurmClient
-from sandfill.slurm.commands import SlurmCommandError
+from sandfill.slurm.commands import Result, Runner, SlurmCommandError
 
 TEST_POLICY = Path(__file__).resolve().parents[1] / "data" / "devcluster-policy.yaml"
 
@@ -145,3 +147,179 @@ def test_failure_keeps_facts_and_notifies() -> None:
     assert st is not None and st.state == UNKNOWN and st.nodes == "node3" and not st.ended
     assert [c["1"].state for c in seen] == ["RUNNING", UNKNOWN]
     assert "Unable to contact" in (p.stats.last_error or "")
+
+
+# ---- hardening (#11): one user, or a hung controller, cannot stop the poller ----------------
+
+# what squeue prints for each format field of three jobs; job 3's user renamed it (%j)
+_ROWS = {
+    "1": {"%i": "1", "%T": "RUNNING", "%r": "None", "%N": "node1", "%S": "2026-11-21T08:54:22",
+          "%e": "2026-11-21T09:04:22", "%l": "10:00", "%P": "batch", "%q": "normal", "%u": "ada",
+          "%V": "2026-11-21T08:54:22", "%B": "node1", "%j": "plain", "%k": "(null)"},
+    "2": {"%i": "2", "%T": "PENDING", "%r": "Priority", "%N": "", "%S": "N/A", "%e": "N/A",
+          "%l": "30:00", "%P": "batch", "%q": "normal", "%u": "bob", "%V": "2026-11-21T08:54:22",
+          "%B": "n/a", "%j": "plain", "%k": "(null)"},
+}
+
+HOSTILE_NAMES = [
+    "a\nb|c",  # a newline and the separator
+    "x\n1|COMPLETED|None|node1|N/A|N/A|1:00|batch|normal|ada|N/A|node1|x",  # a forged row
+    "a|b|c|d",
+    "t\tab",
+    "%j%%i%T",
+    "x\ufffd\ufffdy",  # non-UTF-8 bytes, as the runner decodes them
+    "n" * 100_000,
+    "",
+]
+
+
+class _FakeSqueue(Runner):
+    """squeue as Slurm runs it: prints each row in the format the argv asks for, with the
+    job name (and comment) of job 3 chosen by its user; ``hang`` blocks the command."""
+
+    def __init__(self, name: str = "plain") -> None:
+        super().__init__("/nonexistent/slurm.conf")
+        self.rows = {k: dict(v) for k, v in _ROWS.items()}
+        self.rows["3"] = {**self.rows["1"], "%i": "3", "%N": "node2", "%B": "node2", "%j": name, "%k": name}
+        self.hang = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def execute(self, argv: Sequence[str], input: str | None) -> Result:
+        self.calls += 1
+        if self.hang.is_set():
+            self.release.wait(30)
+        if argv[0] != "squeue":
+            return Result(list(argv), 0, "", "")
+        fields = argv[argv.index("-o") + 1].split("|")
+        ids = argv[argv.index("-j") + 1].split(",")
+        out = "".join("|".join(self.rows[j][f] for f in fields) + "\n" for j in ids if j in self.rows)
+        return Result(list(argv), 0, out, "")
+
+
+def _poller(runner: Runner, **kw: float) -> QueuePoller:
+    client = SlurmClient("/nonexistent/slurm.conf")
+    client.runner = runner
+    return QueuePoller(client, fast_interval=0.05, slow_interval=0.05, use_sacct=False, **kw)
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES, ids=range(len(HOSTILE_NAMES)))
+def test_a_hostile_job_name_breaks_no_round(name: str) -> None:
+    p = _poller(_FakeSqueue(name))
+    p._watched.update({"1": 1, "2": 1, "3": 1})
+    found = p.poll_once(["1", "2", "3"])
+    assert {j: s.state for j, s in found.items()} == {"1": "RUNNING", "2": "PENDING", "3": "RUNNING"}
+    assert found["3"].nodes == "node2" and p.stats.failures == 0
+
+
+class _Flaky:
+    """A client whose squeue fails in a scripted way, then answers."""
+
+    def __init__(self) -> None:
+        self.fail: BaseException | None = None
+        self.state = "RUNNING"
+
+    def squeue_sync(self, ids: list[str]) -> dict[str, JobStatus]:
+        if self.fail is not None:
+            raise self.fail
+        return {j: JobStatus(j, self.state, nodes="node1") for j in ids}
+
+    def sacct_final_sync(self, ids: list[str]) -> dict[str, JobStatus]:
+        return {}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "fault",
+    [ValueError("unexpected squeue line"), UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+     KeyError("x"), RuntimeError("bug"), OSError(24, "Too many open files")],
+    ids=lambda e: type(e).__name__,
+)
+async def test_a_round_failing_for_any_reason_is_unknown_and_the_thread_goes_on(fault: Exception) -> None:
+    fake = _Flaky()
+    p = QueuePoller(fake, fast_interval=0.05, slow_interval=0.05)  # type: ignore[arg-type]
+    try:
+        p.watch(["1", "2"])
+        st = await p.wait_for("1", lambda s: s.running, timeout=5)
+        fake.fail = fault
+        st = await p.wait_for("1", lambda s: not s.known, timeout=5)
+        assert st.state == UNKNOWN and st.nodes == "node1" and not st.ended  # not lost, not ended
+        assert p.status("2") is not None and p.status("2").state == UNKNOWN  # type: ignore[union-attr]
+        assert p.stats.failures >= 1 and p.stats.last_error
+        fake.fail, fake.state = None, "COMPLETING"
+        st = await p.wait_for("1", lambda s: s.known, timeout=5)  # the next good round restores it
+        assert st.state == "COMPLETING"
+        assert p._thread is not None and p._thread.is_alive()
+    finally:
+        p.close()
+
+
+@pytest.mark.asyncio
+async def test_awaits_return_within_the_timeout_while_the_controller_hangs() -> None:
+    runner = _FakeSqueue()
+    p = _poller(runner, wait_timeout=0.5)
+    try:
+        p.watch(["1", "2"])
+        await asyncio.wait_for(p.refresh(), 5)
+        assert p.status("1").state == "RUNNING"  # type: ignore[union-attr]
+        runner.hang.set()  # slurmctld stops answering: squeue blocks
+        rounds = runner.calls
+        await asyncio.sleep(0)  # let the thread enter the hung command
+        t0 = time.monotonic()
+        # the ways the hub's spawner and the poller's own API await a round
+        snap = await asyncio.wait_for(p.refresh(), 5)
+        await asyncio.wait_for(asyncio.wrap_future(p.request_next_round()), 5)
+        await asyncio.wait_for(asyncio.wrap_future(p.request_refresh()), 5)
+        assert time.monotonic() - t0 < 3 * 0.5 + 1  # each within wait_timeout (and slack)
+        assert snap["1"].state == UNKNOWN and snap["1"].nodes == "node1" and snap["2"].state == UNKNOWN
+        assert "overdue" in (p.stats.last_error or "")
+        runner.hang.clear()
+        runner.release.set()  # the controller is back
+        st = await p.wait_for("1", lambda s: s.known, timeout=5)
+        assert st.running and runner.calls > rounds
+    finally:
+        runner.release.set()
+        p.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the point
+async def test_awaits_return_when_the_poller_thread_is_gone() -> None:
+    fake = _Flaky()
+    fake.fail = SystemExit(1)  # not an Exception: kills the thread
+    p = QueuePoller(fake, fast_interval=0.05, slow_interval=0.05, wait_timeout=0.3)  # type: ignore[arg-type]
+    try:
+        p.watch("1")
+        snap = await asyncio.wait_for(p.refresh(), 5)
+        assert snap["1"].state == UNKNOWN
+        fake.fail = None
+        st = await p.wait_for("1", lambda s: s.known, timeout=5)  # asking again restarts it
+        assert st.running
+    finally:
+        p.close()
+
+
+def test_an_idle_poller_resolves_waiters_without_marking_jobs() -> None:
+    fake = _Flaky()
+    p = QueuePoller(fake, fast_interval=3600, slow_interval=3600, wait_timeout=0.2)  # type: ignore[arg-type]
+    try:
+        p.watch("1")
+        p.request_refresh().result(timeout=5)
+        assert p.status("1").state == "RUNNING"  # type: ignore[union-attr]
+        # no round comes for an hour: the await still ends, and the job is not made UNKNOWN
+        assert p.request_next_round().result(timeout=5)["1"].state == "RUNNING"
+    finally:
+        p.close()
+
+
+def test_the_shared_pollers_commands_are_bounded() -> None:
+    from sandfill.slurm.poller import COMMAND_TIMEOUT, WAIT_TIMEOUT
+
+    p = QueuePoller.shared("/nonexistent/h1-slurm.conf")
+    try:
+        assert p.client.runner.timeout == COMMAND_TIMEOUT and p.wait_timeout == WAIT_TIMEOUT
+        assert COMMAND_TIMEOUT < WAIT_TIMEOUT
+    finally:
+        p.close()
+    with pytest.raises(ValueError, match="wait_timeout.*0"):
+        QueuePoller(_Flaky(), wait_timeout=0)  # type: ignore[arg-type]
