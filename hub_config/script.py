@@ -36,6 +36,7 @@ DEFAULT_TEMPLATE = """\
 {% for line in extra_directives %}{{ line }}
 {% endfor %}
 set -euo pipefail
+umask 077
 export PATH={{ path | sh }}
 {% for name, value in env.items() %}export {{ name }}={{ value | sh }}
 {% endfor %}

@@ -18,8 +18,6 @@ state format and port-report protocol stay the same):
 from __future__ import annotations
 
 import asyncio
-import os
-import pwd
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +30,7 @@ from traitlets import Dict, Unicode, default
 from sandfill.hub import progress
 from sandfill.hub.form import (
     Choices,
+    FormError,
     FormSettings,
     ResourceRequest,
     flatten_form,
@@ -40,16 +39,13 @@ from sandfill.hub.form import (
     render_form,
     validate_request,
 )
-from sandfill.hub.joblog import read_log_tail
-from sandfill.hub.script import build_context, render_script
+from sandfill.hub.joblog import tail_log
 from sandfill.hub.settings import SpawnerSettings
-from sandfill.slurm import UNKNOWN, JobStatus, QueuePoller, SlurmClient, SlurmCommandError
-from sandfill.slurm.states import is_user_name
+from sandfill.hub.submit import SpawnFailed, SubmitAsUser
+from sandfill.slurm import UNKNOWN, JobStatus, QueuePoller, SlurmCommandError
 from sandfill.slurm.view import SchedulerView, shared_view
 
 _HOST = re.compile(r"[A-Za-z0-9_.:-]+")
-_HOME = re.compile(r"/[A-Za-z0-9_./-]+")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # job id → spawners waiting for news about it (progress pages, start loops)
 _listeners: dict[str, set[BackfillSlurmSpawner]] = {}
@@ -68,16 +64,7 @@ def _on_poller_change(loop: asyncio.AbstractEventLoop) -> Callable[[dict[str, Jo
     return changed
 
 
-class SpawnFailed(RuntimeError):
-    """The job ended before the server came up; the message says why (Slurm's state and
-    reason and the tail of the job's log)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.jupyterhub_message = message
-
-
-class BackfillSlurmSpawner(SpawnerSettings, SlurmSpawner):
+class BackfillSlurmSpawner(SubmitAsUser, SpawnerSettings, SlurmSpawner):
     """A SlurmSpawner with a validated form, live pending information, one shared queue
     poller and 'unknown, not gone' semantics. Configure it through the site file
     (see ``hub_config/site.example.yaml``) rather than by hand; its settings are those of
@@ -104,18 +91,6 @@ class BackfillSlurmSpawner(SpawnerSettings, SlurmSpawner):
     @property
     def view(self) -> SchedulerView:
         return shared_view(self.slurm_conf or None)
-
-    def _client(self, as_user: bool) -> SlurmClient:
-        prefix: list[str] = []
-        if as_user:
-            prefix = [p.replace("{username}", self._username()) for p in self.submit_prefix]
-        return SlurmClient(self.slurm_conf or None, prefix=prefix, env=self._submit_env() if as_user else None)
-
-    def _username(self) -> str:
-        name = self.user.name
-        if not is_user_name(name):
-            raise SpawnFailed(f"user name {name!r} cannot be used as a Slurm user")
-        return name
 
     def _watch(self) -> None:
         if self._watching == self.job_id or not self.job_id:
@@ -167,61 +142,41 @@ class BackfillSlurmSpawner(SpawnerSettings, SlurmSpawner):
         return _apply_user_options
 
     async def apply_request(self, options: dict[str, Any]) -> ResourceRequest:
-        """Validate ``user_options`` (from the form or the REST API) into ``self.request``."""
-        self.request = validate_request(options or {}, await self.choices())
+        """Validate ``user_options`` (from the form or the REST API) into ``self.request``.
+
+        JupyterHub has already saved the options in its database (it reuses them when a
+        later spawn brings none, also after a restart): refused options are replaced by
+        none (the next spawn without options gets the defaults), accepted ones by their
+        validated form."""
+        try:
+            self.request = validate_request(options or {}, await self.choices())
+        except FormError:
+            self.request = None
+            self._save_options({})
+            raise
+        self._save_options(self.request.as_options())
         return self.request
 
+    def _save_options(self, options: dict[str, Any]) -> None:
+        self.user_options = options
+        if self.orm_spawner is not None and self.orm_spawner.user_options != options:
+            self.orm_spawner.user_options = options
+            self.db.commit()
+
     # ---- submission ---------------------------------------------------------------------
-    def _home(self) -> str:
-        try:
-            home = pwd.getpwnam(self._username()).pw_dir
-        except KeyError:
-            raise SpawnFailed(f"user {self.user.name!r} has no account on this machine") from None
-        if not _HOME.fullmatch(home):
-            raise SpawnFailed(f"home directory {home!r} cannot be used in a batch script")
-        return home
-
-    def _submit_env(self) -> dict[str, str]:
-        env = {k: v for k, v in self.get_env().items() if _ENV_NAME.fullmatch(k)}
-        if self.slurm_conf:
-            env["SLURM_CONF"] = self.slurm_conf
-        env["SANDFILL_WALLTIME_WARNING"] = str(self.walltime_warning.seconds)  # seconds, for sandfill.lab
-        return env
-
-    def render_script(self, request: ResourceRequest) -> str:
-        home = self._home()
-        output = self.job_output.replace("{home}", home)
-        bindir = self.singleuser_bin_dir
-        command = [
-            os.path.join(bindir, "batchspawner-singleuser"),
-            os.path.join(bindir, "jupyterhub-singleuser"),
-            *self.get_args(),
-        ]
-        ctx = build_context(
-            request,
-            username=self._username(),
-            home=home,
-            output=output,
-            env=self._submit_env(),
-            path=f"{bindir}:/usr/local/bin:/usr/bin:/bin",
-            command=command,
-            extra_directives=self.extra_directives,
-            prologue=self.script_prologue,
-        )
-        return render_script(self.script_template, ctx)
-
     async def submit_batch_script(self) -> str:
         if self.request is None:
             await self.apply_request(self.user_options or {})
         assert self.request is not None
-        script = self.render_script(self.request)
+        home = await self._home()
+        script = self.render_script(self.request, home)
         self.log.info("Submitting %s's server job: %s", self.user.name, self.request.describe())
         self.log.debug("Batch script:\n%s", script)
         try:
             self.job_id = await self._client(as_user=True).submit(script)
         except SlurmCommandError as exc:
             raise SpawnFailed(f"Slurm refused the job: {exc.stderr.strip() or exc}") from None
-        self.job_output_path = self.job_output.replace("{home}", self._home()).replace("%j", self.job_id)
+        self.job_output_path = self.job_output.replace("{home}", home).replace("%j", self.job_id)
         self.log.info("Server job %s submitted for %s", self.job_id, self.user.name)
         return self.job_id
 
@@ -272,18 +227,17 @@ class BackfillSlurmSpawner(SpawnerSettings, SlurmSpawner):
             raise SpawnFailed(f"job {self.job_id} runs on {host!r}, which is not an address")
         return host
 
-    def _record_end(self, st: JobStatus, *, by_hub: bool = False) -> None:
-        tail = ""
-        if self.job_output_path:
-            tail = read_log_tail(self.job_output_path, self.user.name, self.log_tail_bytes) or ""
+    async def _record_end(self, st: JobStatus, *, by_hub: bool = False) -> None:
+        log = await tail_log(self.job_output_path, self.user.name, self.log_tail_bytes, self.lookup_timeout)
+        tail = log.text or (f"(log not shown: {log.error})" if log.error else "")
         self.last_end = progress.end_record(st, by_hub=by_hub, log_path=self.job_output_path, log_tail=tail)
 
     def end_message(self) -> str:
         return progress.end_message(self.last_end)
 
-    def _ended(self, st: JobStatus) -> SpawnFailed:
+    async def _ended(self, st: JobStatus) -> SpawnFailed:
         """The job ended before the server came up: record it, forget it, say why."""
-        self._record_end(st)
+        await self._record_end(st)
         self.clear_state()
         return SpawnFailed(self.end_message())
 
@@ -299,7 +253,7 @@ class BackfillSlurmSpawner(SpawnerSettings, SlurmSpawner):
         st = await self._status()
         while not st.running:
             if st.ended:
-                raise self._ended(st)
+                raise await self._ended(st)
             st = await self._status(next_round=True)
         self.ip = self.state_gethost()
         self._changed.set()
@@ -320,7 +274,7 @@ class BackfillSlurmSpawner(SpawnerSettings, SlurmSpawner):
                 break
             st = await self._status()
             if st.ended:
-                raise self._ended(st)
+                raise await self._ended(st)
 
     def report_port(self, port: int) -> None:
         """Called by the port-report handler with a validated port. Only the spawner's
@@ -337,7 +291,7 @@ class BackfillSlurmSpawner(SpawnerSettings, SlurmSpawner):
         st = await self._status()
         if st.ended:
             self.log.warning("Server job %s of %s ended: %s %s", self.job_id, self.user.name, st.state, st.reason or "")
-            self._record_end(st)
+            await self._record_end(st)
             self.clear_state()
             return 1
         return None  # pending, running, or unknown: never "gone" on a failed query
@@ -358,7 +312,7 @@ class BackfillSlurmSpawner(SpawnerSettings, SlurmSpawner):
         while not st.ended and time.monotonic() < deadline:
             st = await self._status(next_round=True)
         if st.ended:
-            self._record_end(st, by_hub=True)
+            await self._record_end(st, by_hub=True)
         else:
             self.log.warning("Server job %s did not end within 20 s of scancel (last: %s)", job_id, st.state)
 
