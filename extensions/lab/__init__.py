@@ -20,7 +20,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     from sandfill.lab.manager import ClusterManager
     from sandfill.lab.walltime import setup_walltime
 
-    manager = ClusterManager()
+    manager = ClusterManager(base_url=serverapp.base_url)
     setup_handlers(serverapp.web_app, manager)  # (it keeps the manager in the app settings)
     setup_walltime(serverapp)  # the server job's walltime: <base_url>/sandfill/walltime
     serverapp.log.info("sandfill: backfill Dask cluster API at %ssandfill/", serverapp.base_url)

@@ -14,6 +14,14 @@ from tornado import web
 from sandfill.lab.manager import BadRequest, ClusterManager, NotFound
 
 AUTH_RESOURCE = "sandfill"
+#: the largest request body read (a create body is a few hundred bytes)
+MAX_BODY_BYTES = 16 * 1024
+
+
+def to_json(obj: Any) -> str:
+    """JSON with ``<``, ``>`` and ``&`` escaped (``\\u003c``…), so that no value a user sent
+    can be read as HTML or close a script, even by a client that sniffs the type."""
+    return json.dumps(obj).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 class _Base(APIHandler):
@@ -24,16 +32,23 @@ class _Base(APIHandler):
         return self.settings["sandfill_manager"]
 
     def body(self) -> Any:
+        raw = self.request.body or b"null"
+        if len(raw) > MAX_BODY_BYTES:
+            raise BadRequest(f"body: {len(raw)} bytes is more than the {MAX_BODY_BYTES} allowed")
         try:
-            return json.loads(self.request.body or b"null")
+            return json.loads(raw)
         except ValueError as exc:
             raise BadRequest(f"body: not valid JSON ({exc})") from None
+        except RecursionError:
+            raise BadRequest("body: nested too deeply") from None
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """``{"error": ...}``: our own 4xx words; for anything unexpected, no exception text
+        (it is in the server's log), only the status's reason."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         self.set_header("Content-Type", "application/json")
-        msg = getattr(exc, "log_message", None) or (str(exc) if exc else self._reason)
-        self.finish(json.dumps({"error": msg}))
+        msg = getattr(exc, "log_message", None) if isinstance(exc, web.HTTPError) else None
+        self.finish(to_json({"error": msg or self._reason}))
 
     async def _do(self, fn: Any, *args: Any, status: int = 200) -> None:
         try:
@@ -48,7 +63,8 @@ class _Base(APIHandler):
         if status == 204:
             self.finish()
         else:
-            self.finish(json.dumps(result))
+            self.set_header("Content-Type", "application/json")
+            self.finish(to_json(result))
 
 
 class TemplatesHandler(_Base):

@@ -7,21 +7,22 @@ attach by name through a connection file (``sandfill.dask.connect``)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import re
 import secrets
 import shutil
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import dask
 
 from sandfill.dask import BackfillSLURMCluster
-from sandfill.dask.config import seconds
+from sandfill.dask.config import seconds, worker_count
 from sandfill.dask.connect import NAME_RE
 from sandfill.slurm import SlurmClient, SlurmCommandError
 from sandfill.units import UnitError, format_duration, parse_duration, parse_memory
@@ -40,6 +41,8 @@ class NotFound(KeyError):
 
 SLURM_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_MEMORY_MIB = 1024**2  # 1 TiB per worker job
+#: the most of a worker job's log (its .out and .err together) one read returns
+LOG_TAIL_BYTES = 64_000
 PARAM_KEYS = ("cores", "memory", "min_walltime", "max_walltime", "partition", "qos")
 CREATE_KEYS = {"template", "name", "workers", *PARAM_KEYS}
 
@@ -61,6 +64,36 @@ def _int(body: dict[str, Any], key: str, lo: int, hi: int) -> int:
     if not lo <= v <= hi:
         raise BadRequest(f"{key}: must be from {lo} to {hi}, not {v}")
     return v
+
+
+def _workers(body: dict[str, Any], key: str) -> int:
+    """A worker count: the one cap (``sandfill.lab.max-workers``) that the scheduler's own
+    handlers use too, in the same words."""
+    try:
+        return worker_count(key, body.get(key))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def read_tail(path: Path, max_bytes: int) -> str | None:
+    """The last ``max_bytes`` of ``path`` if it is a regular file of ours, else None. Never
+    follows a symlink (``O_NOFOLLOW``), never blocks on a FIFO or device (``O_NONBLOCK``, then
+    a regular-file check on the open file), and reads at most ``max_bytes`` however large the
+    file is or grows."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EACCES, errno.EPERM, errno.ENXIO):
+            return "(not shown: not a regular file of yours)"
+        raise
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            return "(not shown: not a regular file of yours)"
+        f.seek(max(0, st.st_size - max_bytes))
+        return f.read(max_bytes).decode(errors="replace")
 
 
 def _duration(body: dict[str, Any], key: str) -> int:
@@ -88,13 +121,14 @@ class ClusterManager:
         *,
         templates: list[dict[str, Any]] | None = None,
         max_clusters: int | None = None,
-        max_workers: int | None = None,
         connection_dir: str | os.PathLike[str] | None = None,
         slurm: SlurmClient | None = None,
+        base_url: str | None = None,
     ) -> None:
         self._templates = {t["name"]: dict(t) for t in (templates or dask.config.get("sandfill.lab.templates"))}
         self.max_clusters = int(max_clusters or dask.config.get("sandfill.lab.max-clusters"))
-        self.max_workers = int(max_workers or dask.config.get("sandfill.lab.max-workers"))
+        #: the Jupyter server's base URL: each cluster's dashboard link goes through its proxy
+        self.base_url = base_url
         self.connection_dir = Path(os.path.expanduser(connection_dir or dask.config.get("sandfill.lab.connection-dir")))
         self.slurm = slurm or SlurmClient(dask.config.get("jobqueue.sandfill.slurm-conf") or None)
         self._clusters: dict[str, Managed] = {}
@@ -113,7 +147,8 @@ class ClusterManager:
     def jobs(self, cid: str) -> list[dict[str, Any]]:
         return [j.to_dict() for j in self._find(cid).cluster.jobs]
 
-    def job_log(self, cid: str, job_id: str, max_bytes: int = 64_000) -> dict[str, str]:
+    async def job_log(self, cid: str, job_id: str, max_bytes: int = LOG_TAIL_BYTES) -> dict[str, str]:
+        """The tail of one of this cluster's worker jobs' logs (read off the event loop)."""
         m = self._find(cid)
         if job_id not in {j.job_id for j in m.cluster.jobs if j.job_id}:
             raise NotFound(f"cluster {m.name!r} has no worker job {job_id!r}")
@@ -121,10 +156,9 @@ class ClusterManager:
         parts = []
         for ext in ("out", "err"):
             path = Path(job.log_directory or ".") / f"{job.job_name}-{job_id}.{ext}"
-            if path.exists():
-                with open(path, "rb") as f:
-                    f.seek(max(0, path.stat().st_size - max_bytes // 2))
-                    parts.append(f"==> {path.name} <==\n" + f.read().decode(errors="replace"))
+            text = await asyncio.to_thread(read_tail, path, max_bytes // 2)
+            if text is not None:
+                parts.append(f"==> {path.name} <==\n" + text)
         return {"job_id": job_id, "text": "\n".join(parts) or "(no output yet)"}
 
     # ---- changing -----------------------------------------------------------------------
@@ -136,14 +170,14 @@ class ClusterManager:
             raise BadRequest(f"{unknown[0]}: unknown field (allowed: {', '.join(sorted(CREATE_KEYS))})")
         template = body.get("template")
         if template is not None:
-            if template not in self._templates:
+            if not isinstance(template, str) or template not in self._templates:
                 raise BadRequest(f"template: {template!r} is not one of {', '.join(self._templates)}")
             params = {k: v for k, v in self._templates[template].items() if k in PARAM_KEYS}
             params.update({k: body[k] for k in PARAM_KEYS if k in body})
         else:
             params = {k: body.get(k) for k in PARAM_KEYS}
         params = await self._validate_params(params)
-        workers = _int(body, "workers", 0, self.max_workers) if "workers" in body else 0
+        workers = _workers(body, "workers") if "workers" in body else 0
         async with self._lock:
             name = body.get("name") or self._fresh_name(template or "cluster")
             if not isinstance(name, str) or not NAME_RE.fullmatch(name):
@@ -153,16 +187,7 @@ class ClusterManager:
             if len(self._clusters) >= self.max_clusters:
                 raise BadRequest(f"clusters: at most {self.max_clusters} clusters per user")
             cid = secrets.token_hex(6)
-            cluster = await BackfillSLURMCluster(
-                asynchronous=True,
-                name=name,
-                cores=params["cores"],
-                memory=params["memory"],
-                min_walltime=params["min_walltime"],
-                max_walltime=params["max_walltime"],
-                queue=params["partition"],
-                qos=params["qos"],
-            )
+            cluster = await self._start_cluster(name, params)
             m = Managed(cid, name, template, params, cluster)
             self._clusters[cid] = m
             self._write_connection(m)
@@ -175,14 +200,14 @@ class ClusterManager:
         if not isinstance(body, dict) or len(body) != 1 or next(iter(body)) not in {"scale", "adapt"}:
             raise BadRequest(f"body: must be {{'scale': n}} or {{'adapt': {{'minimum': a, 'maximum': b}}}}, not {body!r}")
         if "scale" in body:
-            n = _int(body, "scale", 0, self.max_workers)
+            n = _workers(body, "scale")
             m.cluster.scale(n)
         else:
             a = body["adapt"]
             if not isinstance(a, dict) or set(a) != {"minimum", "maximum"}:
                 raise BadRequest(f"adapt: must be {{'minimum': a, 'maximum': b}}, not {a!r}")
-            lo = _int(a, "minimum", 0, self.max_workers)
-            hi = _int(a, "maximum", 0, self.max_workers)
+            lo = _workers(a, "minimum")
+            hi = _workers(a, "maximum")
             if lo > hi:
                 raise BadRequest(f"adapt: minimum ({lo}) must not exceed maximum ({hi})")
             m.cluster.adapt(minimum=lo, maximum=hi)
@@ -199,6 +224,26 @@ class ClusterManager:
             await self.delete(cid)
 
     # ---- helpers --------------------------------------------------------------------------
+    async def _start_cluster(self, name: str, params: dict[str, Any]) -> BackfillSLURMCluster:
+        """A started cluster; a setting the cluster refuses (a dashboard beyond loopback, no
+        TLS without the admin's leave) is a BadRequest in the cluster's own words."""
+        try:
+            cluster = await BackfillSLURMCluster(
+                asynchronous=True,
+                name=name,
+                cores=params["cores"],
+                memory=params["memory"],
+                min_walltime=params["min_walltime"],
+                max_walltime=params["max_walltime"],
+                queue=params["partition"],
+                qos=params["qos"],
+            )
+        except ValueError as exc:
+            raise BadRequest(f"cluster: {exc}") from None
+        if self.base_url:
+            cluster.proxy_prefix = self.base_url
+        return cluster
+
     def _find(self, cid: str) -> Managed:
         m = self._clusters.get(cid) or next((m for m in self._clusters.values() if m.name == cid), None)
         if m is None:
@@ -246,8 +291,8 @@ class ClusterManager:
 
     def _model(self, m: Managed) -> dict[str, Any]:
         model = m.cluster.model()
-        port = urlparse(m.cluster.dashboard_link).port
-        model.update({"id": m.id, "name": m.name, "template": m.template, "dashboard_link": f"proxy/{port}/status", "created": m.created})
+        # relative to the Jupyter server's base URL: through its authenticated proxy
+        model.update({"id": m.id, "name": m.name, "template": m.template, "dashboard_link": m.cluster.dashboard_path, "created": m.created})
         return model
 
     def _write_connection(self, m: Managed) -> None:
