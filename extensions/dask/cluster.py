@@ -24,6 +24,7 @@ from sandfill.dask.keeper import Keeper, SeenWorkers
 from sandfill.dask.model import WorkerJob
 from sandfill.dask.planner import GapPlanner
 from sandfill.dask.widget import ClusterWidget, LocalSource, jobs_table_html
+from sandfill.files import private_dir
 from sandfill.slurm import QueuePoller, SlurmClient
 from sandfill.slurm.policy_meta import role_partition
 from sandfill.units import parse_memory
@@ -296,8 +297,8 @@ def _deploy_options(slurm_conf: str | None, cfg: str, kwargs: dict[str, Any]) ->
     _refuse_insecure(security, kwargs.get("protocol"), opts)
     opts["dashboard_address"] = _loopback_address("scheduler-options.dashboard_address", opts.get("dashboard_address"))
     kwargs["worker_extra_args"] = _worker_args(list(kwargs.pop("worker_extra_args", None) or setting("worker-extra-args", None, cfg) or []), single)
-    tmp = Path(os.path.expanduser(setting("shared-temp-directory", kwargs.pop("shared_temp_directory", None), cfg)))
-    tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # the workers' TLS key is staged here: owner-only, tightened if it already exists
+    tmp = private_dir(os.path.expanduser(setting("shared-temp-directory", kwargs.pop("shared_temp_directory", None), cfg)))
     logs = setting("log-directory", kwargs.pop("log_directory", None), cfg)
     return {
         **kwargs,

@@ -24,6 +24,7 @@ import dask
 from sandfill.dask import BackfillSLURMCluster
 from sandfill.dask.config import seconds, worker_count
 from sandfill.dask.connect import NAME_RE
+from sandfill.files import private_dir, write_private
 from sandfill.slurm import SlurmClient, SlurmCommandError
 from sandfill.units import UnitError, format_duration, parse_duration, parse_memory
 
@@ -296,35 +297,25 @@ class ClusterManager:
         return model
 
     def _write_connection(self, m: Managed) -> None:
-        d = self.connection_dir
-        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """The cluster's connection file (and its client TLS material), private from the first
+        byte: a loose or symlinked directory is tightened or refused, a planted file or
+        symlink at the target is replaced, never written through (:mod:`sandfill.files`)."""
+        d = private_dir(self.connection_dir)
         info: dict[str, Any] = {"id": m.id, "name": m.name, "scheduler_address": m.cluster.scheduler_address}
         sec = m.cluster.security
         if sec is not None and getattr(sec, "require_encryption", False):
-            tls_dir = d / m.id
-            tls_dir.mkdir(exist_ok=True, mode=0o700)
+            tls_dir = private_dir(d / m.id)
             conf = sec.get_tls_config_for_role("client")
             files = {}
             for key in ("ca_file", "cert", "key"):
                 value = conf.get(key)
                 if value and "\n" in value:  # in-memory PEM: stage it as a private file
-                    path = tls_dir / f"{key}.pem"
-                    _write_private(path, value)
-                    value = str(path)
+                    value = str(write_private(tls_dir / f"{key}.pem", value))
                 files[key] = value
             info["tls"] = files
-        path = d / f"{m.name}.json"
-        tmp = path.with_suffix(".tmp")
-        _write_private(tmp, json.dumps(info))
-        os.replace(tmp, path)
+        write_private(d / f"{m.name}.json", json.dumps(info))
 
     def _remove_connection(self, m: Managed) -> None:
         (self.connection_dir / f"{m.name}.json").unlink(missing_ok=True)
         shutil.rmtree(self.connection_dir / m.id, ignore_errors=True)
 
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path``, readable by its owner only from the first byte."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)

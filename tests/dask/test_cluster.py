@@ -415,3 +415,14 @@ def test_a_configured_interface_is_where_the_scheduler_listens(offsite: dict[str
         (listener,) = c.scheduler.listeners
         assert _bound_hosts(listener.tcp_server) == {"127.0.0.1"}
         assert "--interface lo" in c.job_script()
+
+
+def test_the_tls_staging_directory_is_owner_only(offsite: dict[str, object]) -> None:
+    tls = Path(str(offsite["tls"]))
+    tls.mkdir(mode=0o755)
+    tls.chmod(0o755)  # left loose by an older version or a umask
+    with BackfillSLURMCluster() as c:
+        assert (tls.stat().st_mode & 0o777) == 0o700
+        staged = [p for p in tls.iterdir() if p.name.endswith(".key") or ".key." in p.name]
+        assert staged and all((p.stat().st_mode & 0o077) == 0 for p in staged), staged
+        assert str(tls) in c.job_script()

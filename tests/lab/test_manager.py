@@ -5,6 +5,7 @@ sandfill.units ("2:00" is two minutes, "4G" is 4096 MiB) and bad values are BadR
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 from pathlib import Path
@@ -233,3 +234,24 @@ async def test_rest_and_the_scheduler_refuse_one_more_than_the_cap_in_the_same_w
         assert cluster.target["n"] == 0 and m.list()[0]["id"] == "c"  # nothing changed
     finally:
         await cluster.close()
+
+
+async def test_connection_files_are_private_and_never_written_through_a_symlink(tmp_path: Path) -> None:
+    from distributed.security import Security
+
+    conns = tmp_path / "connections"
+    conns.mkdir(mode=0o755)
+    conns.chmod(0o755)  # an old, loose directory
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    (conns / "demo.json").symlink_to(victim)
+    m = manager(conns)
+    cluster = SimpleNamespace(scheduler_address="tls://127.0.0.1:1", security=Security.temporary())
+    m._write_connection(Managed("abc", "demo", None, {}, cluster))  # type: ignore[arg-type]
+    assert victim.read_text() == "untouched"
+    path = conns / "demo.json"
+    assert not path.is_symlink() and (path.stat().st_mode & 0o777) == 0o600
+    assert (conns.stat().st_mode & 0o777) == 0o700 and ((conns / "abc").stat().st_mode & 0o777) == 0o700
+    info = json.loads(path.read_text())
+    for f in info["tls"].values():
+        assert (Path(f).stat().st_mode & 0o777) == 0o600
