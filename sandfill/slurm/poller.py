@@ -243,8 +243,11 @@ class QueuePoller:
                     self.poll_once(active)
             except Exception:  # poll_once handles its failures; this is a last line
                 log.exception("queue poller round failed")
-            finally:
-                self._settle(waiters)
+            except BaseException:  # the thread ends: its waiters go to the watchdog
+                with self._lock:
+                    self._waiters[:0] = waiters
+                raise
+            self._settle(waiters)
             self._wake.wait(self._next_interval())
             self._wake.clear()
 
