@@ -112,6 +112,30 @@ class SpawnerSettings(LoggingConfigurable):
         job in the queue (it may have been queued) and adopts it, so no job is left behind.""",
     ).tag(config=True)
 
+    cancel_timeout = Float(
+        20.0,
+        min=1,
+        max=300,
+        help="""Seconds (1 to 300) one scancel or queue query of the hub may take.""",
+    ).tag(config=True)
+
+    cancel_retry_interval = Float(
+        5.0,
+        min=0.1,
+        max=300,
+        help="""Seconds (0.1 to 300) before the hub tries again to cancel a server job whose
+        scancel failed (doubling each time, at most a minute apart). Until it is cancelled,
+        the job stays in the spawner's state and the user cannot start another server.""",
+    ).tag(config=True)
+
+    cancel_retry_for = Float(
+        600.0,
+        min=1,
+        max=86400,
+        help="""Seconds (1 to 86400) the background retries of a failed cancel go on; after
+        that the hub tries again at the user's next start and after a hub restart.""",
+    ).tag(config=True)
+
     lookup_timeout = Float(
         5.0,
         min=0.1,

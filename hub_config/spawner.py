@@ -40,6 +40,7 @@ from sandfill.hub.form import (
     validate_request,
 )
 from sandfill.hub.joblog import tail_log
+from sandfill.hub.orphans import LOST, OrphanKeeper
 from sandfill.hub.settings import SpawnerSettings
 from sandfill.hub.submit import SpawnFailed, SubmitAsUser
 from sandfill.slurm import UNKNOWN, JobStatus, QueuePoller, SlurmCommandError
@@ -64,7 +65,7 @@ def _on_poller_change(loop: asyncio.AbstractEventLoop) -> Callable[[dict[str, Jo
     return changed
 
 
-class BackfillSlurmSpawner(SubmitAsUser, SpawnerSettings, SlurmSpawner):
+class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpawner):
     """A SlurmSpawner with a validated form, live pending information, one shared queue
     poller and 'unknown, not gone' semantics. Configure it through the site file
     (see ``hub_config/site.example.yaml``) rather than by hand; its settings are those of
@@ -172,13 +173,33 @@ class BackfillSlurmSpawner(SubmitAsUser, SpawnerSettings, SlurmSpawner):
         script = self.render_script(self.request, home)
         self.log.info("Submitting %s's server job: %s", self.user.name, self.request.describe())
         self.log.debug("Batch script:\n%s", script)
+        since = time.time()
         try:
             self.job_id = await self._client(as_user=True).submit(script)
         except SlurmCommandError as exc:
-            raise SpawnFailed(f"Slurm refused the job: {exc.stderr.strip() or exc}") from None
+            if exc.returncode != -1:  # -1: timed out (sudo killed), the job may be queued
+                raise SpawnFailed(f"Slurm refused the job: {exc.stderr.strip() or exc}") from None
+            self.job_id = await self._adopt_after_timeout(since, self.request.partition, str(exc))
         self.job_output_path = self.job_output.replace("{home}", home).replace("%j", self.job_id)
         self.log.info("Server job %s submitted for %s", self.job_id, self.user.name)
         return self.job_id
+
+    async def _adopt_after_timeout(self, since: float, partition: str, why: str) -> str:
+        """sbatch timed out: the job it queued (if any) is this server's. Adopted when it is
+        the one new job, else tracked as an orphan (cancelled later) and the spawn fails."""
+        try:
+            found = await self.submitted_since(since, partition)
+        except SlurmCommandError as exc:
+            self.keep_orphan(f"{LOST}{since:.0f}@{partition}", f"sbatch {why}; the queue cannot be asked: {exc}")
+            raise SpawnFailed(f"sbatch {why}, and the queue cannot be asked whether the job was queued; "
+                              "if it was, the hub cancels it. Try again in a minute.") from None
+        if len(found) == 1:
+            self.log.warning("sbatch for %s %s, but job %s was queued: adopted", self.user.name, why, found[0])
+            return found[0]
+        for job_id in found:
+            self.keep_orphan(job_id, f"sbatch {why}; one of several new jobs")
+        raise SpawnFailed(f"sbatch {why}; " + (f"jobs {', '.join(found)} are being cancelled. " if found else "no job was queued. ")
+                          + "Try again in a minute.")
 
     # ---- status through the shared poller --------------------------------------------------
     async def _status(self, *, next_round: bool = False) -> JobStatus:
@@ -243,6 +264,8 @@ class BackfillSlurmSpawner(SubmitAsUser, SpawnerSettings, SlurmSpawner):
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def start(self) -> tuple[str, int]:  # type: ignore[override]
+        if self.orphans and await self.settle_all():
+            raise SpawnFailed(self.orphan_message() or "")
         self.port = 0
         self.ip = self._bind_ip
         self._port_reported.clear()
@@ -301,20 +324,20 @@ class BackfillSlurmSpawner(SubmitAsUser, SpawnerSettings, SlurmSpawner):
             return
         job_id = self.job_id
         self.log.info("Cancelling server job %s of %s", job_id, self.user.name)
-        try:
-            await self._client(as_user=False).cancel([job_id])
-        except SlurmCommandError as exc:
-            self.log.error("scancel %s failed: %s", job_id, exc)
+        error = await self.cancel_job(job_id)
+        if error:  # JupyterHub forgets the server when stop() returns: the job stays tracked
+            self.keep_orphan(job_id, f"scancel failed: {error}")
+            return
         if now:
             return
         deadline = time.monotonic() + 20
         st = await self._status()
         while not st.ended and time.monotonic() < deadline:
-            st = await self._status(next_round=True)
+            st = await asyncio.wait_for(self._status(next_round=True), self.cancel_timeout)
         if st.ended:
             await self._record_end(st, by_hub=True)
         else:
-            self.log.warning("Server job %s did not end within 20 s of scancel (last: %s)", job_id, st.state)
+            self.keep_orphan(job_id, f"it did not end within 20 s of scancel (last: {st.state})")
 
     def clear_state(self) -> None:
         self._unwatch()
@@ -328,23 +351,31 @@ class BackfillSlurmSpawner(SubmitAsUser, SpawnerSettings, SlurmSpawner):
             state["job_output"] = self.job_output_path
         if self.last_end:
             state["last_end"] = self.last_end
+        if self.orphans:
+            state["orphans"] = sorted(self.orphans)
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.job_output_path = state.get("job_output", "")
         self.last_end = state.get("last_end", {}) or {}
+        orphans = [str(e) for e in state.get("orphans", []) or []]
+        if orphans:
+            self.orphans.update(orphans)
+            self.start_reaper()
 
     # ---- what the user sees -------------------------------------------------------------
     def job_info(self) -> dict[str, Any]:
-        """The current job for the hub page and API (cached status, no query)."""
-        return progress.job_info(
+        """The current job for the hub page and API (cached status, no query), and the jobs
+        the hub is still cancelling (``orphans``, ``orphan_message``)."""
+        info = progress.job_info(
             self.job_id,
             self.slurm_status,
             request=self.request.as_options() if self.request else (self.user_options or None),
             last_end=self.last_end,
             walltime_warning=self.walltime_warning.seconds,
         )
+        return {**info, "orphans": sorted(self.orphans), "orphan_message": self.orphan_message()}
 
     async def pending_event(self) -> dict[str, Any]:
         """One progress event describing the job now."""

@@ -1,0 +1,135 @@
+"""No server job is ever untracked (no Slurm: the root client is a fake that fails on
+demand, as the Runner's fault hooks do)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from sandfill.hub import orphans
+from sandfill.hub.spawner import SpawnFailed
+from sandfill.slurm import JobStatus, SlurmCommandError
+
+from .test_spawner import spawner
+
+
+class FakeRunner:
+    def __init__(self, client: FakeRoot) -> None:
+        self.client = client
+
+    async def acheck(self, argv: list[str], *, input: str | None = None) -> str:
+        self.client._check()
+        return "\n".join(j for j, st in self.client.jobs.items() if not st.ended)
+
+
+class FakeRoot:
+    """scancel and squeue as root: ``fail`` makes every command fail."""
+
+    def __init__(self) -> None:
+        self.fail = False
+        self.jobs: dict[str, JobStatus] = {}
+        self.cancels: list[str] = []
+        self.runner = FakeRunner(self)
+
+    def _check(self) -> None:
+        if self.fail:
+            raise SlurmCommandError(["scancel"], 1, "", "scancel: error: Unable to contact slurm controller")
+
+    async def cancel(self, job_ids: list[str]) -> None:
+        self._check()
+        for j in job_ids:
+            self.cancels.append(j)
+            self.jobs[j] = JobStatus(j, "CANCELLED", user="root", partition="interactive")
+
+    async def squeue(self, job_ids: list[str] | None = None) -> dict[str, JobStatus]:
+        self._check()
+        return {j: st for j, st in self.jobs.items() if job_ids is None or j in job_ids}
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> Any:
+    orphans._ORPHANS.clear()
+    orphans._REAPERS.clear()
+    yield
+    orphans._ORPHANS.clear()
+
+
+def setup(**kwargs: Any) -> tuple[Any, FakeRoot]:
+    sp = spawner(cancel_retry_interval=0.1, cancel_timeout=2, **kwargs)
+    root = FakeRoot()
+    sp._client = lambda as_user: root  # type: ignore[method-assign]
+    return sp, root
+
+
+async def until(what: str, check: Any, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def test_a_failed_scancel_keeps_the_job_in_the_state_retries_and_blocks_a_second_server() -> None:
+    async def main() -> None:
+        sp, root = setup()
+        sp.job_id = "41"
+        root.jobs["41"] = JobStatus("41", "RUNNING", user="root", partition="interactive")
+        root.fail = True
+        await sp.stop()  # JupyterHub forgets the server now
+        sp.clear_state()
+        assert sp.get_state()["orphans"] == ["41"] and sp.orm_spawner.state["orphans"] == ["41"]
+        assert "could not be cancelled yet" in (sp.job_info()["orphan_message"] or "")
+        with pytest.raises(SpawnFailed, match=r"previous server job \(41\)"):
+            await sp.start()  # never two server jobs of one user
+        # a new process (a hub restart) loads the state and still knows it
+        for task in orphans._REAPERS.values():
+            task.cancel()
+        orphans._REAPERS.clear()
+        orphans._ORPHANS.clear()
+        again, root2 = setup()
+        root2.jobs, root2.fail = root.jobs, False
+        again.load_state({"job_id": "", "orphans": ["41"]})
+        await until("the background retry to cancel 41", lambda: not again.orphans)
+        assert root2.cancels == ["41"] and again.orm_spawner.state["orphans"] == []
+
+    asyncio.run(main())
+
+
+def test_an_orphan_that_ended_on_its_own_is_settled_without_scancel() -> None:
+    async def main() -> None:
+        sp, root = setup()
+        root.jobs["7"] = JobStatus("7", "COMPLETED")
+        sp.orphans.add("7")
+        assert await sp.settle_all() == [] and root.cancels == []
+
+    asyncio.run(main())
+
+
+def test_a_timed_out_sbatch_adopts_the_one_job_it_queued() -> None:
+    async def main() -> None:
+        sp, root = setup()
+        since = time.time()
+        root.jobs["90"] = JobStatus("90", "PENDING", user="root", partition="interactive", submit_time=since + 1)
+        root.jobs["80"] = JobStatus("80", "RUNNING", user="root", partition="batch", submit_time=since + 1)
+        assert await sp._adopt_after_timeout(since, "interactive", "timed out after 8 s") == "90"
+        assert not sp.orphans
+
+    asyncio.run(main())
+
+
+def test_a_timed_out_sbatch_with_the_queue_down_is_tracked_then_cancelled() -> None:
+    async def main() -> None:
+        sp, root = setup()
+        since = time.time()
+        root.fail = True
+        with pytest.raises(SpawnFailed, match="the hub cancels it"):
+            await sp._adopt_after_timeout(since, "interactive", "timed out after 8 s")
+        assert sp.orphans == {f"lost@{since:.0f}@interactive"}
+        root.jobs["95"] = JobStatus("95", "PENDING", user="root", partition="interactive", submit_time=since + 1)
+        root.fail = False
+        await until("the lost job to be found and cancelled", lambda: not sp.orphans)
+        assert root.cancels == ["95"]
+
+    asyncio.run(main())
