@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sandfill.slurm.hostlist import expand_hostlist
-from sandfill.slurm.states import check_node_name
+from sandfill.slurm.states import check_job_id, check_node_name
 from sandfill.units import parse_timestamp
 
 # Lines of ``scontrol show config`` that change by themselves (not part of the state).
@@ -31,6 +31,12 @@ def reconfigure_argv() -> list[str]:
 def resume_node_argv(node: str) -> list[str]:
     """Return node ``node`` (down, drained or failed) to service."""
     return ["scontrol", "update", f"nodename={check_node_name(node)}", "state=resume"]
+
+
+def rename_job_argv(job_id: str, name: str) -> list[str]:
+    """Rename job ``job_id`` to ``name`` (what any user may do to their own job: the name is
+    theirs, which is why no parser of sandfill's reads it)."""
+    return ["scontrol", "update", f"JobId={check_job_id(job_id)}", f"JobName={name}"]
 
 
 def hostlist_argv(names: Iterable[str]) -> list[str]:

@@ -9,7 +9,14 @@ from collections.abc import Iterable
 
 from sandfill.slurm.commands import Result
 from sandfill.slurm.hostlist import expand_hostlist
-from sandfill.slurm.states import UNKNOWN, JobStatus, check_job_ids, check_users, none_if_empty
+from sandfill.slurm.states import (
+    UNKNOWN,
+    JobStatus,
+    check_job_id,
+    check_job_ids,
+    check_users,
+    none_if_empty,
+)
 from sandfill.units import parse_slurm_time, parse_timestamp
 
 #: the poller's fields. None of them is set by a user: no job name (``%j``), no comment
@@ -106,6 +113,12 @@ def status_argv(job_ids: Iterable[str] | None = None) -> list[str]:
     if job_ids is not None:
         argv += ["-t", "all", "-j", ",".join(check_job_ids(job_ids))]
     return argv
+
+
+def name_argv(job_id: str) -> list[str]:
+    """``job_id``'s name (``%j``) alone, as raw text: its user chose it, so it may hold
+    newlines and any bytes; nothing that reads rows asks for it."""
+    return ["squeue", "-h", "-t", "all", "-j", check_job_id(job_id), "-o", "%j"]
 
 
 def forgotten_ids(result: Result) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -12,7 +14,7 @@ import pytest
 
 from sandfill.dev.devcluster import DevCluster
 from sandfill.dev.testing import TestSlurm, booted_devcluster, queue_rpcs, sleep_script
-from sandfill.slurm import GONE, UNKNOWN, JobStatus, QueuePoller, SlurmClient
+from sandfill.slurm import GONE, UNKNOWN, JobStatus, QueuePoller, SlurmClient, scontrol, squeue
 from sandfill.slurm.commands import Result, Runner, SlurmCommandError
 
 TEST_POLICY = Path(__file__).resolve().parents[1] / "data" / "devcluster-policy.yaml"
@@ -323,3 +325,62 @@ def test_the_shared_pollers_commands_are_bounded() -> None:
         p.close()
     with pytest.raises(ValueError, match="wait_timeout.*0"):
         QueuePoller(_Flaky(), wait_timeout=0)  # type: ignore[arg-type]
+
+
+@pytest.mark.slurm
+@pytest.mark.asyncio
+async def test_live_a_job_renamed_to_a_hostile_name_does_not_stop_the_poller(devcluster: DevCluster, slurm: TestSlurm) -> None:
+    args = ["-c", "1", "-p", "batch", "-t", "10"]
+    renamed, other = slurm.submit_sync(sleep_script(600), args), slurm.submit_sync(sleep_script(600), args)
+    poller = QueuePoller(SlurmClient(devcluster.slurm_conf, timeout=15), fast_interval=0.3, slow_interval=0.3)
+    try:
+        poller.watch([renamed, other])
+        for j in (renamed, other):
+            await poller.wait_for(j, lambda s: s.running, timeout=60)
+        # its user renames it: a newline and the separator, then bytes that are not UTF-8
+        for name in ("a\nb|c", "x\udcff\udcfe|y\tz%j\n7|COMPLETED"):
+            slurm.runner.check(scontrol.rename_job_argv(renamed, name))
+            assert "\n" in slurm.runner.check(squeue.name_argv(renamed)).strip()  # the name is in
+            before = poller.stats.polls
+            await asyncio.wait_for(poller.refresh(), 30)
+            assert poller.stats.polls > before and poller.stats.failures == 0
+        await slurm.cancel([other])  # another job's state keeps updating
+        st = await poller.wait_for(other, lambda s: s.ended, timeout=60)
+        assert st.state == "CANCELLED"
+        st = poller.status(renamed)
+        assert st is not None and st.running and st.nodes
+        assert poller._thread is not None and poller._thread.is_alive()
+    finally:
+        poller.close()
+
+
+@pytest.mark.slurm
+@pytest.mark.asyncio
+async def test_live_a_hung_controller_reads_unknown_and_awaits_stay_bounded(devcluster: DevCluster, slurm: TestSlurm) -> None:
+    jid = slurm.submit_sync(sleep_script(600), ["-c", "1", "-p", "batch", "-t", "10"])
+    # the command timeout is shorter than the stop; the stop stays well below the cluster's
+    # SlurmdTimeout (20 s), after which a resumed slurmctld would mark the nodes down
+    poller = QueuePoller(SlurmClient(devcluster.slurm_conf, timeout=4), fast_interval=0.5, slow_interval=0.5, wait_timeout=6)
+    ctld = next(d for d in devcluster.daemons() if d.name == "slurmctld")
+    try:
+        poller.watch(jid)
+        node = (await poller.wait_for(jid, lambda s: s.running, timeout=60)).nodes
+        os.kill(ctld.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            st = await poller.wait_for(jid, lambda s: not s.known, timeout=15)
+            assert st.nodes == node and not st.ended  # last facts kept, never "ended"
+            while time.monotonic() - t0 < 10:  # longer than the command timeout
+                for fut in (poller.request_next_round(), poller.request_refresh()):
+                    t = time.monotonic()
+                    await asyncio.wait_for(asyncio.wrap_future(fut), poller.wait_timeout + 2)
+                    assert time.monotonic() - t <= poller.wait_timeout + 2
+                    st = poller.status(jid)
+                    assert st is not None and st.state == UNKNOWN and st.nodes == node
+        finally:
+            os.kill(ctld.pid, signal.SIGCONT)
+        assert poller.stats.failures >= 1
+        st = await poller.wait_for(jid, lambda s: s.known, timeout=60)  # states recover
+        assert st.running and st.nodes == node
+    finally:
+        poller.close()

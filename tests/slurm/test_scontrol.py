@@ -54,3 +54,11 @@ def test_resume_node_argv() -> None:
     for bad in ("node[1-2]", "node1 state=down", "-x", ""):
         with pytest.raises(ValueError, match="not a node name"):
             resume_node_argv(bad)
+
+
+def test_rename_job_argv_takes_any_name_for_one_job() -> None:
+    from sandfill.slurm.scontrol import rename_job_argv
+
+    assert rename_job_argv("12", "a\nb|c") == ["scontrol", "update", "JobId=12", "JobName=a\nb|c"]
+    with pytest.raises(ValueError, match="not a Slurm job id"):
+        rename_job_argv("12 JobId=13", "x")

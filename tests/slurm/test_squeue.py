@@ -145,3 +145,11 @@ def test_user_ids_in_any_state() -> None:
             ids_argv(users=bad)
     # -t all: the cancelled job 1 is still listed (until MinJobAge), in squeue's order
     assert parse_ids((DATA / "squeue_user_ids.txt").read_text()) == ["1", "4", "3", "2"]
+
+
+def test_name_argv_asks_for_one_jobs_name_only() -> None:
+    from sandfill.slurm.squeue import name_argv
+
+    assert name_argv("12") == ["squeue", "-h", "-t", "all", "-j", "12", "-o", "%j"]
+    with pytest.raises(ValueError, match="not a Slurm job id"):
+        name_argv("12,13")
