@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sandfill.slurm.states import UNKNOWN, JobStatus, check_job_ids, check_users, none_if_empty
 from sandfill.units import parse_slurm_time, parse_timestamp
@@ -14,18 +16,20 @@ SACCT_FIELDS = ("JobID", "State", "ExitCode", "Start", "End", "NodeList", "Parti
 
 
 def parse_sacct_final(stdout: str, observed: float | None = None) -> dict[str, JobStatus]:
-    """Parse ``sacct -X -n -P -o <SACCT_FIELDS>`` into final statuses (allocations only)."""
+    """Parse ``sacct -X -n -P -o <SACCT_FIELDS>`` into final statuses (allocations only).
+    A line that is not one such row (no job id, another number of fields) is skipped: the
+    job is then not in the answer, never wrongly "ended"."""
     now = time.time() if observed is None else observed
     out: dict[str, JobStatus] = {}
     for line in stdout.splitlines():
         parts = line.split("|")
-        if len(parts) < len(SACCT_FIELDS):
+        if len(parts) != len(SACCT_FIELDS) or not _JOB_ROW_ID.fullmatch(parts[0]):
             continue
-        jid, state, exit_code, start, end, nodes, part, qos, user, reason = parts[: len(SACCT_FIELDS)]
-        state = state.split()[0] if state else UNKNOWN  # "CANCELLED by 0"
+        jid, state, exit_code, start, end, nodes, part, qos, user, reason = parts
+        words = state.split()  # "CANCELLED by 0"
         out[jid] = JobStatus(
             job_id=jid,
-            state=state,
+            state=words[0] if words else UNKNOWN,
             reason=none_if_empty(reason),
             nodes=none_if_empty(nodes if nodes != "None assigned" else ""),
             start_time=parse_timestamp(start),
@@ -37,6 +41,10 @@ def parse_sacct_final(stdout: str, observed: float | None = None) -> dict[str, J
             observed=now,
         )
     return out
+
+
+# an allocation's id as sacct prints it: 12, 12_3, 12_[1-5], 12+0 (a heterogeneous job)
+_JOB_ROW_ID = re.compile(r"\d{1,10}([_+](\d{1,10}|\[[0-9,%-]{1,200}\]))?")
 
 
 def final_argv(job_ids: Iterable[str]) -> list[str]:
@@ -95,17 +103,28 @@ def parse_history(text: str) -> list[HistoryRow]:
 
 
 def parse_history_parsable(text: str) -> list[HistoryRow]:
+    """``sacct -P`` with a header line; a row with another number of fields than the
+    header (a ``|`` or newline in a job name, if the file has one) or a value that is not a
+    number where one is due is skipped."""
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
         return []
     head = [h.strip().lower() for h in lines[0].rstrip("|").split("|")]
     out = []
     for ln in lines[1:]:
-        row = dict(zip(head, ln.rstrip("|").split("|"), strict=False))
-        jid = row.get("jobid", "")
-        submit = _epoch(row.get("submit"))
-        if "." in jid or not jid or submit is None:
-            continue
+        values = ln.rstrip("|").split("|")
+        row = _history_row(dict(zip(head, values, strict=True))) if len(values) == len(head) else None
+        if row is not None:
+            out.append(row)
+    return out
+
+
+def _history_row(row: dict[str, str]) -> HistoryRow | None:
+    jid = row.get("jobid", "")
+    submit = _epoch(row.get("submit"))
+    if "." in jid or not jid or submit is None:
+        return None
+    try:
         if row.get("elapsedraw", "").isdigit():
             run = int(row["elapsedraw"])
         else:
@@ -116,21 +135,27 @@ def parse_history_parsable(text: str) -> list[HistoryRow]:
             limit = parse_slurm_time(row.get("timelimit") or "") or None
         cpus = int(row.get("ncpus") or row.get("alloccpus") or row.get("reqcpus") or 0)
         nodes = int(row["nnodes"]) if row.get("nnodes", "").isdigit() else None
-        ran = _epoch(row.get("start")) is not None and run > 0 and cpus > 0
         job_id = int(jid.split("_")[0].split("+")[0])
-        out.append(HistoryRow(job_id, row.get("user", "?"), row.get("partition") or None,
-                              submit, run, limit, cpus, nodes, ran))
-    return out
+    except ValueError:
+        return None
+    ran = _epoch(row.get("start")) is not None and run > 0 and cpus > 0
+    return HistoryRow(job_id, row.get("user", "?"), row.get("partition") or None, submit, run, limit, cpus, nodes, ran)
 
 
 def parse_history_json(text: str) -> list[HistoryRow]:
+    """``sacct --json`` (OpenAPI v0.0.38 data); a job whose fields are missing or not
+    numbers is skipped."""
     data = json.loads(text)
-    out = []
-    for j in data.get("jobs", []):
+    jobs = [_history_job(j) for j in data.get("jobs", [])]
+    return [j for j in jobs if j is not None]
+
+
+def _history_job(j: Any) -> HistoryRow | None:
+    try:
         t = j.get("time", {})
         submit = t.get("submission")
         if not submit:
-            continue
+            return None
         run = int(t.get("elapsed") or 0)
         limit = t.get("limit")
         if isinstance(limit, dict):  # newer data: {"set": true, "number": N}
@@ -138,11 +163,12 @@ def parse_history_json(text: str) -> list[HistoryRow]:
         req = j.get("required", {})
         cpus = int(req.get("CPUs") or req.get("cpus") or 0)
         nodes = j.get("allocation_nodes") or None
-        out.append(HistoryRow(int(j["job_id"]), str(j.get("user", "?")), j.get("partition") or None,
-                              int(submit), run, int(limit) * 60 if limit else None, cpus,
-                              int(nodes) if nodes else None,
-                              bool(t.get("start")) and run > 0 and cpus > 0))
-    return out
+        return HistoryRow(int(j["job_id"]), str(j.get("user", "?")), j.get("partition") or None,
+                          int(submit), run, int(limit) * 60 if limit else None, cpus,
+                          int(nodes) if nodes else None,
+                          bool(t.get("start")) and run > 0 and cpus > 0)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _epoch(text: str | None) -> int | None:

@@ -99,13 +99,16 @@ def parse_reservations(text: str) -> list[Reservation]:
         fields = parse_key_values(line)
         if "ReservationName" not in fields:
             continue
-        nodes = fields.get("Nodes", "")
+        try:
+            nodes = tuple(expand_hostlist(n)) if (n := fields.get("Nodes", "")) and n != "(null)" else ()
+        except ValueError:
+            continue  # a node list that is not one: that reservation only
         out.append(
             Reservation(
                 name=fields["ReservationName"],
                 start=parse_timestamp(fields.get("StartTime", "")),
                 end=parse_timestamp(fields.get("EndTime", "")),
-                nodes=tuple(expand_hostlist(nodes)) if nodes and nodes != "(null)" else (),
+                nodes=nodes,
             )
         )
     return out

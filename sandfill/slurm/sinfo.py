@@ -61,14 +61,18 @@ def node_usable(state: str) -> bool:
 
 def parse_sinfo_nodes(stdout: str) -> list[SinfoNode]:
     """Parse :func:`nodes_argv` output (:data:`NODES_FORMAT`). The fields after ``%m`` (free
-    memory, time limit) may be absent; lines with fewer than five fields are skipped."""
+    memory, time limit) may be absent; lines with fewer than five fields, or whose CPU counts
+    are not four numbers, are skipped."""
     rows: list[SinfoNode] = []
     for line in stdout.splitlines():
         parts = line.strip().split("|")
         if len(parts) < 5:
             continue
         node, part, state, cpus, mem, free_mem, limit = (parts + ["", ""])[:7]
-        a, i, o, t = parse_cpus(cpus)
+        try:
+            a, i, o, t = parse_cpus(cpus)
+        except ValueError:
+            continue  # one garbled line costs that line only
         rows.append(
             SinfoNode(
                 node=node,

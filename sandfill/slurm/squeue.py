@@ -205,7 +205,11 @@ def parse_planned_starts(stdout: str) -> dict[str, float]:
         nodes = nodes.strip()
         if start is None or not nodes or nodes == "(null)":
             continue
-        for n in expand_hostlist(nodes):
+        try:
+            names = expand_hostlist(nodes)
+        except ValueError:
+            continue  # not a host list: that line only
+        for n in names:
             out[n] = min(out.get(n, start), start)
     return out
 

@@ -59,3 +59,60 @@ def test_user_ids_since_a_time() -> None:
     # ended, running and pending allocations alike, in sacct's order
     assert parse_ids((DATA / "sacct_user_ids.txt").read_text()) == ["1", "2", "3", "4"]
     assert parse_ids("") == []
+
+
+# ---- hardening (#11): one bad line costs that line only ------------------------------------
+
+FINAL_GOOD = "1|COMPLETED|0:0|2026-11-21T08:53:40|2026-11-21T08:53:40|node[1-2]|batch|normal|root|None"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "7| |0:0|N/A|N/A|node1|batch|normal|root|None",  # a blank state (was an IndexError)
+        "7|COMPLETED|0:0",  # truncated
+        FINAL_GOOD.replace("1|", "7|", 1) + "|extra|fields",  # a | where none belongs
+        "a\nb|COMPLETED|0:0|N/A|N/A|node1|batch|normal|root|None",  # a newline in a field
+        "x\ufffdy|COMPLETED|0:0|N/A|N/A|node1|batch|normal|root|None",  # no job id
+        "9" * 100_000,
+    ],
+    ids=range(6),
+)
+def test_sacct_final_one_bad_line_spoils_only_itself(line: str) -> None:
+    rows = parse_sacct_final(f"{FINAL_GOOD}\n{line}\n{FINAL_GOOD.replace('1|', '2|', 1)}\n")
+    assert rows["1"].ended and rows["2"].state == "COMPLETED"
+    assert all(r.state != "COMPLETED" for j, r in rows.items() if j not in {"1", "2"})  # never a forged end
+    assert set(rows) <= {"1", "2", "7"}
+
+
+HISTORY_HEAD = "JobID|User|Partition|Submit|Start|End|ElapsedRaw|TimelimitRaw|NCPUS|NNodes|State"
+HISTORY_GOOD = "1|root|batch|2026-12-01T09:15:32|2026-12-01T09:15:35|2026-12-01T09:15:36|1|1|1|1|COMPLETED"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        HISTORY_GOOD.replace("1|root|", "7|root|", 1).replace("|1|1|1|1|", "|1|1|many|1|"),  # NCPUS not a number
+        HISTORY_GOOD.replace("1|root|", "x|root|", 1),  # not a job id
+        HISTORY_GOOD.replace("|batch|", "|ba|tch|"),  # one field too many
+        "7|root|batch|2026-12-01T09:15:32",  # truncated, e.g. by a newline in a field
+        "9" * 100_000,
+    ],
+    ids=range(5),
+)
+def test_history_one_bad_row_spoils_only_itself(line: str) -> None:
+    from sandfill.slurm.sacct import parse_history
+
+    rows = parse_history(f"{HISTORY_HEAD}\n{HISTORY_GOOD}\n{line}\n{HISTORY_GOOD.replace('1|root|', '2|root|', 1)}\n")
+    assert [r.job_id for r in rows] == [1, 2]
+
+
+def test_history_json_skips_a_bad_job() -> None:
+    import json
+
+    from sandfill.slurm.sacct import parse_history
+
+    good = json.loads((DATA / "sacct_history.json").read_text())
+    good["jobs"][1:1] = [{"job_id": "x", "time": {"submission": 1}}, {"time": {"submission": 1}}, "not a job",
+                         {"job_id": 9, "time": {"submission": 1, "elapsed": "long"}}]
+    assert [r.job_id for r in parse_history(json.dumps(good))] == [1, 2]

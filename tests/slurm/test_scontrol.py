@@ -62,3 +62,9 @@ def test_rename_job_argv_takes_any_name_for_one_job() -> None:
     assert rename_job_argv("12", "a\nb|c") == ["scontrol", "update", "JobId=12", "JobName=a\nb|c"]
     with pytest.raises(ValueError, match="not a Slurm job id"):
         rename_job_argv("12 JobId=13", "x")
+
+
+def test_reservations_a_garbled_node_list_spoils_only_that_reservation() -> None:
+    good = (DATA / "scontrol_show_res.txt").read_text()
+    bad = good.replace("ReservationName=maint", "ReservationName=odd").replace("Nodes=node[3-4]", "Nodes=node[a-b]")
+    assert [r.name for r in parse_reservations(f"{bad}\n{good}")] == ["maint"]

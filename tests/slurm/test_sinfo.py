@@ -69,3 +69,10 @@ def test_one_node() -> None:
             nodes_argv(node=bad)
     rows = parse_sinfo_nodes((DATA / "sinfo_nodes_burst.txt").read_text())
     assert node_states([r for r in rows if r["node"] == "node1"]) == {"node1": "mix"}
+
+
+@pytest.mark.parametrize("bad", ["node9|batch|idle|x/y/z/w|16000", "node9|batch|idle||16000", "node9|batch|idle|1/2/3|16000"])
+def test_sinfo_nodes_one_garbled_line_spoils_only_itself(bad: str) -> None:
+    good = (DATA / "sinfo_nodes.txt").read_text()
+    rows = parse_sinfo_nodes(f"{bad}\n{good}")
+    assert rows == parse_sinfo_nodes(good)

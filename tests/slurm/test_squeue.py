@@ -134,6 +134,10 @@ def test_planned_starts_by_node() -> None:
     assert parse_planned_starts("N/A|(null)\n2026-12-01T10:00:00|\n2026-12-01T10:00:00|node1\n2026-12-01T09:00:00|node1\n") == {
         "node1": parse_timestamp("2026-12-01T09:00:00")
     }
+    # a node list that is not one costs its line only
+    assert parse_planned_starts("2026-12-01T09:00:00|node[x-y]\n2026-12-01T09:00:00|node2\n") == {
+        "node2": parse_timestamp("2026-12-01T09:00:00")
+    }
 
 
 def test_user_ids_in_any_state() -> None:
