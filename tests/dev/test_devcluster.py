@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from sandfill.dev.devcluster import DevCluster
+from sandfill.dev.devcluster import DevCluster, daemons
 from sandfill.dev.devcluster.accounting import run_sacctmgr
 from sandfill.dev.devcluster.daemons import processes_using
-from sandfill.dev.testing import TestSlurm, sleep_script
+from sandfill.dev.testing import TestSlurm, booted_devcluster, sleep_script
 from sandfill.slurm import sacctmgr, sinfo
 from sandfill.slurm.commands import wait_until
 
@@ -108,3 +110,61 @@ def test_cli_env_and_status(devcluster: DevCluster, capsys: pytest.CaptureFixtur
     assert main(["devcluster", "--state-dir", str(devcluster.layout.root), "status"]) == 0
     out = capsys.readouterr().out
     assert "slurmctld" in out and "running" in out and "PARTITION" in out
+
+
+def _alive(pid: int) -> bool:
+    st = daemons.proc_stat(pid)
+    return st is not None and st.state != "Z"
+
+
+def _job_pids(c: DevCluster, slurm: TestSlurm, tmp: Path) -> tuple[str, list[int]]:
+    """A running job whose shell and its background ``sleep`` wrote their PIDs."""
+    out = tmp / "job-pids.txt"
+    script = f"#!/bin/sh\nsleep 600 &\necho $$ $! > {out}.tmp\nmv {out}.tmp {out}\nwait\n"
+    jid = slurm.submit_sync(script, ["-c", "1", "-t", "10", "-o", "/dev/null"])
+    wait_until("the job to write its PIDs", out.exists, timeout=60)
+    return jid, [int(p) for p in out.read_text().split()]
+
+
+def test_down_stops_its_daemons_and_jobs_but_not_a_bystander(tmp_path: Path) -> None:
+    """A process with this cluster's SLURM_CONF in its environment, its cwd in the state
+    directory and a file there open survives `down`; the daemons and the job do not."""
+    tmp_path.chmod(0o755)
+    with booted_devcluster("sandfill-down-", nodes=1, cpus=2) as c:
+        root = c.layout.root
+        with open(root / "log" / "bystander.out", "wb") as held:
+            bystander = subprocess.Popen(
+                ["sleep", "600"], cwd=root, stdout=held, start_new_session=True,
+                env={**os.environ, **c.env()},
+            )
+        try:
+            assert bystander.pid in processes_using(root)  # what the old `down` killed
+            _, job = _job_pids(c, TestSlurm(c.slurm_conf), tmp_path)
+            ds = c.daemons()
+            below = {p.pid for d in ds for p in daemons.descendants(d)}
+            assert set(job) <= below and bystander.pid not in below
+            assert c.down(log=lambda *_: None) is True
+            assert bystander.poll() is None, "down killed a process it did not start"
+            assert not [d.name for d in ds if daemons.is_alive(d)]
+            assert not [pid for pid in job if _alive(pid)], "the job's processes outlived down"
+        finally:
+            bystander.kill()  # by its PID: the test started it
+            bystander.wait(10)
+
+
+def test_kill_node_kills_that_nodes_jobs_only(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    with booted_devcluster("sandfill-killnode-", nodes=2, cpus=1) as c:
+        slurm = TestSlurm(c.slurm_conf)
+        (tmp_path / "a").mkdir(mode=0o755)
+        (tmp_path / "b").mkdir(mode=0o755)
+        ja, pids_a = _job_pids(c, slurm, tmp_path / "a")
+        jb, pids_b = _job_pids(c, slurm, tmp_path / "b")
+        nodes = {j: s.nodes for j, s in slurm.squeue_sync([ja, jb]).items()}
+        assert sorted(nodes.values()) == ["node1", "node2"], nodes
+        victims = pids_a if nodes[ja] == "node1" else pids_b
+        survivors = pids_b if nodes[ja] == "node1" else pids_a
+        assert c.kill_node("node1") >= len(victims)
+        assert not [p for p in victims if _alive(p)]
+        assert all(_alive(p) for p in survivors)
+        assert not daemons.is_alive(next(d for d in c.daemons() if d.name == "slurmd-node1"))

@@ -204,8 +204,11 @@ class DevCluster:
             (r.spool / name).mkdir(exist_ok=True)
 
     def down(self, *, log: Callable[[str], object] = print, timeout: float = 30.0) -> bool:
-        """Cancel all jobs, stop every daemon we started (by PID) and any process left
-        behind by this state dir's jobs. Returns False when nothing was running."""
+        """Cancel all jobs, then stop every daemon we started (by PID, start time checked)
+        and whatever runs below them in the process tree: the jobs' processes are the
+        slurmds' descendants. Nothing is chosen by its environment or open files, so a shell
+        with this cluster's SLURM_CONF, or one sitting in its state directory, is left alone.
+        Returns False when nothing was running."""
         ds = self.daemons()
         if not ds:
             log(f"no devcluster running in {self.layout.root}")
@@ -213,8 +216,7 @@ class DevCluster:
         ctld = [d for d in ds if d.name == "slurmctld" and daemons.is_alive(d)]
         if ctld:
             self._cancel_all_jobs(timeout)
-        self._stop_all(ds)
-        leftovers = self._kill_leftovers()
+        leftovers = self._stop_all(ds)
         self.layout.pids.unlink(missing_ok=True)
         log(
             f"devcluster in {self.layout.root} stopped ({len(ds)} daemons"
@@ -251,20 +253,18 @@ class DevCluster:
         raise DevClusterError(f"no daemon named {name!r} in this devcluster")
 
     def kill_node(self, node: str) -> int:
-        """Simulate a node failure: SIGKILL the node's slurmd and every job process on it.
-        Returns how many job processes were killed. ``start_daemon(f"slurmd-{node}")`` and
-        ``scontrol update nodename=… state=resume`` bring it back."""
+        """Simulate a node failure: SIGKILL every job process on the node (the processes
+        below its slurmd) and the slurmd. Returns how many job processes were killed.
+        ``start_daemon(f"slurmd-{node}")`` and ``scontrol update nodename=… state=resume``
+        bring it back."""
         d = next((d for d in self.daemons() if d.name == f"slurmd-{node}"), None)
         if d is None:
             raise DevClusterError(f"no node named {node!r} in this devcluster")
+        victims = daemons.kill_descendants(d)
         if daemons.is_alive(d):
             os.kill(d.pid, signal.SIGKILL)
-        victims = daemons.processes_on_node(self.layout.root, node)
-        for pid in victims:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
         daemons.reap()
-        return len(victims)
+        return victims
 
     def start_daemon(self, name: str, timeout: float = 60.0) -> daemons.Daemon:
         ds = self.daemons()
@@ -336,20 +336,15 @@ class DevCluster:
         with contextlib.suppress(WaitTimeout):  # down goes on: the daemons are stopped next
             wait_until("the jobs to leave the nodes", off_the_nodes, timeout, interval=0.3)
 
-    def _stop_all(self, ds: Sequence[daemons.Daemon]) -> None:
-        # slurmd first (then jobs stop being launched), mariadb/munge last
+    def _stop_all(self, ds: Sequence[daemons.Daemon]) -> int:
+        """Stop ``ds``, slurmd first (then jobs stop being launched), mariadb/munge last,
+        each after what runs below it; returns how many such processes were killed."""
         order = {"slurmctld": 1, "slurmdbd": 2, "mariadbd": 3, "munged": 4}
+        killed = 0
         for d in sorted(ds, key=lambda d: order.get(d.name, 0)):
+            killed += daemons.kill_descendants(d)
             daemons.stop(d)
-
-    def _kill_leftovers(self) -> int:
-        pids = daemons.processes_using(self.layout.root)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return len(pids)
+        return killed
 
 
 def _check_can_start(nodes: int, cpus: int) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,26 +28,80 @@ class Daemon:
     start_time: float  # /proc start time (clock ticks since boot) to detect PID reuse
 
 
-def proc_start_time(pid: int) -> float | None:
-    """The process start time from /proc (None when the process does not exist)."""
+@dataclass(frozen=True)
+class Proc:
+    """One process as /proc/PID/stat shows it: its parent, start time and state letter."""
+
+    pid: int
+    ppid: int
+    start_time: float
+    state: str
+
+
+def proc_stat(pid: int) -> Proc | None:
+    """``pid``'s /proc/PID/stat (None when the process does not exist)."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # the command name may contain spaces and parentheses: split after the last ')'
     fields = raw.rsplit(")", 1)[1].split()
-    return float(fields[19])
+    return Proc(pid, int(fields[1]), float(fields[19]), fields[0])
 
 
-def is_alive(d: Daemon) -> bool:
-    st = proc_start_time(d.pid)
-    if st is None or st != d.start_time:
-        return False
-    try:
-        state = Path(f"/proc/{d.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+def proc_start_time(pid: int) -> float | None:
+    """The process start time from /proc (None when the process does not exist)."""
+    st = proc_stat(pid)
+    return st.start_time if st else None
+
+
+def is_alive(d: Daemon | Proc) -> bool:
+    """Whether the process is still the one recorded (same PID and start time) and not a
+    zombie."""
+    st = proc_stat(d.pid)
+    return st is not None and st.start_time == d.start_time and st.state != "Z"
+
+
+def descendants(d: Daemon) -> list[Proc]:
+    """The live processes below ``d`` in the process tree, found by parentage alone (never by
+    environment or open files). A child counts only if it started no earlier than its parent
+    (a recycled PID cannot pass), and only while ``d`` is still the process we started."""
+    if not is_alive(d):
+        return []
+    children: dict[int, list[Proc]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (st := proc_stat(int(entry.name))) is not None:
+            children.setdefault(st.ppid, []).append(st)
+    found: list[Proc] = []
+    todo = [Proc(d.pid, 0, d.start_time, "")]
+    while todo:
+        parent = todo.pop()
+        for child in children.get(parent.pid, []):
+            if child.start_time >= parent.start_time:
+                todo.append(child)
+                found.append(child)
+    return [p for p in found if p.state != "Z"]
+
+
+def kill_descendants(d: Daemon, timeout: float = 20.0) -> int:
+    """SIGKILL everything below ``d`` until nothing is left (what is forked meanwhile is
+    below it too, and goes in the next round). Below a slurmd's supervisor that is the slurmd
+    and every process of the jobs it ran; the supervisor then exits by itself. Returns how
+    many processes were killed."""
+    killed: set[tuple[int, float]] = set()
+
+    def none_left() -> bool:
+        left = descendants(d)
+        for p in left:
+            if is_alive(p):  # still that process (PID and start time): kill it
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGKILL)
+                killed.add((p.pid, p.start_time))
+        return not left
+
+    with contextlib.suppress(WaitTimeout):
+        wait_until(f"the processes below {d.name} to go", none_left, timeout, interval=0.1)
+    return len(killed)
 
 
 def log_tail(path: str | os.PathLike[str], lines: int = 20) -> str:
@@ -56,17 +112,55 @@ def log_tail(path: str | os.PathLike[str], lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+# A supervisor for ARGV: a child subreaper (prctl PR_SET_CHILD_SUBREAPER) that runs ARGV as its
+# child, so whatever double-forks below it (slurmd's slurmstepd and the jobs' processes) stays
+# in its tree instead of going to init; it reaps those orphans, passes the usual signals on
+# to ARGV and exits with ARGV's status when ARGV exits.
+_SUPERVISE = """\
+import ctypes, os, signal, sys
+if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:
+    sys.exit("prctl(PR_SET_CHILD_SUBREAPER) failed: " + os.strerror(ctypes.get_errno()))
+child = os.fork()
+if child == 0:
+    try:
+        os.execv(sys.argv[1], sys.argv[1:])
+    finally:
+        os._exit(127)
+def forward(signum, _frame):
+    try:
+        os.kill(child, signum)
+    except ProcessLookupError:
+        pass
+for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+    signal.signal(sig, forward)
+while True:
+    pid, status = os.wait()
+    if pid == child:
+        code = os.waitstatus_to_exitcode(status)
+        sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def supervised(name: str) -> bool:
+    """Whether daemon ``name`` runs under a reaping supervisor (the recorded PID is then the
+    supervisor's): the slurmds, whose job steps (slurmstepd and the jobs' processes)
+    double-fork away from them."""
+    return name.startswith("slurmd")
+
+
 def start(
     name: str,
     argv: Sequence[str],
     log: Path,
     env: Mapping[str, str] | None = None,
 ) -> Daemon:
-    """Start ``argv`` detached in its own session, output appended to ``log``."""
+    """Start ``argv`` detached in its own session, output appended to ``log`` (a slurmd
+    under a supervisor that keeps its jobs in its process tree, :func:`supervised`)."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    run = [sys.executable, "-I", "-S", "-c", _SUPERVISE, *argv] if supervised(name) else list(argv)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            list(argv),
+            run,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -119,19 +213,20 @@ def _wait_gone(d: Daemon, timeout: float) -> bool:
 
 
 def stop(d: Daemon, timeout: float = 20.0) -> bool:
-    """SIGTERM the daemon (only if it is still the process we started), then SIGKILL.
+    """SIGTERM the daemon (only if it is still the process we started); if it will not go,
+    SIGKILL what runs below it (a supervisor's slurmd would outlive it) and then it.
 
     Returns True when the process is gone."""
     if not is_alive(d):
         return True
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        try:
-            os.kill(d.pid, sig)
-        except ProcessLookupError:
-            return True
-        if _wait_gone(d, wait):
-            return True
-    return not is_alive(d)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(d.pid, signal.SIGTERM)
+    if _wait_gone(d, timeout):
+        return True
+    kill_descendants(d, 5.0)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(d.pid, signal.SIGKILL)
+    return _wait_gone(d, 5.0)
 
 
 def save(path: Path, daemons: Sequence[Daemon]) -> None:
@@ -150,7 +245,8 @@ def load(path: Path) -> list[Daemon]:
 
 def processes_using(root: Path, exclude: set[int] | None = None) -> list[int]:
     """PIDs of processes whose cwd, executable or open files lie under ``root``, or whose
-    environment names a file under it (jobs and slurmstepd of this state dir)."""
+    environment names a file under it. For checks and messages only: never a reason to
+    signal a process (anyone's shell may match; :func:`descendants` is what we stop)."""
     root_s = str(root.resolve())
     me = os.getpid()
     found: list[int] = []
@@ -192,31 +288,3 @@ def _under(proc_dir: Path, root_s: str) -> bool:
     except OSError:
         return False
     return f"SLURM_CONF={root_s}/".encode() in env
-
-
-def processes_on_node(root: Path, node: str) -> list[int]:
-    """Job processes of devcluster node ``node``: slurmstepd holding files in the node's spool
-    directory, and every process whose environment says ``SLURMD_NODENAME=node`` under this
-    cluster's SLURM_CONF."""
-    spool = str((root / "spool" / node).resolve())
-    conf = f"SLURM_CONF={root.resolve()}/".encode()
-    found: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            env = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        hit = conf in env and f"SLURMD_NODENAME={node}\0".encode() in env + b"\0"
-        if not hit:
-            try:
-                hit = any(
-                    os.readlink(fd).startswith(spool + "/") or os.readlink(fd) == spool
-                    for fd in (entry / "fd").iterdir()
-                )
-            except OSError:
-                hit = False
-        if hit:
-            found.append(int(entry.name))
-    return found
