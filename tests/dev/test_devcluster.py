@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -168,3 +170,40 @@ def test_kill_node_kills_that_nodes_jobs_only(tmp_path: Path) -> None:
         assert not [p for p in victims if _alive(p)]
         assert all(_alive(p) for p in survivors)
         assert not daemons.is_alive(next(d for d in c.daemons() if d.name == "slurmd-node1"))
+
+
+def test_three_devclusters_booted_at_once_all_come_up() -> None:
+    """Booted in parallel threads they share nothing: MariaDB's tmpdir is in each state
+    directory (they collided in /tmp), and the ports are claimed, never handed out twice."""
+    roots = [Path(tempfile.mkdtemp(prefix=f"sandfill-par{i}-", dir="/tmp")) for i in range(3)]
+    clusters = [DevCluster(r / "dc") for r in roots]
+    errors: dict[int, BaseException] = {}
+
+    def boot(i: int) -> None:
+        try:
+            clusters[i].up(nodes=1, cpus=2, timeout=240, log=lambda *_: None)
+        except BaseException as exc:  # reported below, with which cluster
+            errors[i] = exc
+
+    threads = [threading.Thread(target=boot, args=(i,), daemon=True) for i in range(3)]
+    started: list[daemons.Daemon] = []
+    try:
+        for r in roots:
+            r.chmod(0o755)
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(600)
+        assert not [t for t in threads if t.is_alive()], "a boot did not finish in 10 minutes"
+        assert errors == {}, {i: str(e)[-1500:] for i, e in errors.items()}
+        assert all(c.is_running() and sorted(_sinfo(c)) == ["node1"] for c in clusters)
+        ports = [set(_ports(c.info().ports)) for c in clusters if c.info()]  # type: ignore[union-attr]
+        assert len(ports) == 3 and not (ports[0] & ports[1] or ports[0] & ports[2] or ports[1] & ports[2])
+    finally:
+        for t in threads:
+            t.join(600)  # a boot still under way stops what it started on failure
+        for c, r in zip(clusters, roots, strict=True):
+            started += c.daemons()
+            c.down(log=lambda *_: None)
+            shutil.rmtree(r, ignore_errors=True)
+    assert len(started) == 3 * 5 and not [d.name for d in started if daemons.is_alive(d)]

@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sandfill.dev.devcluster import daemons
 from sandfill.dev.devcluster.config import Layout
+from sandfill.files import write_private
 from sandfill.slurm import sacctmgr, scontrol, sinfo
 from sandfill.slurm.commands import Result, Runner
 
@@ -36,6 +38,15 @@ def checked(runner: Runner, argv: Sequence[str]) -> Result:
     if res.returncode != 0:
         raise daemons.DaemonError(f"`{' '.join(argv)}` failed (exit {res.returncode}): {res.output[-1500:]}")
     return res
+
+
+def _own_file(path: Path, mode: int) -> bool:
+    """Whether ``path`` is a plain file of ours with exactly ``mode`` (never following a link)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) == mode
 
 
 def ctld_up(runner: Runner) -> bool:
@@ -74,10 +85,8 @@ class Boot:
 
     def munge(self) -> daemons.Daemon:
         r = self.r
-        if not r.munge_key.exists():
-            r.munge_key.touch(mode=0o400)
-            r.munge_key.write_bytes(secrets.token_bytes(1024))
-        r.munge_key.chmod(0o400)
+        if not _own_file(r.munge_key, 0o400):  # missing, loose, a symlink or someone else's
+            write_private(r.munge_key, secrets.token_bytes(1024), 0o400)
         argv = [
             which("munged"),
             "--foreground",
@@ -97,8 +106,13 @@ class Boot:
         r = self.r
         cnf = r.etc / "mariadb.cnf"
         if not (r.mariadb_data / "mysql").exists():
-            r.mariadb_data.mkdir(exist_ok=True)
-            argv = [which("mariadb-install-db"), f"--defaults-file={cnf}", "--skip-test-db", "--auth-root-authentication-method=socket"]
+            argv = [
+                which("mariadb-install-db"),
+                f"--defaults-file={cnf}",
+                "--skip-test-db",
+                "--auth-root-authentication-method=socket",
+                f"--tmpdir={r.mariadb_tmp}",  # passed on to mariadbd --bootstrap
+            ]
             res = self.runner.run(argv)
             if res.returncode != 0:
                 raise daemons.DaemonError(f"mariadb-install-db failed (exit {res.returncode}):\n{res.output[-2000:]}")

@@ -28,6 +28,7 @@ from sandfill.dev.devcluster.config import (
     render_slurmdbd_conf,
 )
 from sandfill.dev.devcluster.policy import policy_fragment
+from sandfill.files import private_dir, write_private
 from sandfill.slurm import squeue
 from sandfill.slurm.commands import Runner, WaitTimeout, wait_until
 from sandfill.slurm.scancel import cancel_argv
@@ -195,13 +196,14 @@ class DevCluster:
             raise
 
     def _make_dirs(self, nodes: int) -> None:
+        """The state directory's folders, each ours (not a symlink) and of its mode even
+        when it existed with a looser one: what the jobs read (slurm.conf, the munge socket,
+        the spool) is traversable, the rest is root's alone."""
         r = self.layout
-        for d in (r.etc, r.log, r.spool, r.state, r.root / "run"):
-            d.mkdir(parents=True, exist_ok=True)
-        for d in (r.root, r.etc, r.root / "run"):
-            d.chmod(0o755)
-        for name in node_names(nodes):
-            (r.spool / name).mkdir(exist_ok=True)
+        for d in (r.root, r.etc, r.root / "run", r.spool, *(r.spool / n for n in node_names(nodes))):
+            private_dir(d, 0o755)
+        for d in (r.log, r.state, r.mariadb_data, r.mariadb_tmp):
+            private_dir(d, 0o700)
 
     def down(self, *, log: Callable[[str], object] = print, timeout: float = 30.0) -> bool:
         """Cancel all jobs, then stop every daemon we started (by PID, start time checked)
@@ -286,39 +288,26 @@ class DevCluster:
 
     # ---- boot steps -------------------------------------------------------------------
     def _write_configs(self, info: ClusterInfo, ports: Ports) -> None:
+        """Every file through :func:`sandfill.files.write_private` (O_EXCL|O_NOFOLLOW, then
+        renamed into place): the public ones 0644, the DB password's 0600."""
         r = self.layout
-        r.slurm_conf.write_text(
-            render_slurm_conf(
+        write_private(r.slurm_conf, mode=0o644, data=render_slurm_conf(
                 r,
                 cluster_name=info.cluster_name,
                 ports=ports,
                 cpus=info.cpus,
                 memory_mb=info.memory_mb,
                 host=info.host,
-            )
-        )
-        r.slurm_conf.chmod(0o644)
-        r.policy_conf.write_text(policy_fragment(info.policy, nodes=nodes_expr(info.nodes)))
-        r.policy_conf.chmod(0o644)
-        dbd = r.slurmdbd_conf
-        dbd.touch(mode=0o600)
-        dbd.chmod(0o600)
-        dbd.write_text(
-            render_slurmdbd_conf(
-                r, ports=ports, db_user=boot.DB_USER, db_pass=info.db_pass, db_name=boot.DB_NAME
-            )
-        )
-        cnf = r.etc / "mariadb.cnf"
-        cnf.write_text(render_mariadb_cnf(r, port=ports.mariadb))
-        cnf.chmod(0o644)  # mariadbd ignores world-writable option files
+            ))
+        write_private(r.policy_conf, policy_fragment(info.policy, nodes=nodes_expr(info.nodes)), 0o644)
+        dbd = render_slurmdbd_conf(r, ports=ports, db_user=boot.DB_USER, db_pass=info.db_pass, db_name=boot.DB_NAME)
+        write_private(r.slurmdbd_conf, dbd, 0o600)  # slurmdbd insists on 0600
+        # mariadbd ignores world-writable option files
+        write_private(r.etc / "mariadb.cnf", render_mariadb_cnf(r, port=ports.mariadb), 0o644)
         self._save_info(info)
 
     def _save_info(self, info: ClusterInfo) -> None:
-        path = self.layout.info
-        tmp = path.with_suffix(".tmp")
-        tmp.touch(mode=0o600)
-        tmp.write_text(json.dumps(asdict(info), indent=1))
-        os.replace(tmp, path)
+        write_private(self.layout.info, json.dumps(asdict(info), indent=1), 0o600)  # the DB password
 
     # ---- shut-down --------------------------------------------------------------------
     def _cancel_all_jobs(self, timeout: float) -> None:

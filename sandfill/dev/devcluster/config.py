@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import socket
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from sandfill.files import private_dir, write_private
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,11 @@ class Layout:
         return self.root / "mariadb"
 
     @property
+    def mariadb_tmp(self) -> Path:
+        """MariaDB's own tmpdir (never the shared /tmp: concurrent boots collided there)."""
+        return self.root / "mariadb-tmp"
+
+    @property
     def log(self) -> Path:
         return self.root / "log"
 
@@ -74,9 +86,42 @@ class Layout:
         return self.root / "cluster.json"
 
 
+#: how long a port handed out by :func:`free_ports` stays claimed (its daemon binds it sooner)
+CLAIM_SECONDS = 600.0
+
+
+def claims_dir() -> Path:
+    """Where the ports handed out lately are recorded, one directory per user (made ours
+    and private, never a symlink): ``SANDFILL_PORT_CLAIMS_DIR`` or ``/tmp/sandfill-ports-UID``."""
+    default = Path(tempfile.gettempdir()) / f"sandfill-ports-{os.geteuid()}"
+    return Path(os.environ.get("SANDFILL_PORT_CLAIMS_DIR") or default)
+
+
 def free_ports(n: int, avoid: set[int] | None = None) -> list[int]:
-    """``n`` distinct TCP ports free on 127.0.0.1 right now (kernel-chosen, never reused)."""
-    avoid = set(avoid or ())
+    """``n`` distinct TCP ports free on 127.0.0.1 right now (kernel-chosen) and not handed
+    to anyone else in the last :data:`CLAIM_SECONDS`: devclusters and hubs booting at the
+    same moment (threads or processes) never get the same port between choosing it and
+    binding it. The claims are a small file under an exclusive lock in :func:`claims_dir`."""
+    folder = private_dir(claims_dir(), 0o700)
+    with open(folder / "lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        now = time.time()
+        claims = {p: t for p, t in _read_claims(folder / "claims.json").items() if t > now}
+        ports = _kernel_ports(n, set(avoid or ()) | set(claims))
+        claims.update((p, now + CLAIM_SECONDS) for p in ports)
+        write_private(folder / "claims.json", json.dumps({str(p): t for p, t in claims.items()}))
+    return ports
+
+
+def _read_claims(path: Path) -> dict[int, float]:
+    try:
+        raw = json.loads(path.read_text())
+        return {int(p): float(t) for p, t in raw.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}  # none yet, or unreadable: the kernel's choice still holds
+
+
+def _kernel_ports(n: int, avoid: set[int]) -> list[int]:
     socks: list[socket.socket] = []
     ports: list[int] = []
     try:
@@ -196,6 +241,7 @@ def render_mariadb_cnf(layout: Layout, *, port: int) -> str:
     return f"""\
 [mariadbd]
 datadir={r.mariadb_data}
+tmpdir={r.mariadb_tmp}
 socket={r.mariadb_socket}
 port={port}
 bind-address=127.0.0.1

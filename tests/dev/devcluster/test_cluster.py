@@ -1,0 +1,88 @@
+"""The devcluster's state directory without booting it: folders of their modes (loose ones
+tightened, symlinks refused), configuration and secret files written through
+``sandfill.files.write_private`` (an attacker's symlink is replaced, never written through),
+and MariaDB's tmpdir inside the state directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from sandfill.dev.devcluster import DevCluster
+from sandfill.dev.devcluster.boot import _own_file
+from sandfill.dev.devcluster.cluster import ClusterInfo
+from sandfill.dev.devcluster.config import Ports
+from sandfill.files import UnsafePath
+
+PORTS = Ports(17000, 17001, 17002, (17003, 17004))
+
+
+def _info() -> ClusterInfo:
+    return ClusterInfo("sandfill", "host", 2, 4, 1000, {"slurmctld": 17000}, None, ["root"], "s3cret-db-pass")
+
+
+def _mode(p: Path) -> int:
+    return stat.S_IMODE(os.lstat(p).st_mode)
+
+
+def test_folders_get_their_modes_even_when_they_existed_loose(tmp_path: Path) -> None:
+    c = DevCluster(tmp_path / "dc")
+    for d in ("etc", "log", "ctld-state"):
+        (tmp_path / "dc" / d).mkdir(parents=True)
+        (tmp_path / "dc" / d).chmod(0o777)
+    c._make_dirs(2)
+    r = c.layout
+    assert {_mode(d) for d in (r.root, r.etc, r.spool, r.spool / "node2")} == {0o755}
+    assert {_mode(d) for d in (r.log, r.state, r.mariadb_data, r.mariadb_tmp)} == {0o700}
+
+
+def test_a_symlinked_folder_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "dc").mkdir()
+    (tmp_path / "dc" / "etc").symlink_to(elsewhere)
+    with pytest.raises(UnsafePath, match="etc"):
+        DevCluster(tmp_path / "dc")._make_dirs(2)
+
+
+def test_secrets_are_private_and_a_planted_symlink_is_not_followed(tmp_path: Path) -> None:
+    c = DevCluster(tmp_path / "dc")
+    c._make_dirs(2)
+    r = c.layout
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    r.slurmdbd_conf.symlink_to(victim)
+    r.info.symlink_to(victim)
+    c._write_configs(_info(), PORTS)
+    assert victim.read_text() == "untouched"
+    for secret in (r.slurmdbd_conf, r.info):
+        assert stat.S_ISREG(os.lstat(secret).st_mode) and _mode(secret) == 0o600
+    assert "StoragePass=s3cret-db-pass" in r.slurmdbd_conf.read_text()
+    assert json.loads(r.info.read_text())["db_pass"] == "s3cret-db-pass"
+    assert {_mode(p) for p in (r.slurm_conf, r.policy_conf, r.etc / "mariadb.cnf")} == {0o644}
+    assert not [p.name for p in r.etc.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_mariadb_has_its_own_tmpdir(tmp_path: Path) -> None:
+    c = DevCluster(tmp_path / "dc")
+    c._make_dirs(2)
+    c._write_configs(_info(), PORTS)
+    assert f"tmpdir={c.layout.mariadb_tmp}\n" in (c.layout.etc / "mariadb.cnf").read_text()
+    assert str(c.layout.mariadb_tmp).startswith(str(c.layout.root) + "/")
+
+
+def test_the_munge_key_is_remade_unless_it_is_our_own_0400_file(tmp_path: Path) -> None:
+    key = tmp_path / "munge.key"
+    assert not _own_file(key, 0o400)
+    key.write_bytes(b"k" * 1024)
+    key.chmod(0o644)
+    assert not _own_file(key, 0o400)
+    key.chmod(0o400)
+    assert _own_file(key, 0o400)
+    link = tmp_path / "link.key"
+    link.symlink_to(key)
+    assert not _own_file(link, 0o400)
