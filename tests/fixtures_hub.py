@@ -6,6 +6,11 @@ from __future__ import annotations
 import http.client
 import http.cookiejar
 import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -171,8 +176,101 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+#: fake secrets in the hub's environment: none may reach anything run as a user
+HUB_SECRETS = {
+    "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
+    "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
+    "JPY_COOKIE_SECRET": secrets.token_hex(32),
+    "SANDFILL_TEST_HUB_SECRET": secrets.token_hex(16),
+}
+
+_SBATCH_RECORDER = """#!/bin/sh
+# test wrapper (run as the user by sudo): records sbatch's environment, then runs sbatch;
+# while {faults}/sbatch-hang-USER exists it queues the job but never answers in time
+# (its arguments are the command: "sbatch" and sbatch's options)
+d={faults}
+u=$(id -un)
+shift
+cat /proc/$$/environ > "$d/env/$u.$$" 2>/dev/null || true
+if [ -e "$d/sbatch-hang-$u" ]; then
+  sbatch "$@" >/dev/null
+  i=0
+  while [ -e "$d/sbatch-hang-$u" ] && [ $i -lt 240 ]; do sleep 0.5; i=$((i+1)); done
+  exit 1
+fi
+exec sbatch "$@"
+"""
+
+_SCANCEL = """#!/bin/sh
+# test wrapper (the hub's scancel): fails while {faults}/scancel-fail exists
+if [ -e {faults}/scancel-fail ]; then echo "scancel: error: injected fault (sandfill test)" >&2; exit 1; fi
+exec {real} "$@"
+"""
+
+_CONFIG = """from sandfill.hub.config import apply_site
+from sandfill.hub.site import load_site
+
+c = get_config()  # noqa: F821
+apply_site(c, load_site())
+# the tests' fault hooks: sbatch through a recorder, short timeouts and retries
+c.BackfillSlurmSpawner.submit_prefix = ["sudo", "-E", "-u", "{{username}}", {recorder!r}]
+c.BackfillSlurmSpawner.submit_timeout = 8
+c.BackfillSlurmSpawner.cancel_retry_interval = 1
+"""
+
+
+class Faults:
+    """Fault switches and records shared by the hub fixture and the tests (a directory the
+    test users can reach: /tmp, not pytest's private temporary tree)."""
+
+    secrets = HUB_SECRETS
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="sandfill-hubfaults-"))
+        self.dir.chmod(0o755)
+        (self.dir / "bin").mkdir(mode=0o755)
+        (self.dir / "env").mkdir()
+        (self.dir / "env").chmod(0o1777)
+        real = shutil.which("scancel") or "/usr/bin/scancel"
+        self.recorder = self._script("sbatch-recorder", _SBATCH_RECORDER.format(faults=self.dir))
+        self._script("scancel", _SCANCEL.format(faults=self.dir, real=real))
+
+    def _script(self, name: str, text: str) -> Path:
+        path = self.dir / "bin" / name
+        path.write_text(text)
+        path.chmod(0o755)
+        return path
+
+    def config(self, state: Path) -> Path:
+        path = state / "jupyterhub_config.py"
+        path.write_text(_CONFIG.format(recorder=str(self.recorder)))
+        return path
+
+    def switch(self, name: str, on: bool) -> None:
+        flag = self.dir / name
+        if on:
+            flag.touch()
+        else:
+            flag.unlink(missing_ok=True)
+
+    def sbatch_envs(self, user: str) -> list[dict[str, str]]:
+        """The environments of the user's sbatch runs, oldest first."""
+        files = sorted((self.dir / "env").glob(f"{user}.*"), key=lambda p: p.stat().st_mtime)
+        return [dict(kv.split("=", 1) for kv in f.read_text(errors="replace").split("\0") if "=" in kv) for f in files]
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def hub(devcluster: DevCluster, hub_accounts: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+def hub_faults() -> Iterator[Faults]:
+    f = Faults()
+    yield f
+    f.remove()
+
+
+@pytest.fixture(scope="session")
+def hub(devcluster: DevCluster, hub_accounts: dict[str, str], hub_faults: Faults, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     state = tmp_path_factory.mktemp("hub")
     site = {
         "allowed_users": list(USERS),
@@ -189,7 +287,8 @@ def hub(devcluster: DevCluster, hub_accounts: dict[str, str], tmp_path_factory: 
         "start_timeout": "5m",
         "profiles": PROFILES,
     }
-    proc = HubProcess(state, site)
+    path = os.pathsep.join([str(hub_faults.dir / "bin"), str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")])
+    proc = HubProcess(state, site, config_file=hub_faults.config(state), env={"PATH": path, **HUB_SECRETS})
     proc.start()
     try:
         tokens = {u: user_token(proc, u) for u in USERS}
@@ -199,9 +298,12 @@ def hub(devcluster: DevCluster, hub_accounts: dict[str, str], tmp_path_factory: 
 
 
 @pytest.fixture
-def clean_servers(hub: Hub) -> Iterator[Hub]:
-    """The hub, with every test user's server stopped after the test."""
+def clean_servers(hub: Hub, hub_faults: Faults) -> Iterator[Hub]:
+    """The hub, with every test user's server stopped (and every fault off) after the test."""
     yield hub
+    for flag in hub_faults.dir.glob("*-*"):
+        if flag.is_file():
+            flag.unlink()
     if hub.proc.proc is None or hub.proc.proc.poll() is not None:
         hub.proc.start()
     for user in USERS:

@@ -256,3 +256,119 @@ def test_pending_information_cancel_and_constant_queue_load(
     # cancel while pending: the Slurm job is cancelled
     hub.stop("sftest-dee")
     wait_until("the pending job to be cancelled", lambda: (s := slurm.squeue_sync([job_id]).get(job_id)) is None or s.state == "CANCELLED", timeout=30)
+
+
+# ---- hardening (#11) -----------------------------------------------------------------------
+
+
+def test_sbatch_sees_none_of_the_hubs_secrets_and_the_job_log_is_private(clean_servers: Hub, hub_faults: Any) -> None:
+    import os
+    import stat
+
+    hub = clean_servers
+    secrets = hub_faults.secrets
+    user = "sftest-ada"
+    job = hub.spawn(user, {"profile": "small"})
+    assert hub.reach(user) == 200  # the server started with only the whitelisted variables
+    env = hub_faults.sbatch_envs(user)[-1]  # what `sudo -E -u ada sbatch` ran with
+    leaked = sorted(k for k, v in env.items() if k in secrets or any(s in v for s in secrets.values()))
+    assert not leaked, leaked
+    assert env["JUPYTERHUB_API_TOKEN"] and env["SLURM_CONF"] and env["JUPYTERHUB_USER"] == user
+    assert not [k for k in env if k.startswith(("CONFIGPROXY", "SANDFILL_HUB"))]
+    # the job's log (made by slurmstepd as the user) is private
+    status, log = hub.api("GET", f"/sandfill/users/{user}/server/log", user)
+    assert status == 200 and log["job_id"] == job["job_id"] and log["path"]
+    mode = stat.S_IMODE(os.stat(log["path"]).st_mode)
+    assert mode & 0o077 == 0, oct(mode)
+
+
+def test_a_refused_spawn_does_not_poison_the_next_one_even_after_a_restart(clean_servers: Hub, slurm: TestSlurm) -> None:
+    hub = clean_servers
+    user = "sftest-bob"
+    bad = {"cpus": "1\n#SBATCH --uid=0"}
+
+    def refused() -> None:
+        status, body = hub.api("POST", f"/users/{user}/server", user, bad)
+        assert status == 400 and body["message"].startswith("cpus: "), body
+        wait_until("the failed spawn to settle", lambda: hub.server(user) is None or not hub.server(user)["pending"], timeout=20)
+
+    def spawns_with_defaults() -> None:
+        status, body = hub.api("POST", f"/users/{user}/server", user, {})  # no options: the saved ones
+        assert status in (201, 202), (status, body)
+        hub.wait_ready(user)
+        job = hub.job(user)[1]
+        assert job["request"]["profile"] == "small" and job["request"]["cpus"] == 1, job
+        hub.stop(user)
+
+    refused()
+    spawns_with_defaults()
+    refused()
+    hub.proc.restart()  # JupyterHub keeps user_options in its database
+    spawns_with_defaults()
+
+
+def test_a_failed_scancel_keeps_the_job_tracked_until_it_is_cancelled(clean_servers: Hub, hub_faults: Any, slurm: TestSlurm) -> None:
+    hub = clean_servers
+    user = "sftest-cy"
+    job_id = hub.spawn(user)["job_id"]
+    hub_faults.switch("scancel-fail", True)
+    hub.stop(user)  # JupyterHub lets the server go …
+    job = hub.job(user)[1]
+    assert job["orphans"] == [job_id] and "could not be cancelled yet" in job["orphan_message"], job
+    assert slurm.squeue_sync([job_id])[job_id].running  # … the job still runs, and is tracked
+    # no second server while it runs
+    status, body = hub.api("POST", f"/users/{user}/server", user, {"profile": "small"})
+    if status in (201, 202):  # the refusal comes from start(): JupyterHub reports it on the server
+        wait_until("the refused start to settle", lambda: hub.server(user) is None, timeout=30)
+    assert slurm.user_job_ids_sync([user]) == [job_id]
+    # … and it is kept across a hub restart, then cancelled once scancel works again
+    hub.proc.restart()
+    assert hub.job(user)[1]["orphans"] == [job_id]
+    hub_faults.switch("scancel-fail", False)
+    wait_until("the orphan to be cancelled", lambda: (s := slurm.squeue_sync([job_id]).get(job_id)) is None or s.ended, timeout=90)
+    wait_until("the hub to forget the orphan", lambda: hub.job(user)[1]["orphans"] == [], timeout=90)
+    hub.spawn(user)  # and the user can start again
+
+
+def test_a_job_queued_by_a_timed_out_sbatch_is_adopted(clean_servers: Hub, hub_faults: Any, slurm: TestSlurm) -> None:
+    hub = clean_servers
+    user = "sftest-dee"
+    hub_faults.switch(f"sbatch-hang-{user}", True)  # sbatch queues the job, then never answers
+    status, body = hub.api("POST", f"/users/{user}/server", user, {"profile": "small"})
+    assert status in (201, 202), body
+    hub_faults.switch(f"sbatch-hang-{user}", False)
+    hub.wait_ready(user, timeout=120)
+    job = hub.job(user)[1]
+    assert slurm.user_job_ids_sync([user]) == [job["job_id"]]  # one job, and it is the server's
+    assert hub.reach(user) == 200
+
+
+def test_other_users_get_nothing_of_a_servers_job_or_log(clean_servers: Hub) -> None:
+    hub = clean_servers
+    job_id = hub.spawn("sftest-ada")["job_id"]
+    own = hub.api("GET", "/sandfill/users/sftest-ada/server/log", "sftest-ada")[1]
+    secret_bits = [job_id, own["path"]]
+    for path in ("/sandfill/users/sftest-ada/server/log", "/sandfill/users/sftest-ada/server/job", "/users/sftest-ada"):
+        status, body = hub.api("GET", path, "sftest-dee")
+        assert status in (403, 404), (path, status)
+        assert not any(bit in str(body) for bit in secret_bits), (path, body)
+    status, page = hub.browser_session("sftest-dee").get("/hub/sandfill/job/sftest-ada")
+    assert status in (403, 404) and job_id not in page and own["path"] not in page
+    status, body = hub.get("/user/sftest-ada/api/status", "sftest-dee")
+    assert status in (302, 403, 404) and job_id not in body
+
+
+def test_html_in_every_form_field_comes_back_escaped(clean_servers: Hub, slurm: TestSlurm) -> None:
+    hub = clean_servers
+    user = "sftest-bob"
+    before = slurm.user_job_ids_sync([user], "all")
+    browser = hub.browser_session(user)
+    payload = '<img src=x onerror="alert(1)">'
+    for field in ("profile", "cpus", "memory", "walltime", "partition", "account"):
+        form = {"profile": "small", "cpus": "1", "memory": "1G", "walltime": "01:00:00", "partition": "interactive"}
+        form[field] = payload
+        status, html = browser.post(f"/hub/spawn/{user}", form)
+        assert status == 400, (field, status)
+        assert f"{field}: " in html and "<img src=x" not in html, field
+        assert "&lt;img src=x" in html, field
+    assert slurm.user_job_ids_sync([user], "all") == before
