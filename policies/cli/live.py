@@ -20,14 +20,17 @@ import yaml
 
 from sandfill.policies.cli import CLIError
 from sandfill.policies.document.errors import PolicyError
-from sandfill.policies.document.load import load_policy, policy_from_mapping, policy_warnings
+from sandfill.policies.document.load import load_policy, policy_warnings
 from sandfill.policies.live.fragment import FragmentError
 from sandfill.slurm.commands import Runner, SlurmCommandError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sandfill.policies.document.model import ClusterShape, Policy
+    from sandfill.policies.live.apply import Applier, ApplyResult
     from sandfill.policies.live.current import LivePolicy
-    from sandfill.policies.live.history import Record
+    from sandfill.policies.live.history import History, Record
 
 EXIT_RESTART = 3
 
@@ -113,6 +116,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         "# Check it with `sandfill policy check`, change it, `sandfill policy diff`/`apply` it.",
     ]
     head += [f"# note: {n}" for n in live.notes]
+    head += [f"# warning: {w}" for w in _history_of(fragment).warnings]
     if live.error is not None:
         head += [f"# warning: {p}" for p in live.error.problems]
     text = "\n".join(head) + "\n" + yaml.safe_dump(live.mapping, sort_keys=False)
@@ -122,6 +126,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         print(text, end="")
     return 0
+
+
+def _history_of(fragment: Path) -> History:
+    """The fragment's history, read (so its ``warnings`` name any unreadable record)."""
+    from sandfill.policies.live.history import History
+
+    hist = History(fragment)
+    hist.records()
+    return hist
 
 
 def _shape(runner: Runner) -> ClusterShape:
@@ -162,24 +175,30 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if changes else 0
 
 
-def _do_apply(args: argparse.Namespace, policy: Policy, action: str, runner: Runner,
-              fragment: Path) -> int:
+def _do_apply(args: argparse.Namespace, run: Callable[[Applier], ApplyResult],
+              policy: Policy | None = None) -> int:
+    """Run an apply or a rollback and say what is in force afterwards, in words that match
+    it: "not applied" only when nothing was changed, "FAILED" with whether the previous
+    configuration is back when a change was undone."""
     from sandfill.policies.live.apply import Applier, ApplyFailed, ApplyRefused
 
-    live_acct = True
-    for w in policy_warnings(policy, accounting=live_acct):
-        print(f"warning: {w}", file=sys.stderr)
+    runner, fragment = _context(args)
+    if policy is not None:
+        for w in policy_warnings(policy, accounting=True):
+            print(f"warning: {w}", file=sys.stderr)
     applier = Applier(runner, fragment, nodes=args.nodes, log=lambda m: print(f"  {m}"))
     try:
-        res = applier.apply(policy, action=action)
+        res = run(applier)
     except ApplyFailed as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
-    except (ApplyRefused, RuntimeError, SlurmCommandError) as exc:
+    except ApplyRefused as exc:
         print(f"not applied: {exc}", file=sys.stderr)
         return 1
+    assert res.policy is not None
+    name = res.policy.name
     if res.unchanged:
-        print(f"policy {policy.name!r} is already in force: nothing to change")
+        print(f"policy {name!r} is already in force: nothing to change")
         return 0
     for c in res.changes:
         print(c)
@@ -191,44 +210,43 @@ def _do_apply(args: argparse.Namespace, policy: Policy, action: str, runner: Run
         for c in res.restart_pending:
             print(f"  {c}  [{c.needs_restart}]")
         return EXIT_RESTART
-    print(f"applied policy {policy.name!r} ({len(res.changes)} change(s)); verified; "
+    print(f"applied policy {name!r} ({len(res.changes)} change(s)); verified; "
           f"history record {rec.id}")
     return 0
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    runner, fragment = _context(args)
+    runner, _fragment = _context(args)
     policy = _load_checked(args.file, runner)
     if policy is None:
         print("not applied: the policy file is invalid (nothing was changed)", file=sys.stderr)
         return 1
-    return _do_apply(args, policy, f"apply {Path(args.file).absolute()}", runner, fragment)
+    action = f"apply {Path(args.file).absolute()}"
+    return _do_apply(args, lambda a: a.apply(policy, action=action), policy)
+
+
+def _history_warnings(hist: History) -> None:
+    for w in hist.warnings:
+        print(f"warning: {w}", file=sys.stderr)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from sandfill.policies.live.history import History
+    from sandfill.policies.live.history import History, in_force
 
     _runner, fragment = _context(args)
     hist = History(fragment)
     recs = hist.records()
+    _history_warnings(hist)
     if args.show is not None:
-        rec = hist.get(args.show)
+        rec = next((r for r in recs if r.id == args.show), None)
         if rec is None:
             raise CLIError(f"no history record {args.show} in {hist.dir}")
-        print(f"record {rec.id}: {rec.action}\n  when: {rec.when}\n  who: {rec.who}\n"
-              f"  status: {rec.status}")
-        if rec.message:
-            print(f"  message: {rec.message}")
-        print("  changes:" + ("" if rec.changes else " none"))
-        for c in rec.changes:
-            print(f"    {c}")
-        print("  policy:")
-        print("    " + yaml.safe_dump(rec.policy, sort_keys=False).replace("\n", "\n    "))
+        _print_record(rec)
         return 0
     if not recs:
         print(f"no policy applied yet (history in {hist.dir})")
         return 0
-    cur = _in_force(recs)
+    cur = in_force(recs)
     for r in recs:
         mark = "*" if cur is not None and r.id == cur.id else " "
         print(f"{mark}{r.id:4d}  {r.when}  {r.who:<10} {r.status:<16} "
@@ -236,37 +254,21 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _in_force(recs: list[Record]) -> Record | None:
-    ok = [r for r in recs if r.in_force]
-    return ok[-1] if ok else None
+def _print_record(rec: Record) -> None:
+    print(f"record {rec.id}: {rec.action}\n  when: {rec.when}\n  who: {rec.who}\n"
+          f"  status: {rec.status}")
+    if rec.message:
+        print(f"  message: {rec.message}")
+    print("  changes:" + ("" if rec.changes else " none"))
+    for c in rec.changes:
+        print(f"    {c}")
+    print("  policy:")
+    print("    " + yaml.safe_dump(rec.policy, sort_keys=False).replace("\n", "\n    "))
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from sandfill.policies.live.history import History
-
-    runner, fragment = _context(args)
-    recs = History(fragment).records()
-    if args.id is not None:
-        target = next((r for r in recs if r.id == args.id), None)
-        if target is None:
-            raise CLIError(f"no history record {args.id}")
-        if not target.in_force:
-            raise CLIError(f"record {args.id} is a {target.status} apply: nothing to go back to")
-    else:
-        ok = [r for r in recs if r.in_force]
-        if len(ok) < 2:
-            raise CLIError("no earlier applied policy in the history to roll back to")
-        cur = ok[-1]
-        earlier = [r for r in ok[:-1] if r.policy != cur.policy]
-        if not earlier:
-            raise CLIError("every earlier record applied the policy now in force")
-        target = earlier[-1]
-    try:
-        policy = policy_from_mapping(target.policy, source=f"history record {target.id}")
-    except PolicyError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    return _do_apply(args, policy, f"rollback to {target.id}", runner, fragment)
+    """The target is chosen under the apply's lock (:meth:`Applier.rollback`)."""
+    return _do_apply(args, lambda a: a.rollback(args.id))
 
 
 def _register_replay(sub: argparse._SubParsersAction) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sandfill.policies.document.model import Policy
-from sandfill.policies.document.render import render_slurm_conf
+from sandfill.policies.document.render import check_line, render_slurm_conf
 from sandfill.slurm.policy_meta import (
     FragmentError,
     find_fragment,
@@ -55,6 +55,7 @@ def render_fragment(policy: Policy, *, nodes: str, accounting: bool) -> str:
     text = render_slurm_conf(policy, nodes=nodes, accounting=accounting)
     head, _, rest = text.partition("\n")
     meta = metadata_line(metadata(policy))
+    check_line(meta)  # one printable comment line, whatever the names hold
     return f"{head}\n{meta}\n{rest}"
 
 

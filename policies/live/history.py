@@ -1,6 +1,6 @@
 """The record of applied policies: one JSON file per apply in ``policy-history/`` next to
 the fragment (who, when, what changed, the full policy, the outcome), serialised by a lock
-file so two admins cannot apply at once."""
+file so two admins cannot apply at once (the second is refused at once, nothing changed)."""
 
 from __future__ import annotations
 
@@ -36,27 +36,49 @@ class Record:
         return self.status in ("applied", "restart-pending")
 
 
+class HistoryLocked(RuntimeError):
+    """Another apply or rollback holds the history's lock."""
+
+
+def _rid(path: Path) -> int | None:
+    """The record id a history file name carries (``000012.json`` → 12)."""
+    return int(path.stem) if path.stem.isdigit() else None
+
+
 class History:
+    """``records()`` reads every record file; one that cannot be read as a record is not
+    skipped in silence: ``warnings`` names each (and ``next_id`` never reuses its id)."""
+
     def __init__(self, fragment: Path) -> None:
         self.dir = fragment.parent / HISTORY_DIR
+        self.warnings: list[str] = []
+
+    def _files(self) -> list[Path]:
+        return sorted(self.dir.glob("[0-9]*.json")) if self.dir.is_dir() else []
 
     def records(self) -> list[Record]:
-        if not self.dir.is_dir():
-            return []
-        out = []
-        for p in sorted(self.dir.glob("[0-9]*.json")):
+        out: list[Record] = []
+        self.warnings = []
+        for p in self._files():
             try:
-                out.append(Record(**json.loads(p.read_text())))
-            except (OSError, ValueError, TypeError):
+                rec = Record(**json.loads(p.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError) as exc:
+                self.warnings.append(f"{p} is not a readable history record ({exc}): left out")
                 continue
+            if rec.id != _rid(p):
+                self.warnings.append(f"{p} holds record {rec.id!r}, not {_rid(p)}: left out")
+                continue
+            out.append(rec)
         return sorted(out, key=lambda r: r.id)
 
     def get(self, rid: int) -> Record | None:
         return next((r for r in self.records() if r.id == rid), None)
 
     def next_id(self) -> int:
-        recs = self.records()
-        return recs[-1].id + 1 if recs else 1
+        """One more than any record file's id, readable or not (a corrupt record is
+        evidence: it is never overwritten)."""
+        ids = [i for p in self._files() if (i := _rid(p)) is not None]
+        return max(ids) + 1 if ids else 1
 
     def add(self, rec: Record) -> Path:
         self.dir.mkdir(mode=0o755, exist_ok=True)
@@ -66,16 +88,42 @@ class History:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """Exclusive lock for one apply (fails at once if another apply holds it)."""
+        """Exclusive lock for one apply (:class:`HistoryLocked` at once if another apply
+        holds it: the second admin is told, not queued behind a hung apply)."""
         self.dir.mkdir(mode=0o755, exist_ok=True)
         fd = os.open(self.dir / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise RuntimeError(
-                    f"another `sandfill policy apply` holds {self.dir / '.lock'}"
+                raise HistoryLocked(
+                    f"another `sandfill policy apply` or `rollback` holds {self.dir / '.lock'}"
                 ) from None
             yield
         finally:
             os.close(fd)
+
+
+def in_force(records: list[Record]) -> Record | None:
+    """The newest record whose policy was applied (None: none yet)."""
+    ok = [r for r in records if r.in_force]
+    return ok[-1] if ok else None
+
+
+def rollback_target(records: list[Record], rid: int | None) -> Record:
+    """The record a rollback re-applies: ``rid``, or the newest applied policy that differs
+    from the one in force; LookupError says why there is none."""
+    if rid is not None:
+        target = next((r for r in records if r.id == rid), None)
+        if target is None:
+            raise LookupError(f"no history record {rid}")
+        if not target.in_force:
+            raise LookupError(f"record {rid} is a {target.status} apply: nothing to go back to")
+        return target
+    ok = [r for r in records if r.in_force]
+    if len(ok) < 2:
+        raise LookupError("no earlier applied policy in the history to roll back to")
+    earlier = [r for r in ok[:-1] if r.policy != ok[-1].policy]
+    if not earlier:
+        raise LookupError("every earlier record applied the policy now in force")
+    return earlier[-1]

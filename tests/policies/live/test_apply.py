@@ -129,3 +129,28 @@ def _show(conf: str, tmp: Path, capsys):
     assert main(["policy", "show", "--slurm-conf", conf, "-o", str(out)]) == 0
     capsys.readouterr()
     return load_policy(out)
+
+
+def _first_expected_value(path: Path) -> str:
+    """The bad value the file's first ``# expect:`` line says the error names."""
+    line = next(ln for ln in path.read_text(encoding="utf-8").split("\n")
+                if ln.startswith("# expect:"))
+    return line.partition("|")[2].strip().partition(" is not")[0]
+
+
+def test_injection_payloads_are_refused_live_and_change_nothing(
+    conf: str, runner: Runner, private_cluster, capsys, snapshot
+) -> None:
+    _apply(conf, SHORT, capsys)
+    fragment = private_cluster.layout.policy_conf
+    before = snapshot(runner, fragment)
+    payloads = sorted(BAD_POLICIES.glob("inject_*.yaml"))
+    assert len(payloads) >= 5
+    for path in payloads:
+        rc = main(["policy", "apply", str(path), "--slurm-conf", conf])
+        err = capsys.readouterr().err
+        assert rc == 1, path.name
+        assert _first_expected_value(path) in err, (path.name, err)
+        assert "is not a Slurm name" in err and "nothing was changed" in err
+        assert snapshot(runner, fragment) == before, path.name  # fragment, live state, history
+    assert b"PrologSlurmctld" not in fragment.read_bytes()
