@@ -21,6 +21,7 @@ from sandfill.cli import CLIError
 from sandfill.dev.accounts import AccountError, create_accounts, remove_accounts
 from sandfill.dev.devcluster import DevCluster, DevClusterError
 from sandfill.dev.hubprocess import HubError, HubProcess, stop_recorded_hub
+from sandfill.files import private_dir, write_private
 
 DEMO_USERS = ("sfdemo-ada", "sfdemo-grace")
 
@@ -85,8 +86,7 @@ def _prepare(state: Path, port: int) -> None:
         raise CLIError(f"--port: {port} is not a TCP port")
     if not _port_free(port):
         raise CLIError(f"port {port} on 127.0.0.1 is in use: pick another with --port")
-    state.mkdir(parents=True, exist_ok=True)
-    state.chmod(0o755)  # the jobs read slurm.conf inside it
+    private_dir(state, 0o755)  # ours, not a symlink; the jobs read slurm.conf inside it
     for parent in state.parents:
         if parent.stat().st_mode & 0o001 == 0:
             raise CLIError(f"{parent} is not traversable by other users; the demo users' jobs need it (--state-dir)")
@@ -94,11 +94,9 @@ def _prepare(state: Path, port: int) -> None:
 
 def _announce(state: Path, hub: HubProcess, cluster: DevCluster, logins: dict[str, str]) -> None:
     """Print the hub's address and the logins, and save them (private) in the state dir."""
-    logins_file = state / "demo-logins.txt"
-    logins_file.touch(mode=0o600)
-    logins_file.chmod(0o600)
-    logins_file.write_text(
-        f"URL: {hub.url}/\n" + "".join(f"user: {u}  password: {p}\n" for u, p in sorted(logins.items()))
+    logins_file = write_private(
+        state / "demo-logins.txt",
+        f"URL: {hub.url}/\n" + "".join(f"user: {u}  password: {p}\n" for u, p in sorted(logins.items())),
     )
     print(f"\nsandfill hub: {hub.url}/   (open {hub.url}/hub/login)")
     for user, password in sorted(logins.items()):
@@ -108,28 +106,28 @@ def _announce(state: Path, hub: HubProcess, cluster: DevCluster, logins: dict[st
     print("Ctrl-C stops the hub and the devcluster; `make demo-clean` also removes the demo accounts.", flush=True)
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     state = Path(args.state_dir or default_demo_dir()).absolute()
     if args.clean:
         return clean(state)
     _prepare(state, args.port)
     cluster = DevCluster(state / "devcluster")
-    try:
-        cluster.up()
-    except DevClusterError as exc:
-        raise CLIError(str(exc)) from None
-    def _term(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _term)
     hub: HubProcess | None = None
-    # from here on, Ctrl-C (or SIGTERM) at any moment stops what was started
+    # from here on, Ctrl-C, SIGTERM or SIGHUP at any moment (the boot included) stops
+    # everything started so far: the devcluster's daemons and jobs, the hub and what it ran
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     try:
         try:
+            cluster.up()
             logins = create_accounts(DEMO_USERS)
-        except AccountError as exc:
+        except (DevClusterError, AccountError) as exc:
             raise CLIError(str(exc)) from None
-        (state / "accounts.json").write_text(json.dumps(sorted(logins)))
+        write_private(state / "accounts.json", json.dumps(sorted(logins)), 0o644)
         cluster.add_users(logins)
 
         hub = HubProcess(state, demo_site(state, cluster, args.port, sorted(logins)))
@@ -144,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nstopping…")
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         if hub is not None:
             hub.stop()
         cluster.down()

@@ -1,6 +1,9 @@
 """Run sandfill's hub as a child process (used by ``sandfill demo``, the tests and the
 benchmark): a site file written from a dict, free ports on 127.0.0.1, readiness checked by
-asking the hub's API, stopped by the PID it started."""
+asking the hub's API, stopped by the PID it started. The hub runs under a reaping supervisor
+(:func:`sandfill.dev.devcluster.daemons.supervised_argv`): what it starts (its proxy, the idle
+culler in a session of its own) stays below that PID and is stopped with it, even when the
+hub itself dies first."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from sandfill.dev.devcluster import daemons
 from sandfill.dev.devcluster.config import free_ports
 from sandfill.slurm.commands import WaitTimeout, wait_until
 
@@ -92,8 +96,9 @@ class HubProcess:
             return
         self.write_site()
         log = open(self.log_file, "ab")  # noqa: SIM115 (owned by the child)
+        hub = [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(self.config_file)]
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(self.config_file)],
+            daemons.supervised_argv(hub, end_the_rest=True),
             cwd=self.state_dir,
             env=self.env(),
             stdout=log,
@@ -124,22 +129,22 @@ class HubProcess:
             raise HubError(f"{exc}; its log ends:\n{self.log_tail()}") from None
 
     def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM the hub we started (it stops its proxy and services; the server jobs
-        keep running: cleanup_servers is off)."""
+        """SIGTERM the hub's supervisor (the PID we started): the hub gets the SIGTERM and
+        stops its proxy and services, the supervisor then stops whatever is left below it
+        (the idle culler runs in a session of its own). The server jobs keep running:
+        cleanup_servers is off. If it will not go, everything below it is SIGKILLed."""
         if self.proc is None:
             return
-        pgid = self.proc.pid  # the hub leads its own session (start_new_session)
+        me = daemons.proc_stat(self.proc.pid)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(timeout + 20)  # the supervisor's own clean-up takes up to 20 s
             except subprocess.TimeoutExpired:
+                if me is not None:
+                    daemons.kill_descendants(daemons.Daemon("hub", me.pid, (), "", me.start_time), 10.0)
                 self.proc.kill()
                 self.proc.wait(10)
-        # whatever the hub started and left behind (its proxy, the idle culler) is in that
-        # session: stop it too, so nothing of ours outlives the hub
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGTERM)
         self.proc = None
         self.pid_file.unlink(missing_ok=True)
 
@@ -185,7 +190,7 @@ def stop_recorded_hub(state_dir: str | os.PathLike[str]) -> bool:
     except OSError:
         pid_file.unlink(missing_ok=True)
         return False
-    if not any(part.endswith(b"jupyterhub") for part in cmdline[:2]):
+    if not any(part.endswith(b"/jupyterhub") for part in cmdline[:8]):  # under its supervisor
         pid_file.unlink(missing_ok=True)
         return False
     os.kill(pid, signal.SIGTERM)

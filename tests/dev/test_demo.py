@@ -1,5 +1,6 @@
 """`sandfill demo` (what `make demo` runs): devcluster + hub, URL and logins printed, the login
-page answers, Ctrl-C stops everything it started, `--clean` removes the demo accounts."""
+page answers, Ctrl-C or SIGTERM stops everything it started (the daemons, the hub, its proxy
+and the idle culler in its own session), `--clean` removes the demo accounts."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from sandfill.dev.devcluster import daemons
 from sandfill.dev.devcluster.daemons import processes_using
+from sandfill.slurm.commands import wait_until
 
 pytestmark = pytest.mark.slurm
 
@@ -32,7 +35,20 @@ def _exists(user: str) -> bool:
         return False
 
 
-def test_demo_prints_logins_and_ctrl_c_stops_everything() -> None:
+def _tree(pid: int) -> list[daemons.Proc]:
+    me = daemons.proc_stat(pid)
+    return daemons.descendants(daemons.Daemon("demo", pid, (), "", me.start_time)) if me else []
+
+
+def _cmd(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_demo_prints_logins_and_a_signal_stops_everything(sig: signal.Signals) -> None:
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="sandfill-demo-test-", dir="/tmp"))  # jobs must traverse it
@@ -59,11 +75,17 @@ def test_demo_prints_logins_and_ctrl_c_stops_everything() -> None:
         assert saved.stat().st_mode & 0o777 == 0o600 and all(u in saved.read_text() for u in users)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/hub/login", timeout=30) as r:
             assert r.status == 200
+        started = wait_until(
+            "the idle culler to run", lambda: (t := _tree(proc.pid)) and any("idle_culler" in _cmd(p.pid) for p in t) and t,
+            timeout=60,
+        )
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         rest = proc.communicate(timeout=180)[0]
     assert proc.returncode == 0, rest
     assert "stopping" in rest
+    left = [(p.pid, _cmd(p.pid)) for p in started if daemons.is_alive(p)]
+    assert not left, f"still running after {sig.name}: {left}"
     assert not processes_using(state), "something the demo started is still running"
     res = subprocess.run([*sandfill, "demo", "--clean", "--state-dir", str(state)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr

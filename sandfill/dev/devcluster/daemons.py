@@ -113,17 +113,19 @@ def log_tail(path: str | os.PathLike[str], lines: int = 20) -> str:
 
 
 # A supervisor for ARGV: a child subreaper (prctl PR_SET_CHILD_SUBREAPER) that runs ARGV as its
-# child, so whatever double-forks below it (slurmd's slurmstepd and the jobs' processes) stays
-# in its tree instead of going to init; it reaps those orphans, passes the usual signals on
-# to ARGV and exits with ARGV's status when ARGV exits.
+# child, so whatever double-forks or is orphaned below it (slurmd's slurmstepd and the jobs'
+# processes; a hub's proxy and services) stays in its tree instead of going to init. It reaps
+# those orphans, passes the usual signals on to ARGV and exits with ARGV's status when ARGV
+# exits; in "end" mode it first stops (SIGTERM, then SIGKILL) whatever ARGV left behind.
 _SUPERVISE = """\
-import ctypes, os, signal, sys
+import ctypes, os, signal, sys, time
 if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:
     sys.exit("prctl(PR_SET_CHILD_SUBREAPER) failed: " + os.strerror(ctypes.get_errno()))
+mode, argv = sys.argv[1], sys.argv[2:]
 child = os.fork()
 if child == 0:
     try:
-        os.execv(sys.argv[1], sys.argv[1:])
+        os.execv(argv[0], argv)
     finally:
         os._exit(127)
 def forward(signum, _frame):
@@ -133,12 +135,48 @@ def forward(signum, _frame):
         pass
 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
     signal.signal(sig, forward)
+def left():
+    out = []
+    for e in os.listdir("/proc"):
+        try:
+            f = open("/proc/%s/stat" % e).read().rsplit(")", 1)[1].split() if e.isdigit() else ()
+        except OSError:
+            continue
+        if f and int(f[1]) == os.getpid() and f[0] != "Z":
+            out.append(int(e))
+    return out
+def reap_all():
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
 while True:
     pid, status = os.wait()
     if pid == child:
         code = os.waitstatus_to_exitcode(status)
-        sys.exit(code if code >= 0 else 128 - code)
+        break
+if mode == "end":
+    for sig, rounds in ((signal.SIGTERM, 150), (signal.SIGKILL, 50)):
+        for pid in left():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        for _ in range(rounds):
+            reap_all()
+            if not left():
+                break
+            time.sleep(0.1)
+sys.exit(code if code >= 0 else 128 - code)
 """
+
+
+def supervised_argv(argv: Sequence[str], *, end_the_rest: bool = False) -> list[str]:
+    """``argv`` run under the supervisor above; with ``end_the_rest``, what it leaves behind
+    when it exits is stopped too (a hub's proxy and services)."""
+    mode = "end" if end_the_rest else "keep"
+    return [sys.executable, "-I", "-S", "-c", _SUPERVISE, mode, *argv]
 
 
 def supervised(name: str) -> bool:
@@ -157,7 +195,7 @@ def start(
     """Start ``argv`` detached in its own session, output appended to ``log`` (a slurmd
     under a supervisor that keeps its jobs in its process tree, :func:`supervised`)."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    run = [sys.executable, "-I", "-S", "-c", _SUPERVISE, *argv] if supervised(name) else list(argv)
+    run = supervised_argv(argv) if supervised(name) else list(argv)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             run,
