@@ -288,7 +288,9 @@ class Applier:
                 argv = sacctmgr.add_qos_argv(name)
                 undo.created.append(name)  # before it runs: an interrupted add is undone too
                 res = self.runner(argv)
-                if res.returncode != 0 and not sacctmgr.is_no_change(res.output):
+                if sacctmgr.is_no_change(res.output):
+                    undo.created.remove(name)  # made by someone else since: not ours to delete
+                elif res.returncode != 0:
                     raise _StepError(f"`{' '.join(argv)}` failed: {res.output or res.returncode}")
                 self.log(" ".join(argv))
             argv = sacctmgr.modify_qos_argv(name, settings)

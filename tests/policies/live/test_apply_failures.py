@@ -16,11 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sandfill.cli import main
 from sandfill.policies.document.load import load_policy
 from sandfill.policies.live.apply import Applier, ApplyFailed
 from sandfill.policies.live.history import History
+from sandfill.slurm import sacctmgr
 from sandfill.slurm.commands import Result, Runner, SlurmCommandError, wait_until
 
 pytestmark = pytest.mark.slurm
@@ -310,3 +312,48 @@ def test_two_concurrent_applies_end_in_one_policy(
     assert len(recs) == n_before + 1  # the refused apply left no record
     assert recs[-1].status == "applied" and recs[-1].policy["name"] == "wide-tier"
     assert main(["policy", "diff", str(WIDE), "--slurm-conf", conf]) == 0
+
+
+class RacingRunner(FailingRunner):
+    """As FailingRunner (``scontrol reconfigure`` fails); with ``race``, another admin adds
+    the QOS ``qos`` just before this apply's own ``add qos`` runs."""
+
+    def __init__(self, conf: str, qos: str, *, race: bool) -> None:
+        super().__init__(conf, ["scontrol", "reconfigure"])
+        self.add = list(sacctmgr.add_qos_argv(qos))
+        self.race = race
+
+    def execute(self, argv: Sequence[str], input: str | None) -> Result:
+        if self.race and list(argv) == self.add:
+            self.race = False
+            Runner.execute(self, argv, input).checked()  # the other admin's QOS
+        return super().execute(argv, input)
+
+
+@pytest.mark.parametrize("race", [False, True], ids=["ours", "another-admins"])
+def test_the_restore_deletes_only_the_qos_this_apply_created(
+    conf: str, private_cluster, capsys, snapshot, tmp_path: Path, race: bool
+) -> None:
+    _apply_cli(conf, SHORT, capsys)
+    fragment = private_cluster.layout.policy_conf
+    plain = Runner(conf)
+    before = snapshot(plain, fragment)
+    extra = yaml.safe_load(WIDE.read_text())
+    extra["tiers"]["extra"] = {"max_walltime": "30:00", "qos": {"name": "h2extra"}}
+    path = tmp_path / "extra.yaml"
+    path.write_text(yaml.safe_dump(extra))
+    runner = RacingRunner(conf, "h2extra", race=race)
+    try:
+        with pytest.raises(ApplyFailed) as exc:
+            Applier(runner, fragment).apply(load_policy(path), action="test")
+        qos = sacctmgr.parse_qos(plain.check(sacctmgr.show_qos_argv()))
+        assert fragment.read_bytes() == before[0]
+        if race:  # not ours: kept, and the restore says the state is not as before
+            assert "h2extra" in qos
+            assert not exc.value.restored
+        else:
+            assert "h2extra" not in qos
+            assert exc.value.restored, exc.value.restore_notes
+            assert snapshot(plain, fragment)[:2] == before[:2]
+    finally:
+        plain(sacctmgr.delete_qos_argv("h2extra"))
