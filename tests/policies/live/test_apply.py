@@ -153,4 +153,11 @@ def test_injection_payloads_are_refused_live_and_change_nothing(
         assert _first_expected_value(path) in err, (path.name, err)
         assert "is not a Slurm name" in err and "nothing was changed" in err
         assert snapshot(runner, fragment) == before, path.name  # fragment, live state, history
+    for nodes in ("node[1-4]\nPrologSlurmctld=/tmp/x.sh", "node[1-4]#", "node[1-4] Default=YES"):
+        rc = main(["policy", "apply", str(DATA / "wide-tier.yaml"), "--slurm-conf", conf,
+                   "--nodes", nodes])
+        err = capsys.readouterr().err
+        assert rc == 1 and repr(nodes) in err and "nothing was changed" in err, err
+        assert "not applied" in err
+        assert snapshot(runner, fragment) == before, nodes
     assert b"PrologSlurmctld" not in fragment.read_bytes()
