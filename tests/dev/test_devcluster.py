@@ -207,3 +207,27 @@ def test_three_devclusters_booted_at_once_all_come_up() -> None:
             c.down(log=lambda *_: None)
             shutil.rmtree(r, ignore_errors=True)
     assert len(started) == 3 * 5 and not [d.name for d in started if daemons.is_alive(d)]
+
+
+def test_a_user_cannot_see_another_users_job() -> None:
+    """PrivateData (the devcluster's default): as A (sudo -u), squeue shows A's job and not
+    B's; root sees both."""
+    from sandfill.dev.accounts import create_accounts, remove_accounts
+
+    users = ["sfh5-ada", "sfh5-bob"]
+    create_accounts(users)
+    try:
+        with booted_devcluster("sandfill-private-", nodes=1, cpus=2, users=users) as c:
+            assert "\nPrivateData=jobs,usage,users\n" in c.slurm_conf.read_text()
+            as_user = {u: TestSlurm(c.slurm_conf, prefix=["sudo", "-u", u, "env", f"SLURM_CONF={c.slurm_conf}"]) for u in users}
+            args = ["-c", "1", "-t", "5", "-o", "/dev/null", "--chdir=/tmp"]
+            ids = {u: as_user[u].submit_sync(sleep_script(300), args) for u in users}
+            root = TestSlurm(c.slurm_conf)
+            wait_until("root to see both jobs", lambda: set(root.user_job_ids_sync(users, "all")) == set(ids.values()), timeout=30)
+            ada, bob = users
+            assert as_user[ada].user_job_ids_sync([ada, bob], "all") == [ids[ada]]
+            assert as_user[ada].user_job_ids_sync([bob], "all") == []
+            assert as_user[bob].user_job_ids_sync([ada, bob], "all") == [ids[bob]]
+            root.cancel_sync(ids.values())
+    finally:
+        wait_until("the test accounts removed", lambda: (remove_accounts(users), True)[1], timeout=30)

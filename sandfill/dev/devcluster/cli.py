@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     up.add_argument("--memory-mb", type=_positive("--memory-mb"), default=16000, help="memory per node in MB")
     up.add_argument("--policy", default=None, help="policy file to render slurm.conf from (default: the shipped policy)")
     up.add_argument("--users", default="", help="comma-separated users to add to accounting")
+    up.add_argument(
+        "--shared-queue", dest="private_data", action="store_false",
+        help="let every user see every job (default: PrivateData=jobs,usage,users, each user sees their own)",
+    )
     up.set_defaults(func=_up)
 
     down = sub.add_parser("down", parents=[common], help="cancel all jobs and stop every daemon it started")
@@ -68,7 +72,10 @@ def _up(args: argparse.Namespace) -> int:
             raise CLIError(f"--users: {u!r} is not a valid user name")
     c = _cluster(args)
     try:
-        c.up(nodes=args.nodes, cpus=args.cpus, memory_mb=args.memory_mb, policy=args.policy, users=users)
+        c.up(
+            nodes=args.nodes, cpus=args.cpus, memory_mb=args.memory_mb, policy=args.policy, users=users,
+            private_data=args.private_data,
+        )
     except DevClusterError as exc:
         raise CLIError(str(exc)) from None
     print(f"export SLURM_CONF={shlex.quote(str(c.slurm_conf))}")

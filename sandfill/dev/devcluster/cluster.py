@@ -95,6 +95,7 @@ class ClusterInfo:
     policy: str | None
     users: list[str] = field(default_factory=list)
     db_pass: str = ""
+    private_data: bool = True
 
 
 class DevCluster:
@@ -143,10 +144,15 @@ class DevCluster:
         memory_mb: int = 16000,
         policy: str | os.PathLike[str] | None = None,
         users: Iterable[str] = (),
+        private_data: bool = True,
         timeout: float = 90.0,
         log: Callable[[str], object] = print,
     ) -> bool:
-        """Boot the cluster. Returns False (and does nothing) when it already runs."""
+        """Boot the cluster. Returns False (and does nothing) when it already runs.
+
+        ``private_data`` (the default) sets Slurm's ``PrivateData=jobs,usage,users``: a user
+        sees only their own jobs, usage and associations (root and the hub see all); False
+        leaves every job visible to every user, Slurm's own default."""
         _check_can_start(nodes, cpus)
         if self.is_running():
             log(f"devcluster in {self.layout.root} is already running (nothing to do)")
@@ -167,6 +173,7 @@ class DevCluster:
             ports=asdict(ports),
             policy=str(Path(policy).absolute()) if policy else None,
             users=sorted({"root", *_invoking_users(), *users, *(old.users if old else [])}),
+            private_data=private_data,
             db_pass=old.db_pass if old and old.db_pass else secrets.token_hex(12),
         )
         self._write_configs(info, ports)
@@ -298,6 +305,7 @@ class DevCluster:
                 cpus=info.cpus,
                 memory_mb=info.memory_mb,
                 host=info.host,
+                private_data=info.private_data,
             ))
         write_private(r.policy_conf, policy_fragment(info.policy, nodes=nodes_expr(info.nodes)), 0o644)
         dbd = render_slurmdbd_conf(r, ports=ports, db_user=boot.DB_USER, db_pass=info.db_pass, db_name=boot.DB_NAME)

@@ -163,8 +163,14 @@ def render_slurm_conf(
     cpus: int,
     memory_mb: int,
     host: str,
+    private_data: bool = True,
 ) -> str:
+    """slurm.conf; with ``private_data`` users see only their own jobs, usage and
+    associations (``PrivateData``), as a site with untrusted users would set it."""
     node_lines = _node_lines(ports, cpus=cpus, memory_mb=memory_mb, host=host)
+    privacy = (
+        "PrivateData=jobs,usage,users" if private_data else "# PrivateData unset: every user sees every job (--shared-queue)"
+    )
     r = layout
     return f"""\
 # Written by `sandfill devcluster up`; the scheduling policy is in {r.policy_conf.name}.
@@ -208,6 +214,7 @@ AccountingStoragePort={ports.slurmdbd}
 AccountingStoragePass={r.munge_socket}
 AccountingStorageEnforce=associations,limits,qos
 JobCompType=jobcomp/none
+{privacy}
 {node_lines}
 Include {r.policy_conf}
 """

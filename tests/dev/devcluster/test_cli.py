@@ -44,3 +44,9 @@ def test_bad_flags_are_refused_and_nothing_is_written(where: str, tmp_path: Path
     assert main(["devcluster", *prefix, "up", "--users", "bob;rm -rf /", *suffix]) == 2
     assert "'bob;rm -rf /' is not a valid user name" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_up_is_private_unless_asked_for_a_shared_queue() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["devcluster", "up"]).private_data is True
+    assert parser.parse_args(["devcluster", "up", "--shared-queue"]).private_data is False

@@ -86,3 +86,15 @@ def test_the_munge_key_is_remade_unless_it_is_our_own_0400_file(tmp_path: Path) 
     link = tmp_path / "link.key"
     link.symlink_to(key)
     assert not _own_file(link, 0o400)
+
+
+def test_users_see_only_their_own_jobs_unless_the_queue_is_shared(tmp_path: Path) -> None:
+    c = DevCluster(tmp_path / "dc")
+    c._make_dirs(2)
+    c._write_configs(_info(), PORTS)
+    assert "\nPrivateData=jobs,usage,users\n" in c.slurm_conf.read_text()  # the default
+    shared = _info()
+    shared.private_data = False
+    c._write_configs(shared, PORTS)
+    assert "\nPrivateData=" not in c.slurm_conf.read_text()
+    assert json.loads(c.layout.info.read_text())["private_data"] is False
