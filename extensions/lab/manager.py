@@ -10,7 +10,6 @@ import asyncio
 import errno
 import json
 import os
-import re
 import secrets
 import shutil
 import stat
@@ -25,6 +24,7 @@ from sandfill.dask import BackfillSLURMCluster
 from sandfill.dask.config import seconds, worker_count
 from sandfill.dask.connect import NAME_RE
 from sandfill.files import private_dir, write_private
+from sandfill.schema import check_slurm_name
 from sandfill.slurm import SlurmClient, SlurmCommandError
 from sandfill.units import UnitError, format_duration, parse_duration, parse_memory
 
@@ -40,7 +40,6 @@ class NotFound(KeyError):
         return str(self.args[0]) if self.args else "not found"
 
 
-SLURM_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_MEMORY_MIB = 1024**2  # 1 TiB per worker job
 #: the most of a worker job's log (its .out and .err together) one read returns
 LOG_TAIL_BYTES = 64_000
@@ -272,8 +271,11 @@ class ClusterManager:
             )
         for key in ("partition", "qos"):
             v = p.get(key)
-            if v is not None and (not isinstance(v, str) or not SLURM_NAME_RE.fullmatch(v)):
-                raise BadRequest(f"{key}: {v!r} is not a valid Slurm name")
+            if v is not None:
+                try:
+                    check_slurm_name(v)
+                except ValueError as exc:
+                    raise BadRequest(f"{key}: {exc}") from None
         if p.get("partition"):
             try:
                 parts = set(await self.slurm.partitions())

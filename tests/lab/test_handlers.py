@@ -79,8 +79,8 @@ async def test_templates_and_empty_list(jp_fetch: Any) -> None:
         ({"cores": 1, "memory": "1GiB", "min_walltime": "00:05:00", "max_walltime": "1:2:3:4"}, "max_walltime: '1:2:3:4' is not a duration"),
         ({"cores": 1, "memory": "1GiB", "min_walltime": "1:00", "max_walltime": "00:10:00"}, "min_walltime: '1:00' leaves no time"),
         ({"template": "small", "partition": "nope"}, "partition: 'nope' is not one of"),
-        ({"template": "small", "partition": "burst\n#SBATCH -N 100"}, "partition: 'burst\\n#SBATCH -N 100' is not a valid Slurm name"),
-        ({"template": "small", "qos": "$(id)"}, "qos: '$(id)' is not a valid Slurm name"),
+        ({"template": "small", "partition": "burst\n#SBATCH -N 100"}, "partition: 'burst\\n#SBATCH -N 100' is not a Slurm name"),
+        ({"template": "small", "qos": "$(id)"}, "qos: '$(id)' is not a Slurm name"),
         ([1, 2], "body: must be a JSON object"),
     ],
 )
@@ -208,9 +208,9 @@ HOSTILE = [
     ({**SMALL, "min_walltime": "10:00\n"}, "min_walltime: '10:00\\n' is not a duration"),
     ({**SMALL, "max_walltime": 30.5}, "max_walltime: 30.5 is not a duration"),
     ({**SMALL, "max_walltime": ["1:00:00"]}, "max_walltime: ['1:00:00'] is not a duration"),
-    ({**SMALL, "partition": {"name": "burst"}}, "partition: {'name': 'burst'} is not a valid Slurm name"),
-    ({**SMALL, "qos": "<b>normal</b>"}, "qos: '<b>normal</b>' is not a valid Slurm name"),
-    ({**SMALL, "qos": "normal\n"}, "qos: 'normal\\n' is not a valid Slurm name"),
+    ({**SMALL, "partition": {"name": "burst"}}, "partition: {'name': 'burst'} is not a Slurm name"),
+    ({**SMALL, "qos": "<b>normal</b>"}, "qos: '<b>normal</b>' is not a Slurm name"),
+    ({**SMALL, "qos": "normal\n"}, "qos: 'normal\\n' is not a Slurm name"),
 ]
 RAW_HOSTILE = [
     ("[" * 20_000 + "]" * 20_000, "body: 40000 bytes is more than the 16384 allowed"),

@@ -68,8 +68,10 @@ async def test_durations_and_memory_are_read_as_slurm_reads_them(tmp_path: Path)
         ("memory", "2T", "memory: '2T' is more than 1 TiB"),
         ("memory", [1], "memory: [1] is not an amount of memory"),
         ("cores", "2", "cores: must be a whole number"),
-        ("qos", "a b", "qos: 'a b' is not a valid Slurm name"),
-        ("partition", "burst\n", "partition: 'burst\\n' is not a valid Slurm name"),
+        ("qos", "a b", "qos: 'a b' is not a Slurm name"),
+        ("partition", "burst\n", "partition: 'burst\\n' is not a Slurm name"),
+        ("qos", "-normal", "qos: '-normal' is not a Slurm name"),  # would be an sbatch option
+        ("qos", "a,normal", "qos: 'a,normal' is not a Slurm name"),
     ],
 )
 async def test_bad_values_are_400_naming_the_field(tmp_path: Path, field: str, value: Any, needle: str) -> None:
