@@ -24,6 +24,7 @@ import yaml
 
 from sandfill.dev.devcluster import daemons
 from sandfill.dev.devcluster.config import free_ports
+from sandfill.files import private_dir, write_private
 from sandfill.slurm.commands import WaitTimeout, wait_until
 
 CONFIG_FILE = Path(str(resources.files("sandfill.hub").joinpath("jupyterhub_config.py")))
@@ -75,9 +76,10 @@ class HubProcess:
         return self.state_dir / "hub.pid"
 
     def write_site(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.state_dir.chmod(0o755)
-        self.site_file.write_text(yaml.safe_dump(self.site, sort_keys=False))
+        """The state directory (ours, not a symlink) and the site file, written with
+        O_EXCL|O_NOFOLLOW and renamed into place; only the hub (root) reads it."""
+        private_dir(self.state_dir, 0o755)
+        write_private(self.site_file, yaml.safe_dump(self.site, sort_keys=False), 0o600)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -107,7 +109,7 @@ class HubProcess:
             start_new_session=True,
         )
         log.close()
-        self.pid_file.write_text(str(self.proc.pid))
+        write_private(self.pid_file, str(self.proc.pid), 0o644)
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:

@@ -94,3 +94,18 @@ def test_sigterm_leaves_nothing_it_started(tmp_path: Path, hub_dies_first: bool)
         if wrapper.poll() is None:
             wrapper.kill()
             wrapper.wait(10)
+
+
+def test_the_site_file_is_private_and_a_planted_symlink_is_not_followed(tmp_path: Path) -> None:
+    from sandfill.dev.hubprocess import HubProcess
+
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    (tmp_path / "state").mkdir(mode=0o777)
+    (tmp_path / "state" / "site.yaml").symlink_to(victim)
+    hub = HubProcess(tmp_path / "state", {"slurm_conf": "/x/slurm.conf"})
+    hub.write_site()
+    assert victim.read_text() == "untouched"
+    st = os.lstat(hub.site_file)
+    assert st.st_mode & 0o777 == 0o600 and "slurm_conf: /x/slurm.conf" in hub.site_file.read_text()
+    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o755
