@@ -155,6 +155,12 @@ def _node_lines(ports: Ports, *, cpus: int, memory_mb: int, host: str) -> str:
     )
 
 
+def _privacy_line(private_data: bool) -> str:
+    if private_data:
+        return "PrivateData=jobs,usage,users"
+    return "# PrivateData unset: every user sees every job (--shared-queue)"
+
+
 def render_slurm_conf(
     layout: Layout,
     *,
@@ -168,9 +174,7 @@ def render_slurm_conf(
     """slurm.conf; with ``private_data`` users see only their own jobs, usage and
     associations (``PrivateData``), as a site with untrusted users would set it."""
     node_lines = _node_lines(ports, cpus=cpus, memory_mb=memory_mb, host=host)
-    privacy = (
-        "PrivateData=jobs,usage,users" if private_data else "# PrivateData unset: every user sees every job (--shared-queue)"
-    )
+    privacy = _privacy_line(private_data)
     r = layout
     return f"""\
 # Written by `sandfill devcluster up`; the scheduling policy is in {r.policy_conf.name}.
