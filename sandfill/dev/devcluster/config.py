@@ -174,7 +174,6 @@ def render_slurm_conf(
     """slurm.conf; with ``private_data`` users see only their own jobs, usage and
     associations (``PrivateData``), as a site with untrusted users would set it."""
     node_lines = _node_lines(ports, cpus=cpus, memory_mb=memory_mb, host=host)
-    privacy = _privacy_line(private_data)
     r = layout
     return f"""\
 # Written by `sandfill devcluster up`; the scheduling policy is in {r.policy_conf.name}.
@@ -218,7 +217,7 @@ AccountingStoragePort={ports.slurmdbd}
 AccountingStoragePass={r.munge_socket}
 AccountingStorageEnforce=associations,limits,qos
 JobCompType=jobcomp/none
-{privacy}
+{_privacy_line(private_data)}
 {node_lines}
 Include {r.policy_conf}
 """
