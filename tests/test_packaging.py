@@ -122,7 +122,7 @@ def test_dependency_floors_exclude_vulnerable_versions(name: str) -> None:
 
 # Absolute paths of one machine's folders (a checkout's parent, a home directory) never
 # appear in the tree: tests and tools find what they need inside the repository.
-MACHINE_PATHS = re.compile(r"/work/|\.\./shared\b|/check/|/root/|parents\[3\]")
+MACHINE_PATHS = re.compile(r"(?:^|[\s\"'(=])(?:/work|/check|/root)/|\.\./shared\b|parents\[3\]")
 
 
 def test_no_absolute_machine_paths_in_the_tree() -> None:

@@ -54,7 +54,7 @@ def test_demo_prints_logins_and_a_signal_stops_everything(sig: signal.Signals) -
     root = Path(tempfile.mkdtemp(prefix="sandfill-demo-test-", dir="/tmp"))  # jobs must traverse it
     root.chmod(0o755)
     state, port = root / "demo", _free_port()
-    sandfill = [sys.executable, "-m", "sandfill.cli"]
+    sandfill = [str(Path(sys.executable).with_name("sandfill"))]  # not -m: the checkout would shadow an installed venv
     proc = subprocess.Popen(
         [*sandfill, "demo", "--port", str(port), "--state-dir", str(state)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
