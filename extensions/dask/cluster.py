@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import os
 import re
@@ -28,6 +29,8 @@ from sandfill.files import private_dir
 from sandfill.slurm import QueuePoller, SlurmClient
 from sandfill.slurm.policy_meta import role_partition
 from sandfill.units import parse_memory
+
+log = logging.getLogger("sandfill.dask.cluster")
 
 #: the policy role whose partition takes Dask workers when ``jobqueue.sandfill.queue`` is unset
 WORKER_ROLE = "dask-workers"
@@ -104,6 +107,7 @@ class BackfillSLURMCluster(SLURMCluster):
             max_walltime=max_walltime,
             retire_margin=retire_margin,
             on_submit=self.keeper.on_submit,
+            canceller=self.keeper.cancel,
             config_name=cfg,
             **_deploy_options(self.slurm_conf, cfg, kwargs),
         )
@@ -133,8 +137,20 @@ class BackfillSLURMCluster(SLURMCluster):
         ids = [i.job_id for i in self.keeper.info.values() if i.job_id]
         self.worker_spec.clear()  # every job is cancelled by _correct_state in super()._close()
         await super()._close()
+        await self._last_cancels()
         if ids:
             self.poller.unwatch(ids)
+
+    async def _last_cancels(self) -> None:
+        """One more try of every scancel that failed; what is still owed is named in the log
+        (those jobs end at their walltime, at the latest)."""
+        for job_id in list(self.keeper.cancels_owed):
+            await self.keeper.cancel(job_id)
+        if self.keeper.cancels_owed:
+            left = sorted(self.keeper.cancels_owed)
+            log.error("cluster %s closed, but worker job(s) %s could not be cancelled (%s): they end "
+                      "at their walltime; `scancel %s` ends them now", self._name, ", ".join(left),
+                      self.keeper.cancels_owed[left[0]].error, " ".join(left))
 
     # ---- sizing -------------------------------------------------------------------------------
     @property
@@ -234,6 +250,10 @@ class BackfillSLURMCluster(SLURMCluster):
             "jobs": [j.to_dict() for j in self.jobs[:60]],
             "waiting_reason": self.keeper.waiting_reason if self.keeper.waiting else None,
             "last_error": self.keeper.last_error,
+            "cancels_owed": [
+                {"job_id": j, "error": o.error, "tries": o.tries}
+                for j, o in sorted(self.keeper.cancels_owed.items())
+            ],
             "created": self.created,
             "now": time.time(),
         }

@@ -51,6 +51,7 @@ class BackfillSLURMJob(SLURMJob):
         max_walltime: Any = None,
         retire_margin: Any = None,
         on_submit: Any = None,
+        canceller: Any = None,
         plan: Plan | None = None,
         config_name: str | None = None,
         **kwargs: Any,
@@ -98,6 +99,9 @@ class BackfillSLURMJob(SLURMJob):
         self.planner = planner
         self.plan: Plan | None = plan
         self.on_submit = on_submit
+        #: ``async (job_id) -> bool`` that cancels and keeps retrying a failed scancel (the
+        #: cluster's keeper); without one, a failed scancel is logged
+        self.canceller = canceller
 
     def _set_walltime(self, walltime: int, time_min: int | None) -> None:
         lines = [ln for ln in self.job_header.splitlines() if not re.match(r"#SBATCH (-t|--time)", ln)]
@@ -120,11 +124,13 @@ class BackfillSLURMJob(SLURMJob):
         await ProcessInterface.start(self)
 
     async def close(self) -> None:
-        if self.job_id:
+        if self.job_id and self.canceller is not None:
+            await self.canceller(self.job_id)
+        elif self.job_id:
             try:
                 await self.client.cancel([self.job_id])
-            except Exception as exc:  # already gone: nothing to cancel
-                log.debug("scancel %s: %s", self.job_id, exc)
+            except Exception as exc:
+                log.warning("scancel %s failed: %s (it ends at its walltime)", self.job_id, exc)
         await ProcessInterface.close(self)
 
     def shape(self) -> dict[str, Any]:

@@ -11,7 +11,10 @@ queue poller's snapshot -- no Slurm call of its own -- and:
   walltime the gap planner fits into the schedule, or holds them back while there is no gap
   before a planned start;
 * retires the surplus: pending jobs are cancelled first (newest first), then the running
-  jobs with the least time left retire their workers gracefully.
+  jobs with the least time left retire their workers gracefully;
+* retries every ``scancel`` that failed (a busy controller), with a doubling delay, until
+  Slurm says the job ended: a job the cluster meant to end is never forgotten, and the
+  cluster's model lists it until then.
 """
 
 from __future__ import annotations
@@ -38,6 +41,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("sandfill.dask.keeper")
 
 LIVE = (Status.created, Status.starting, Status.running)
+CANCEL_RETRY_MAX = 60.0  # seconds between two tries of a failed scancel, at most
+
+
+@dataclass
+class CancelOwed:
+    """A job the cluster meant to end whose ``scancel`` failed: tried again from ``next_try``."""
+
+    error: str
+    tries: int
+    next_try: float
 
 
 @dataclass
@@ -94,6 +107,7 @@ class Keeper:
         self.hold_until = 0.0  # while holding, the schedule is looked at again after this
         self.seen_workers: set[str] = set()  # names of every worker that ever connected
         self.last_error: str | None = None
+        self.cancels_owed: dict[str, CancelOwed] = {}  # by job id
 
     # ---- the loop -------------------------------------------------------------------------
     async def loop(self) -> None:
@@ -114,6 +128,7 @@ class Keeper:
             return
         now = time.time()
         snap = c.poller.snapshot()
+        await self._settle_cancels(snap, now)
         changed = await self._check_jobs(snap, now)
         effective = [n for n in c.worker_spec if not self.expiring(n, snap, now)]
         pending = [n for n in effective if self.pending(n, snap)]
@@ -161,9 +176,10 @@ class Keeper:
                 and now - info.last_connected > self.lost_worker_grace
             ):
                 log.warning("job %s lost all its workers: cancelling and replacing it", info.job_id)
-                with contextlib.suppress(Exception):
-                    await self.cluster.slurm.cancel([info.job_id])  # type: ignore[list-item]
+                job_id = info.job_id
                 self.finish(name, st, "lost: workers disconnected")
+                if job_id:
+                    await self.cancel(job_id, now)
                 changed = True
         return changed
 
@@ -186,6 +202,32 @@ class Keeper:
         return added
 
     # ---- ending jobs ----------------------------------------------------------------------
+    async def cancel(self, job_id: str, now: float | None = None) -> bool:
+        """``scancel`` one job. When that fails the job stays owed: watched, tried again
+        with a doubling delay (at most :data:`CANCEL_RETRY_MAX`) until Slurm says it ended."""
+        now = time.time() if now is None else now
+        try:
+            await self.cluster.slurm.cancel([job_id])
+        except Exception as exc:  # a busy or hung controller, a failed command: try again
+            owed = self.cancels_owed.get(job_id)
+            tries = owed.tries + 1 if owed else 1
+            self.cancels_owed[job_id] = CancelOwed(str(exc), tries, now + min(CANCEL_RETRY_MAX, 2.0**tries))
+            self.cluster.poller.watch(job_id)
+            log.warning("scancel %s failed (try %d: %s): the job is kept and tried again", job_id, tries, exc)
+            return False
+        self.cancels_owed.pop(job_id, None)
+        return True
+
+    async def _settle_cancels(self, snap: dict[str, JobStatus], now: float) -> None:
+        """Forget owed cancels of jobs Slurm says ended; try the others again when due."""
+        for job_id, owed in list(self.cancels_owed.items()):
+            st = snap.get(job_id)
+            if st is not None and st.ended:
+                del self.cancels_owed[job_id]
+                self.cluster.poller.unwatch(job_id)
+            elif now >= owed.next_try:
+                await self.cancel(job_id, now)
+
     async def retire(self, name: str, snap: dict[str, JobStatus]) -> None:
         """Scale-down: pending jobs are cancelled; running ones retire gracefully first."""
         info = self.info[name]

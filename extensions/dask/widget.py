@@ -97,6 +97,9 @@ def jobs_table_html(model: dict[str, Any]) -> str:
         extra += f"<div>{html.escape(model['waiting_reason'])}</div>"
     if model.get("last_error"):
         extra += f"<div style='color:#cf222e'>{html.escape(model['last_error'])}</div>"
+    for owed in model.get("cancels_owed") or []:
+        extra += (f"<div style='color:#cf222e'>job {html.escape(str(owed.get('job_id')))}: scancel "
+                  f"failed ({html.escape(str(owed.get('error')))}); trying again</div>")
     return (
         f"<div class='sandfill-cluster-view'><b>{html.escape(str(model.get('name', '')))}</b> — {html.escape(line)} "
         f"(target: {html.escape(target)}) <a href='{html.escape(model.get('dashboard_link') or '')}' target='_blank'>dashboard</a>{extra}"

@@ -18,18 +18,21 @@ pytestmark = pytest.mark.asyncio
 
 
 class FakePoller:
-    def __init__(self) -> None:
-        self.snap: dict[str, JobStatus] = {}
-
     def snapshot(self) -> dict[str, JobStatus]:
         return dict(self.snap)
 
     def status(self, job_id: str) -> JobStatus | None:
         return self.snap.get(job_id)
 
-    def watch(self, job_id: str) -> None: ...
+    def __init__(self) -> None:
+        self.snap: dict[str, JobStatus] = {}
+        self.watched: set[str] = set()
 
-    def unwatch(self, job_id: Any) -> None: ...
+    def watch(self, job_id: str) -> None:
+        self.watched.add(job_id)
+
+    def unwatch(self, job_id: Any) -> None:
+        self.watched.discard(job_id)
 
 
 class FakePlanner:
@@ -49,8 +52,12 @@ class FakePlanner:
 class FakeSlurm:
     def __init__(self) -> None:
         self.cancelled: list[str] = []
+        self.failures = 0  # the next this many scancels fail, as with a busy controller
 
     async def cancel(self, ids: list[str]) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("scancel: Socket timed out on send/recv operation")
         self.cancelled += ids
 
 
@@ -192,3 +199,36 @@ async def test_a_job_stuck_completing_on_a_failed_node_is_lost_not_retiring() ->
     await k.keep_once()
     assert "old" in c.worker_spec and c.slurm.cancelled == ["1"]  # retiring: not lost
     assert len(c.worker_spec) == 3  # two replacements: for the lost job and the retiring one
+
+
+async def test_a_failed_scancel_keeps_the_job_watched_and_retried_until_it_ends() -> None:
+    """A lost job whose scancel fails (a busy controller) is neither forgotten nor left
+    running: it stays watched and owed, is tried again when due, and is forgotten only once
+    Slurm says it ended."""
+    c = FakeCluster()
+    k = keeper(c, lost_worker_grace=0.0)
+    now = time.time()
+    c.submit("lost", "3", JobStatus("3", "RUNNING", end_time=now + 3000, time_limit=3600))
+    k.info["lost"].ever_connected = True
+    c.slurm.failures = 2
+    await k.keep_once()
+    assert c.slurm.cancelled == [] and "3" in k.cancels_owed and "3" in c.poller.watched
+    assert k.cancels_owed["3"].tries == 1 and "timed out" in k.cancels_owed["3"].error
+    await k.keep_once()  # not due yet: no new try
+    assert k.cancels_owed["3"].tries == 1
+    k.cancels_owed["3"].next_try = 0
+    await k.keep_once()  # due: fails again, the delay doubles
+    assert k.cancels_owed["3"].tries == 2 and k.cancels_owed["3"].next_try > time.time() + 3
+    k.cancels_owed["3"].next_try = 0
+    await k.keep_once()  # due: goes through
+    assert c.slurm.cancelled == ["3"] and k.cancels_owed == {}
+
+
+async def test_an_owed_cancel_of_a_job_that_ended_meanwhile_is_settled() -> None:
+    c = FakeCluster()
+    k = keeper(c)
+    c.slurm.failures = 1
+    assert not await k.cancel("7")
+    c.poller.snap["7"] = JobStatus("7", "CANCELLED")
+    await k.keep_once()
+    assert k.cancels_owed == {} and "7" not in c.poller.watched and c.slurm.cancelled == []

@@ -33,6 +33,13 @@ def test_rows_say_state_and_why() -> None:
     assert "no gap &lt;now&gt;" in html  # escaped
 
 
+def test_a_failed_scancel_is_shown_until_it_is_settled() -> None:
+    owed = [{"job_id": "7", "error": "Socket timed out <x>", "tries": 2}]
+    html = jobs_table_html(model(cancels_owed=owed))
+    assert "job 7: scancel failed (Socket timed out &lt;x&gt;); trying again" in html
+    assert "scancel failed" not in jobs_table_html(model())
+
+
 class FakeCluster:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
