@@ -99,9 +99,7 @@ class BackfillSLURMJob(SLURMJob):
         self.planner = planner
         self.plan: Plan | None = plan
         self.on_submit = on_submit
-        #: ``async (job_id) -> bool`` that cancels and keeps retrying a failed scancel (the
-        #: cluster's keeper); without one, a failed scancel is logged
-        self.canceller = canceller
+        self.canceller = canceller  # async (job_id) -> bool, retries a failed scancel (the keeper)
 
     def _set_walltime(self, walltime: int, time_min: int | None) -> None:
         lines = [ln for ln in self.job_header.splitlines() if not re.match(r"#SBATCH (-t|--time)", ln)]
