@@ -50,8 +50,7 @@ class BackfillSLURMJob(SLURMJob):
         min_walltime: Any = None,
         max_walltime: Any = None,
         retire_margin: Any = None,
-        on_submit: Any = None,
-        canceller: Any = None,
+        on_submit: Any = None, canceller: Any = None,  # the keeper's hooks
         plan: Plan | None = None,
         config_name: str | None = None,
         **kwargs: Any,
