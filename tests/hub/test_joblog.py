@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from loop_probe import run_beside_a_ticker
 
 from sandfill.hub.joblog import MAX_TAIL_BYTES, LogRefused, off_loop, read_log_tail, tail_log
 
@@ -60,24 +61,6 @@ def test_a_hung_read_times_out_and_the_loop_goes_on() -> None:
 
     release = threading.Event()
 
-    async def main() -> tuple[str, int]:
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        t = asyncio.ensure_future(tick())
-        try:
-            await off_loop("reading /hung/job.log", release.wait, 10, timeout=0.2)
-        except TimeoutError as exc:
-            return str(exc), ticks
-        finally:
-            t.cancel()
-            release.set()
-        return "", ticks
-
-    message, ticks = asyncio.run(main())
+    message, ticks = run_beside_a_ticker(
+        lambda: off_loop("reading /hung/job.log", release.wait, 10, timeout=0.2), release)
     assert message == "reading /hung/job.log took longer than 0.2 s" and ticks >= 5

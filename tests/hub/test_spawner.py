@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from jupyterhub.objects import Hub
+from loop_probe import run_beside_a_ticker
 
 from sandfill.hub.form import FormError
 from sandfill.hub.spawner import BackfillSlurmSpawner
@@ -96,26 +97,7 @@ def test_user_lookup_runs_off_the_loop_and_is_bounded(monkeypatch: pytest.Monkey
     monkeypatch.setattr("sandfill.hub.submit.pwd.getpwnam", slow_getpwnam)
     sp = spawner(lookup_timeout=0.2)
 
-    async def main() -> tuple[str, int]:
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        t = asyncio.ensure_future(tick())
-        try:
-            await sp._home()
-        except Exception as exc:  # noqa: BLE001
-            return str(exc), ticks
-        finally:
-            t.cancel()
-            release.set()
-        return "", ticks
-
-    message, ticks = asyncio.run(main())
+    message, ticks = run_beside_a_ticker(sp._home, release)
     assert "looking up user 'root' took longer than 0.2 s" in message
     assert ticks >= 5  # the loop went on while the lookup hung
     assert loop_threads and loop_threads[0] != threading.get_ident()
