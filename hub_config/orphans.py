@@ -9,6 +9,13 @@ never holds two server jobs), and shown on the job page and API (``orphans``).
 
 An orphan entry is a job id, or ``lost@<epoch>@<partition>`` for an sbatch that timed out
 while the queue could not be asked: the user's job in that partition submitted since then.
+
+A server job whose start is in flight (from the moment sbatch returns until ``start()``
+returns) is kept in the state too (``starting``), committed at once: JupyterHub saves a
+spawner's state only when ``start()`` returns, and a hub restart meanwhile drops the pending
+server without calling ``stop()``. A new process that loads a ``starting`` job it is not
+starting itself knows the start was dropped: the job becomes an orphan (cancelled as above)
+and the user is told (``last_end``).
 A mixin of :class:`~sandfill.hub.spawner.BackfillSlurmSpawner`.
 """
 
@@ -24,6 +31,8 @@ from sandfill.slurm import squeue as squeue_cmd
 # (user, server name) -> entries; shared by every spawner object of that server in this process
 _ORPHANS: dict[tuple[str, str], set[str]] = {}
 _REAPERS: dict[tuple[str, str], asyncio.Task[None]] = {}
+# (user, server name) -> the job whose start() runs in this process
+_STARTING: dict[tuple[str, str], str] = {}
 LOST = "lost@"
 
 
@@ -38,6 +47,34 @@ class OrphanKeeper:
     @property
     def orphans(self) -> set[str]:
         return _ORPHANS.setdefault((self.user.name, self.name), set())  # type: ignore[attr-defined]
+
+    @property
+    def starting(self) -> str | None:
+        """The job whose ``start()`` runs in this process, if any."""
+        return _STARTING.get((self.user.name, self.name))  # type: ignore[attr-defined]
+
+    def mark_starting(self, job_id: str | None) -> None:
+        """Record (or, with None, forget) the job of the start in flight, committed now."""
+        self.forget_starting()
+        if job_id:
+            _STARTING[(self.user.name, self.name)] = job_id  # type: ignore[attr-defined]
+        self.save_orphans()
+
+    def forget_starting(self) -> None:
+        """No start in flight (in memory; the next save of the state drops it)."""
+        _STARTING.pop((self.user.name, self.name), None)  # type: ignore[attr-defined]
+
+    def dropped_start(self, state: dict[str, Any]) -> str | None:
+        """The job of a start another hub process dropped (``starting`` in the loaded state,
+        not started here), now an orphan; None when there is none."""
+        job_id = state.get("starting")
+        if not job_id or job_id == self.starting:
+            return None
+        self.log.warning("The hub restarted while %s's server job %s was starting: it is cancelled",
+                         self.user.name, job_id)
+        self.orphans.add(str(job_id))
+        self.start_reaper()
+        return str(job_id)
 
     # ---- queries, each bounded ---------------------------------------------------------
     async def _bounded(self, what: str, coro: Any) -> Any:
@@ -81,6 +118,9 @@ class OrphanKeeper:
             return
         state = dict(orm.state or {})
         state["orphans"] = sorted(self.orphans)
+        state.pop("starting", None)
+        if self.starting:
+            state["starting"] = self.starting
         orm.state = state
         self.db.commit()
 

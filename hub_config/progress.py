@@ -19,6 +19,9 @@ from sandfill.slurm.states import JobStatus
 from sandfill.units import format_duration
 
 LOG_LINES = 15  # lines of the job's log shown when it ended
+#: why a server job ended whose start a hub restart dropped (the hub cannot reach it)
+DROPPED_WHY = ("the hub restarted while your server was starting and cannot reach it, so the hub "
+               "cancelled the job; start a new server")
 
 
 def describe_start(start: float | None, now: float | None = None) -> str:
@@ -94,6 +97,21 @@ def end_record(status: JobStatus, *, by_hub: bool, log_path: str, log_tail: str)
         "stopped_by_hub": by_hub,
         "log_path": log_path,
         "log_tail": log_tail,
+    }
+
+
+def dropped_record(job_id: str) -> dict[str, Any]:
+    """The end of a server job whose start a hub restart dropped: the hub cancels it."""
+    return {
+        "job_id": job_id,
+        "state": "CANCELLED",
+        "reason": None,
+        "exit_code": None,
+        "why": DROPPED_WHY,
+        "ended": time.time(),
+        "stopped_by_hub": True,
+        "log_path": "",
+        "log_tail": "",
     }
 
 

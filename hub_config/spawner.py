@@ -181,6 +181,7 @@ class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpa
                 raise SpawnFailed(f"Slurm refused the job: {exc.stderr.strip() or exc}") from None
             self.job_id = await self._adopt_after_timeout(since, self.request.partition, str(exc))
         self.job_output_path = self.job_output.replace("{home}", home).replace("%j", self.job_id)
+        self.mark_starting(self.job_id)  # committed now: JupyterHub saves the state only when start() returns
         self.log.info("Server job %s submitted for %s", self.job_id, self.user.name)
         return self.job_id
 
@@ -282,6 +283,7 @@ class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpa
         self._changed.set()
         await self._wait_for_port()
         self.log.info("Server job %s of %s is up at %s:%s", self.job_id, self.user.name, self.ip, self.port)
+        self.mark_starting(None)
         self.db.commit()
         return self.ip, self.port
 
@@ -341,6 +343,7 @@ class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpa
 
     def clear_state(self) -> None:
         self._unwatch()
+        self.forget_starting()
         super().clear_state()
         self.job_output_path = ""
         self.slurm_status = None
@@ -353,6 +356,8 @@ class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpa
             state["last_end"] = self.last_end
         if self.orphans:
             state["orphans"] = sorted(self.orphans)
+        if self.starting:
+            state["starting"] = self.starting
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -363,6 +368,10 @@ class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpa
         if orphans:
             self.orphans.update(orphans)
             self.start_reaper()
+        dropped = self.dropped_start(state)
+        if dropped:  # the server is gone (poll says so, no wait for it), its job is an orphan
+            self.job_id = self.job_status = ""
+            self.last_end = progress.dropped_record(dropped)
 
     # ---- what the user sees -------------------------------------------------------------
     def job_info(self) -> dict[str, Any]:

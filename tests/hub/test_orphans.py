@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sandfill.hub import orphans
+from sandfill.hub import orphans, progress
 from sandfill.hub.spawner import SpawnFailed
 from sandfill.slurm import JobStatus, SlurmCommandError
 
@@ -53,8 +53,10 @@ class FakeRoot:
 def _fresh() -> Any:
     orphans._ORPHANS.clear()
     orphans._REAPERS.clear()
+    orphans._STARTING.clear()
     yield
     orphans._ORPHANS.clear()
+    orphans._STARTING.clear()
 
 
 def setup(**kwargs: Any) -> tuple[Any, FakeRoot]:
@@ -131,5 +133,53 @@ def test_a_timed_out_sbatch_with_the_queue_down_is_tracked_then_cancelled() -> N
         root.fail = False
         await until("the lost job to be found and cancelled", lambda: not sp.orphans)
         assert root.cancels == ["95"]
+
+    asyncio.run(main())
+
+
+def _new_process() -> None:
+    """What a hub restart forgets: everything the process held in memory."""
+    for task in orphans._REAPERS.values():
+        task.cancel()
+    orphans._REAPERS.clear()
+    orphans._ORPHANS.clear()
+    orphans._STARTING.clear()
+
+
+def test_a_start_dropped_by_a_hub_restart_is_cancelled_and_the_user_is_told() -> None:
+    async def main() -> None:
+        sp, _ = setup()
+        sp.job_id = "51"
+        sp.mark_starting("51")  # sbatch returned: committed at once, JupyterHub saves nothing yet
+        assert sp.orm_spawner.state["starting"] == "51" and sp.db.commits == 1
+        _new_process()
+        again, root = setup()
+        root.jobs["51"] = JobStatus("51", "PENDING", user="root", partition="interactive")
+        again.load_state({**sp.orm_spawner.state, "job_id": "51"})
+        # the server is gone at once (JupyterHub's start-up check removes it without waiting
+        # for it to answer), its job is tracked and the user is told why
+        assert again.job_id == "" and await again.poll() == 1
+        info = again.job_info()
+        assert info["orphans"] == ["51"] and info["last_end"]["job_id"] == "51"
+        assert info["last_end"]["why"] == progress.DROPPED_WHY and "hub restarted" in again.end_message()
+        assert again.get_state()["orphans"] == ["51"] and "starting" not in again.get_state()
+        await until("the dropped job to be cancelled", lambda: not again.orphans)
+        assert root.cancels == ["51"]
+        assert again.orm_spawner.state["orphans"] == [] and "starting" not in again.orm_spawner.state
+
+    asyncio.run(main())
+
+
+def test_a_start_in_flight_in_this_process_is_not_taken_for_a_dropped_one() -> None:
+    async def main() -> None:
+        sp, root = setup()
+        sp.job_id = "52"
+        sp.mark_starting("52")
+        other, _ = setup()  # another spawner object of the same server, same process
+        other.load_state({"job_id": "52", "starting": "52"})
+        assert other.job_id == "52" and not other.orphans and not other.last_end
+        assert sp.get_state()["starting"] == "52"
+        sp.clear_state()  # the start ended (JupyterHub stops a failed one): nothing in flight
+        assert "starting" not in sp.get_state() and root.cancels == []
 
     asyncio.run(main())

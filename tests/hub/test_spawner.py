@@ -101,3 +101,27 @@ def test_user_lookup_runs_off_the_loop_and_is_bounded(monkeypatch: pytest.Monkey
     assert "looking up user 'root' took longer than 0.2 s" in message
     assert ticks >= 5  # the loop went on while the lookup hung
     assert loop_threads and loop_threads[0] != threading.get_ident()
+
+
+def test_the_submitted_job_is_committed_as_starting_as_soon_as_sbatch_returns() -> None:
+    """JupyterHub saves a spawner's state only when start() returns: a hub restart while the
+    job is pending must still find it (see test_orphans for what the new process does)."""
+
+    class FakeSubmit:
+        async def submit(self, script: str) -> str:
+            return "60"
+
+    async def home() -> str:
+        return "/home/root"
+
+    sp = spawner()
+    sp._client = lambda as_user: FakeSubmit()  # type: ignore[method-assign,assignment,return-value]
+    sp._home = home  # type: ignore[method-assign]
+    try:
+        assert asyncio.run(sp.submit_batch_script()) == "60"
+        assert sp.orm_spawner.state["starting"] == "60" and sp.db.commits >= 1
+        assert sp.get_state()["starting"] == "60"
+        sp.mark_starting(None)  # start() returned: the server is up, nothing in flight
+        assert "starting" not in sp.orm_spawner.state and "starting" not in sp.get_state()
+    finally:
+        sp.forget_starting()
