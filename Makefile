@@ -83,7 +83,7 @@ labextension: $(STAMP_JS)
 	@mkdir -p $(dir $(SERVER_CONF)) && cp extensions/lab/sandfill-lab.json $(SERVER_CONF) && chmod a+r $(SERVER_CONF)
 $(STAMP_JS): $(STAMP_PY) $(LABEXT_SRC)/package.json $(LABEXT_SRC)/package-lock.json $(wildcard $(LABEXT_SRC)/src/*) $(wildcard $(LABEXT_SRC)/style/*)
 	@command -v npm >/dev/null || { echo "sandfill: npm is missing (apt-get install nodejs npm)"; exit 1; }
-	cd $(LABEXT_SRC) && npm ci --no-audit --no-fund --loglevel=error && PATH=$(CURDIR)/$(VENV)/bin:$$PATH npm run build
+	cd $(LABEXT_SRC) && npm ci --no-audit --no-fund --loglevel=error && PATH=$(abspath $(VENV))/bin:$$PATH npm run build
 
 demo: setup
 	$(VENV)/bin/sandfill demo
