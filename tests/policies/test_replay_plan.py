@@ -43,3 +43,29 @@ def test_a_late_submission_is_simulated_when_it_happened() -> None:
     assert late.off_plan(plan) == [0, 1]
     fid = compare(plan, late)
     assert fid.sim_starts[0] >= 20 and abs(fid.errors).max() <= 2, fid.summary()
+
+
+def test_a_late_first_pass_is_aligned_not_counted_against_the_simulator() -> None:
+    """The CI run that missed the goal: the controller's first pass ran 1 s late and took in
+    the next second's submissions. Here "real" is the simulator's own schedule of that
+    situation; compared with the clocks aligned it is exact, unaligned 14 % of the jobs
+    were ~28 s off."""
+    import dataclasses
+
+    from sandfill.policies.sim.simulator import simulate
+    from sandfill.policies.sim.trace import read_swf
+
+    traces = Path(__file__).parents[2] / "policies" / "traces"
+    policy = load_policy(REPLAY)
+    trace = read_swf(traces / "LLNL-Atlas-2006-2.1-cln.first8000.swf.gz", limit=5110)
+    plan = prepare(policy, trace, start=5000, count=110, compress=500, nodes=4, cpus_per_node=8)
+    wl = plan.workload()
+    late = dataclasses.replace(wl, jobs=tuple(dataclasses.replace(j, submit=max(0, j.submit - 1))
+                                              for j in wl.jobs))
+    real = [s + 1 for s in simulate(policy, late, plan.config).start]
+    n = len(plan.jobs)
+    run = ReplayRun(0, [str(i) for i in range(n)], real, [0.0] * n, [""] * n,
+                    submits=[j.submit for j in plan.jobs], runs=[j.run for j in plan.jobs])
+    fid = compare(plan, run)
+    assert fid.late == 1 and fid.within == 1.0 and abs(fid.errors).max() == 0, fid.summary()
+    assert "first pass 1 s late" in fid.summary()
