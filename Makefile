@@ -91,8 +91,10 @@ demo: setup
 demo-clean: venv
 	$(VENV)/bin/sandfill demo --clean
 
-# pytest's own script, not `python -m pytest`: that would put the checkout first on sys.path,
-# and an installed (outside) venv's `sandfill` would be shadowed by the checkout's folder.
+# pytest's own script, not `python -m pytest`, and PYTHONSAFEPATH for every Python the tests
+# start (`python -c`, `-m`): none puts the checkout first on sys.path, where its `sandfill`
+# folder would shadow the package an outside venv has installed.
+export PYTHONSAFEPATH := 1
 test: setup
 	cd $(LABEXT_SRC) && npm test
 	$(VENV)/bin/ruff check .
