@@ -330,6 +330,28 @@ def test_a_failed_scancel_keeps_the_job_tracked_until_it_is_cancelled(clean_serv
     hub.spawn(user)  # and the user can start again
 
 
+def test_a_hub_restart_while_a_spawn_is_pending_cancels_its_job_and_tells_the_user(
+    clean_servers: Hub, rocks: Callable[[], list[str]], slurm: TestSlurm
+) -> None:
+    hub = clean_servers
+    user = "sftest-bob"
+    rock_ids = rocks()  # the cluster is full: the server job stays PENDING
+    hub.spawn(user, wait=False)
+    job = wait_until("the server job to be pending", lambda: (j := hub.job(user)[1])["state"] == "PENDING" and j, timeout=30)
+    job_id = job["job_id"]
+    hub.proc.restart()  # JupyterHub drops a pending spawn at start-up, without stop()
+    wait_until("the dropped job to be cancelled", lambda: (s := slurm.squeue_sync([job_id]).get(job_id)) is None or s.ended, timeout=60)
+    wait_until("the hub to forget the pending server", lambda: hub.server(user) is None, timeout=30)
+    job = hub.job(user)[1]
+    assert job["job_id"] is None and job["last_end"]["job_id"] == job_id, job
+    assert "hub restarted while your server was starting" in job["last_end"]["why"], job
+    wait_until("the hub to have nothing left to cancel", lambda: hub.job(user)[1]["orphans"] == [], timeout=60)
+    assert slurm.user_job_ids_sync([user]) == []  # no job of the user's left behind
+    slurm.cancel_sync(rock_ids)
+    assert hub.spawn(user)["state"] == "RUNNING"  # and the next spawn works
+    assert hub.reach(user) == 200
+
+
 def test_a_job_queued_by_a_timed_out_sbatch_is_adopted(clean_servers: Hub, hub_faults: Any, slurm: TestSlurm) -> None:
     hub = clean_servers
     user = "sftest-dee"
