@@ -92,15 +92,19 @@ class OrphanKeeper:
         return None
 
     async def submitted_since(self, since: float, partition: str) -> list[str]:
-        """The user's jobs in ``partition`` submitted since ``since`` (SlurmCommandError when
-        the queue cannot be asked)."""
+        """The user's server jobs (named ``jupyterhub-<user>``) in ``partition`` submitted
+        while an sbatch that began at ``since`` could still have queued one (up to
+        ``submit_timeout`` later): never a job the user submitted by hand, or later.
+        SlurmCommandError when the queue cannot be asked."""
         client = self._client(as_user=False)  # type: ignore[attr-defined]
-        argv = squeue_cmd.ids_argv("all", [self.user.name])
+        argv = squeue_cmd.ids_argv("all", [self.user.name], name=f"jupyterhub-{self.user.name}")
         ids = squeue_cmd.parse_ids(await self._bounded("the queue query", client.runner.acheck(argv)))
         statuses: dict[str, JobStatus] = await self._bounded("the queue query", client.squeue(ids)) if ids else {}
+        until = since + self.submit_timeout + 5  # type: ignore[attr-defined]
         return sorted(
             (st.job_id for st in statuses.values()
-             if st.user == self.user.name and st.partition == partition and (st.submit_time or 0) >= since - 2),
+             if st.user == self.user.name and st.partition == partition
+             and since - 2 <= (st.submit_time or 0) <= until),
             key=int,
         )
 

@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Iterable
 
+from sandfill.schema import check_slurm_name
 from sandfill.slurm.commands import Result
 from sandfill.slurm.hostlist import expand_hostlist
 from sandfill.slurm.states import (
@@ -169,13 +170,16 @@ def parse_pending_positions(stdout: str) -> dict[str, tuple[int, int]]:
     return out
 
 
-def ids_argv(states: str | None = None, users: Iterable[str] | None = None) -> list[str]:
-    """The ids of all jobs (or ``users``' jobs) in ``states`` (``"all"``, ``"PD"``,
-    ``"R,CG,S"``; default: squeue's, the jobs not yet ended), one per line
-    (:func:`parse_ids`); ValueError for a name that is not a plain user name."""
+def ids_argv(states: str | None = None, users: Iterable[str] | None = None,
+             name: str | None = None) -> list[str]:
+    """The ids of all jobs (or ``users``' jobs, or those named ``name``) in ``states``
+    (``"all"``, ``"PD"``, ``"R,CG,S"``; default: squeue's, the jobs not yet ended), one per
+    line (:func:`parse_ids`); ValueError for a name that is not a plain user or job name."""
     argv = ["squeue", "-h"]
     if users is not None:
         argv += ["-u", ",".join(check_users(users))]
+    if name is not None:
+        argv += [f"--name={check_slurm_name(name)}"]
     if states:
         argv += ["-t", states]
     return [*argv, "-o", "%A"]

@@ -21,8 +21,11 @@ class FakeRunner:
         self.client = client
 
     async def acheck(self, argv: list[str], *, input: str | None = None) -> str:
+        """squeue's ids query: honours ``--name=`` (job names default to the server's)."""
         self.client._check()
-        return "\n".join(j for j, st in self.client.jobs.items() if not st.ended)
+        name = next((a.split("=", 1)[1] for a in argv if a.startswith("--name=")), None)
+        return "\n".join(j for j, st in self.client.jobs.items()
+                         if not st.ended and name in (None, self.client.names.get(j, "jupyterhub-root")))
 
 
 class FakeRoot:
@@ -31,6 +34,7 @@ class FakeRoot:
     def __init__(self) -> None:
         self.fail = False
         self.jobs: dict[str, JobStatus] = {}
+        self.names: dict[str, str] = {}  # job names other than the server's
         self.cancels: list[str] = []
         self.runner = FakeRunner(self)
 
@@ -117,6 +121,22 @@ def test_a_timed_out_sbatch_adopts_the_one_job_it_queued() -> None:
         root.jobs["80"] = JobStatus("80", "RUNNING", user="root", partition="batch", submit_time=since + 1)
         assert await sp._adopt_after_timeout(since, "interactive", "timed out after 8 s") == "90"
         assert not sp.orphans
+
+    asyncio.run(main())
+
+
+def test_a_timed_out_sbatch_never_takes_a_job_the_user_submitted_by_hand_or_later() -> None:
+    async def main() -> None:
+        sp, root = setup()
+        since = time.time()
+        root.jobs["91"] = JobStatus("91", "PENDING", user="root", partition="interactive", submit_time=since + 1)
+        root.names["91"] = "my-analysis"  # the user's own job, in the same partition and second
+        root.jobs["99"] = JobStatus("99", "PENDING", user="root", partition="interactive",
+                                    submit_time=since + sp.submit_timeout + 60)  # a later spawn's
+        assert await sp.submitted_since(since, "interactive") == []
+        root.jobs["92"] = JobStatus("92", "PENDING", user="root", partition="interactive", submit_time=since + 2)
+        assert await sp._adopt_after_timeout(since, "interactive", "timed out after 8 s") == "92"
+        assert root.cancels == []
 
     asyncio.run(main())
 

@@ -144,6 +144,10 @@ def test_user_ids_in_any_state() -> None:
     assert ids_argv("all", ["sftest-ada"]) == ["squeue", "-h", "-u", "sftest-ada", "-t", "all", "-o", "%A"]
     assert ids_argv(users=["sftest-ada", "sftest-bob"]) == ["squeue", "-h", "-u", "sftest-ada,sftest-bob", "-o", "%A"]
     assert ids_argv("R,CG,S") == ["squeue", "-h", "-t", "R,CG,S", "-o", "%A"]
+    assert ids_argv("all", ["ada"], name="jupyterhub-ada")[4] == "--name=jupyterhub-ada"
+    for bad_name in ("a,b", "x\n", "-t"):
+        with pytest.raises(ValueError, match="not a Slurm name"):
+            ids_argv(name=bad_name)
     for bad in (["ada,bob"], ["-t"], []):
         with pytest.raises(ValueError):
             ids_argv(users=bad)
