@@ -15,7 +15,7 @@ import pytest
 from sandfill.dev.devcluster import DevCluster
 from sandfill.dev.testing import TestSlurm, booted_devcluster, queue_rpcs, sleep_script
 from sandfill.slurm import GONE, UNKNOWN, JobStatus, QueuePoller, SlurmClient, scontrol, squeue
-from sandfill.slurm.commands import Result, Runner, SlurmCommandError
+from sandfill.slurm.commands import Result, Runner, SlurmCommandError, wait_until
 
 TEST_POLICY = Path(__file__).resolve().parents[1] / "data" / "devcluster-policy.yaml"
 
@@ -82,6 +82,40 @@ async def test_controller_outage_is_unknown_not_gone(devcluster: DevCluster, slu
             devcluster.start_daemon("slurmctld")
         st = await poller.wait_for(jid, lambda s: s.known, timeout=60)
         assert st.running and st.nodes == node
+    finally:
+        poller.close()
+
+
+@pytest.mark.slurm
+@pytest.mark.asyncio
+async def test_a_job_that_ends_while_slurmdbd_is_down_reads_ended_with_its_state(
+    devcluster: DevCluster, slurm: TestSlurm
+) -> None:
+    """Accounting down while a job ends: the controller still says how it ended, so the
+    poller reports COMPLETED (never GONE, never stuck), and sacct has the record once
+    slurmdbd is back."""
+    jid = slurm.submit_sync(sleep_script(600), ["-c", "1", "-p", "batch", "-t", "10"])
+    poller = QueuePoller(slurm, fast_interval=0.5, slow_interval=0.5)
+    try:
+        poller.watch(jid)
+        await poller.wait_for(jid, lambda s: s.running, timeout=60)
+        devcluster.stop_daemon("slurmdbd")
+        try:
+            await slurm.cancel([jid])
+            st = await poller.wait_for(jid, lambda s: s.ended, timeout=60)
+            assert st.state == "CANCELLED" and st.state != GONE
+            assert poller.stats.failures == 0
+        finally:
+            devcluster.start_daemon("slurmdbd")
+
+        def recorded_end() -> bool:
+            try:
+                final = slurm.sacct_final_sync([jid]).get(jid)
+            except SlurmCommandError:  # slurmdbd still coming back
+                return False
+            return final is not None and final.state == "CANCELLED"
+
+        wait_until("slurmdbd to record the job's end", recorded_end, timeout=120)
     finally:
         poller.close()
 
