@@ -116,16 +116,22 @@ class OrphanKeeper:
         self.save_orphans()
         self.start_reaper()
 
+    def orphan_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """``state`` with this server's ``orphans`` and ``starting`` as they are now (the one
+        writer of those keys: :meth:`get_state` and :meth:`save_orphans`)."""
+        state = {k: v for k, v in state.items() if k not in ("orphans", "starting")}
+        state["orphans"] = sorted(self.orphans)
+        if self.starting:
+            state["starting"] = self.starting
+        return state
+
     def save_orphans(self) -> None:
+        """Write the orphans into the saved state now (JupyterHub would only at the next
+        start or stop)."""
         orm = self.orm_spawner
         if orm is None:
             return
-        state = dict(orm.state or {})
-        state["orphans"] = sorted(self.orphans)
-        state.pop("starting", None)
-        if self.starting:
-            state["starting"] = self.starting
-        orm.state = state
+        orm.state = self.orphan_state(dict(orm.state or {}))
         self.db.commit()
 
     async def settle(self, entry: str) -> bool:

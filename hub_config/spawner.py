@@ -354,11 +354,7 @@ class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpa
             state["job_output"] = self.job_output_path
         if self.last_end:
             state["last_end"] = self.last_end
-        if self.orphans:
-            state["orphans"] = sorted(self.orphans)
-        if self.starting:
-            state["starting"] = self.starting
-        return state
+        return self.orphan_state(state)
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
