@@ -99,14 +99,14 @@ class QueuePoller:
     # ---- the one per process ------------------------------------------------------------
     @classmethod
     def shared(cls, slurm_conf: str | os.PathLike[str] | None = None, **kwargs: float) -> QueuePoller:
-        """The poller of this process for ``slurm_conf`` (None: ``$SLURM_CONF``); ``kwargs``
-        (the constructor's, and ``command_timeout``) only count when it is created."""
+        """The poller of this process for ``slurm_conf`` (None: ``$SLURM_CONF``), its commands
+        bounded by :data:`COMMAND_TIMEOUT`; ``kwargs`` (the constructor's) only count when it
+        is created."""
         key = str(slurm_conf) if slurm_conf else os.environ.get("SLURM_CONF")
         with cls._shared_lock:
             p = cls._shared.get(key)
             if p is None:
-                timeout = kwargs.pop("command_timeout", COMMAND_TIMEOUT)
-                p = cls(SlurmClient(key, timeout=timeout), **kwargs)  # type: ignore[arg-type]
+                p = cls(SlurmClient(key, timeout=COMMAND_TIMEOUT), **kwargs)  # type: ignore[arg-type]
                 cls._shared[key] = p
             return p
 

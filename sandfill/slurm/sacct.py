@@ -9,7 +9,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sandfill.slurm.states import UNKNOWN, JobStatus, check_job_ids, check_users, none_if_empty
+from sandfill.slurm.states import (
+    JobStatus,
+    check_job_ids,
+    check_users,
+    none_if_empty,
+    state_word,
+)
 from sandfill.units import parse_slurm_time, parse_timestamp
 
 SACCT_FIELDS = ("JobID", "State", "ExitCode", "Start", "End", "NodeList", "Partition", "QOS", "User", "Reason")
@@ -26,10 +32,9 @@ def parse_sacct_final(stdout: str, observed: float | None = None) -> dict[str, J
         if len(parts) != len(SACCT_FIELDS) or not _JOB_ROW_ID.fullmatch(parts[0]):
             continue
         jid, state, exit_code, start, end, nodes, part, qos, user, reason = parts
-        words = state.split()  # "CANCELLED by 0"
         out[jid] = JobStatus(
             job_id=jid,
-            state=words[0] if words else UNKNOWN,
+            state=state_word(state),  # "CANCELLED by 0"
             reason=none_if_empty(reason),
             nodes=none_if_empty(nodes if nodes != "None assigned" else ""),
             start_time=parse_timestamp(start),

@@ -17,6 +17,7 @@ from sandfill.slurm.states import (
     check_job_ids,
     check_users,
     none_if_empty,
+    state_word,
 )
 from sandfill.units import parse_slurm_time, parse_timestamp
 
@@ -78,7 +79,7 @@ def _status_row(parts: list[str], now: float) -> JobStatus | None:
     try:
         return JobStatus(
             job_id=jid,
-            state=_state(state),
+            state=state_word(state),
             reason=_reason(reason),
             nodes=none_if_empty(nodes),
             start_time=parse_timestamp(start),
@@ -93,12 +94,6 @@ def _status_row(parts: list[str], now: float) -> JobStatus | None:
         )
     except (ValueError, ArithmeticError):
         return None
-
-
-def _state(text: str) -> str:
-    """``%T`` (``RUNNING``, ``CANCELLED+``, ``CANCELLED by 0``) → the state word."""
-    words = text.split()
-    return words[0].rstrip("+") if words else UNKNOWN
 
 
 def _reason(text: str) -> str | None:

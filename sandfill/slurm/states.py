@@ -114,3 +114,10 @@ def check_users(users: Iterable[str]) -> list[str]:
     if bad or not out:
         raise ValueError(f"not a user name: {bad[0]!r}" if bad else "no user names")
     return out
+
+
+def state_word(text: str) -> str:
+    """A state column (``RUNNING``, ``CANCELLED+``, ``CANCELLED by 0``) → the state word;
+    UNKNOWN when empty."""
+    words = text.split()
+    return words[0].rstrip("+") if words else UNKNOWN
