@@ -23,7 +23,8 @@ from sandfill import units
 M = TypeVar("M", bound=BaseModel)
 
 # The one rule for every name that reaches slurm.conf, sacctmgr or an #SBATCH line
-# (partition, QOS, account, user, tier, role and policy names): Slurm's own charset --
+# (partition, QOS, account, tier, role and policy names; user names have their own rule,
+# sandfill.slurm.states.USER_NAME): Slurm's own charset --
 # ASCII letters, digits, '_', '-' and '.' -- not starting with '-' or '.' (an option, a
 # hidden file), 1 to 64 characters. Always matched with ``fullmatch`` (``$`` would let a
 # trailing newline through): no whitespace, '#', '=', ',', ':' or control character can

@@ -175,14 +175,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if changes else 0
 
 
-def _do_apply(args: argparse.Namespace, run: Callable[[Applier], ApplyResult],
-              policy: Policy | None = None) -> int:
+def _do_apply(args: argparse.Namespace, runner: Runner, fragment: Path,
+              run: Callable[[Applier], ApplyResult], policy: Policy | None = None) -> int:
     """Run an apply or a rollback and say what is in force afterwards, in words that match
     it: "not applied" only when nothing was changed, "FAILED" with whether the previous
     configuration is back when a change was undone."""
     from sandfill.policies.live.apply import Applier, ApplyFailed, ApplyRefused
 
-    runner, fragment = _context(args)
     if policy is not None:
         for w in policy_warnings(policy, accounting=True):
             print(f"warning: {w}", file=sys.stderr)
@@ -216,13 +215,13 @@ def _do_apply(args: argparse.Namespace, run: Callable[[Applier], ApplyResult],
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    runner, _fragment = _context(args)
+    runner, fragment = _context(args)
     policy = _load_checked(args.file, runner)
     if policy is None:
         print("not applied: the policy file is invalid (nothing was changed)", file=sys.stderr)
         return 1
     action = f"apply {Path(args.file).absolute()}"
-    return _do_apply(args, lambda a: a.apply(policy, action=action), policy)
+    return _do_apply(args, runner, fragment, lambda a: a.apply(policy, action=action), policy)
 
 
 def _history_warnings(hist: History) -> None:
@@ -268,7 +267,8 @@ def _print_record(rec: Record) -> None:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     """The target is chosen under the apply's lock (:meth:`Applier.rollback`)."""
-    return _do_apply(args, lambda a: a.rollback(args.id))
+    runner, fragment = _context(args)
+    return _do_apply(args, runner, fragment, lambda a: a.rollback(args.id))
 
 
 def _register_replay(sub: argparse._SubParsersAction) -> None:

@@ -71,9 +71,6 @@ class History:
             out.append(rec)
         return sorted(out, key=lambda r: r.id)
 
-    def get(self, rid: int) -> Record | None:
-        return next((r for r in self.records() if r.id == rid), None)
-
     def next_id(self) -> int:
         """One more than any record file's id, readable or not (a corrupt record is
         evidence: it is never overwritten)."""
