@@ -1,0 +1,1 @@
+"""The ``sandfill`` JupyterHub service: one Slurm view for the whole cluster."""

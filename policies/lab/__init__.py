@@ -1,0 +1,1 @@
+"""The policy lab: sweeps over policy variants on Dask, and a recommender."""
