@@ -202,6 +202,14 @@ def runs_argv(job_ids: Iterable[str]) -> list[str]:
             "-o", "JobID,Submit,Start,End,Flags"]
 
 
+def started_by(flags: str) -> str:
+    """sacct's ``Flags`` → ``"backfill"`` (SchedBackfill), ``"main"`` (SchedMain or
+    SchedSubmit) or ``""`` (not started, or no flag recorded)."""
+    if "SchedBackfill" in flags:
+        return "backfill"
+    return "main" if "SchedMain" in flags or "SchedSubmit" in flags else ""
+
+
 def parse_runs(stdout: str) -> dict[str, JobRun]:
     """:func:`runs_argv` output → job id → :class:`JobRun`. Jobs that have not started, and
     lines that do not parse, are left out."""
@@ -211,7 +219,47 @@ def parse_runs(stdout: str) -> dict[str, JobRun]:
         t_submit, t_start = _epoch(submit), _epoch(start)
         if t_submit is None or t_start is None:
             continue
-        how = "backfill" if "SchedBackfill" in flags else (
-            "main" if "SchedMain" in flags or "SchedSubmit" in flags else "")
-        out[jid] = JobRun(t_submit, t_start, _epoch(end), how)
+        out[jid] = JobRun(t_submit, t_start, _epoch(end), started_by(flags))
+    return out
+
+
+# ---- accounting for live health: history plus job names, starts and start flags --------------
+
+ACCOUNTING_FORMAT = HISTORY_FORMAT + ",Flags,JobName"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountedJob:
+    """One allocation of :func:`accounting_argv` output: its :class:`HistoryRow`, name, start
+    (epoch seconds, None: not started) and which scheduler started it (``JobRun.how``)."""
+
+    row: HistoryRow
+    name: str
+    start: int | None
+    how: str
+
+
+def accounting_argv(start: str | None = None, end: str | None = None) -> list[str]:
+    """As :func:`history_argv`, in :data:`ACCOUNTING_FORMAT` (a header line first)."""
+    return [a.replace(HISTORY_FORMAT, ACCOUNTING_FORMAT) for a in history_argv(start, end)]
+
+
+def parse_accounting(text: str) -> list[AccountedJob]:
+    """:func:`accounting_argv` output → allocations; a row with another number of fields
+    than the header (a ``|`` in a job name) or a bad number is skipped, as in
+    :func:`parse_history_parsable`."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return []
+    head = [h.strip().lower() for h in lines[0].split("|")]
+    out = []
+    for ln in lines[1:]:
+        values = ln.split("|")
+        if len(values) != len(head):
+            continue
+        fields = dict(zip(head, values, strict=True))
+        row = _history_row(fields)
+        if row is not None:
+            out.append(AccountedJob(row, fields.get("jobname", ""), _epoch(fields.get("start")),
+                                    started_by(fields.get("flags", ""))))
     return out

@@ -50,6 +50,19 @@ def test_runs() -> None:
     assert runs_argv(["2", "1"])[5] == "1,2"
 
 
+def test_accounting_names_starts_and_flags() -> None:
+    from sandfill.slurm.sacct import accounting_argv, parse_accounting
+
+    jobs = parse_accounting((DATA / "sacct_accounting.txt").read_text())
+    by_id = {j.row.job_id: j for j in jobs}
+    assert 17 not in by_id  # a '|' in its name: the row is skipped, not misread
+    assert by_id[11].name == "jupyterhub-alice" and by_id[11].start - by_id[11].row.submit == 2
+    assert [by_id[i].how for i in (11, 12, 15)] == ["main", "main", "backfill"]
+    assert by_id[18].start is None and not by_id[18].row.ran and by_id[18].how == ""
+    argv = accounting_argv("now-1days")
+    assert argv[-2:] == ["--starttime", "now-1days"] and argv[4].endswith(",Flags,JobName")
+
+
 def test_user_ids_since_a_time() -> None:
     assert user_ids_argv("sftest-ada") == ["sacct", "-X", "-n", "-P", "-u", "sftest-ada", "-S", "now-1days", "-o", "JobID"]
     assert user_ids_argv("sftest-ada", "2026-11-21T09:00")[-3] == "2026-11-21T09:00"
