@@ -54,6 +54,7 @@ def _hub(c: Any, site: SiteConfig, state: Path) -> None:
     c.JupyterHub.hub_port = site.hub_port
     c.JupyterHub.hub_connect_ip = site.hub_connect_ip
     c.JupyterHub.base_url = site.base_url
+    _origins(c, site)
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{site.proxy_api_port}"
@@ -73,6 +74,19 @@ def _hub(c: Any, site: SiteConfig, state: Path) -> None:
     # sandfill's pages and API, and the port route
     c.JupyterHub.extra_handlers = list(extra_handlers)
     c.JupyterHub.template_paths = [str(TEMPLATES)]
+
+
+def _origins(c: Any, site: SiteConfig) -> None:
+    """Per-user subdomains: each server on ``<user>.<host>``, an origin of its own, so a page
+    a user serves cannot read another's server or the hub's API with the visitor's cookies
+    (the hub's login cookie is host-only and never reaches a user's subdomain). Over https
+    the hub's cookies also get the ``__Host-`` prefix, so a user's subdomain cannot toss a
+    cookie onto the hub's host (it needs Secure cookies, hence not for plain-http demos)."""
+    if not site.subdomain_host:
+        return
+    c.JupyterHub.subdomain_host = site.subdomain_host
+    if site.subdomain_host.startswith("https://"):
+        c.JupyterHub.cookie_host_prefix_enabled = True
 
 
 def _spawner(s: Any, site: SiteConfig) -> None:

@@ -36,6 +36,10 @@ from sandfill.schema import (
 from sandfill.slurm.states import USER_NAME
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+#: ``http(s)://host[:port]``: lower-case DNS labels (no IP address: it has no subdomains),
+#: nothing after the port (no path, query, user or trailing ``/``)
+_ORIGIN = re.compile(rf"https?://(?!\d+(?:\.\d+)*(?::|$)){_LABEL}(?:\.{_LABEL})*(?::(?P<port>\d{{1,5}}))?")
 
 
 class SiteError(SchemaError):
@@ -71,12 +75,24 @@ def _port(value: Any) -> Any:
     return value
 
 
+def _origin(value: Any) -> Any:
+    """A hub origin whose subdomains serve the users (``JupyterHub.subdomain_host``)."""
+    match = _ORIGIN.fullmatch(value) if isinstance(value, str) else None
+    if match is None or not 1 <= int(match["port"] or 443) <= 65535:
+        raise ValueError(
+            f"{value!r} is not an origin such as 'https://hub.example.org' or 'http://localhost:8000' "
+            "(http or https, a lower-case host name, an optional port, no path)"
+        )
+    return value
+
+
 Text = Annotated[str, BeforeValidator(_text)]
 Name = Annotated[str, _pattern(_NAME, "a valid name (letters, digits, '_', '.', '-')")]
 UserName = Annotated[str, _pattern(USER_NAME, "a valid user name")]
 Count = Annotated[int, BeforeValidator(_whole), Field(ge=1)]
 Port = Annotated[int, BeforeValidator(_port)]
 Walltime = PositiveDuration
+Origin = Annotated[str, BeforeValidator(_text), AfterValidator(_origin)]
 
 
 class Profile(Strict):
@@ -113,6 +129,10 @@ class SiteConfig(Strict):
     hub_connect_ip: Text = "127.0.0.1"
     proxy_api_port: Port = 8001
     base_url: Text = "/"
+    # each user's server on a subdomain of this origin (``https://<user>.hub.example.org/``):
+    # user servers cannot act as each other or as the hub. Needs wildcard DNS and a wildcard
+    # certificate. None: one origin for all (only when every user is trusted)
+    subdomain_host: Origin | None = None
     state_dir: Text = "/var/lib/sandfill/hub"
     # who may log in
     admin_users: tuple[UserName, ...] = ()
@@ -147,6 +167,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "SANDFILL_HUB_CONNECT_IP": "hub_connect_ip",
     "SANDFILL_HUB_PROXY_API_PORT": "proxy_api_port",
     "SANDFILL_HUB_BASE_URL": "base_url",
+    "SANDFILL_HUB_SUBDOMAIN_HOST": "subdomain_host",
     "SANDFILL_HUB_STATE_DIR": "state_dir",
     "SANDFILL_HUB_ADMIN_USERS": "admin_users",
     "SANDFILL_HUB_ALLOWED_USERS": "allowed_users",

@@ -141,3 +141,52 @@ def test_port_route_is_replaced_at_config_load(tmp_path: Path) -> None:
     apply_site(Config(), load_site(EXAMPLE, environ={"SANDFILL_HUB_STATE_DIR": str(tmp_path)}))
     routes = [h for h in apihandlers.default_handlers if h[0] == PORT_ROUTE]
     assert routes == [(PORT_ROUTE, PortReportHandler)]
+
+
+def test_the_example_puts_every_user_on_a_subdomain_with_host_only_cookies(tmp_path: Path) -> None:
+    site = load_site(EXAMPLE, environ={"SANDFILL_HUB_STATE_DIR": str(tmp_path)})
+    assert site.subdomain_host == "https://hub.example.org"
+    c = Config()
+    apply_site(c, site)
+    assert c.JupyterHub.subdomain_host == "https://hub.example.org"
+    assert c.JupyterHub.cookie_host_prefix_enabled is True  # https: no cookie tossing onto the hub
+
+
+def test_a_plain_http_subdomain_host_has_no_secure_cookie_prefix_and_none_means_one_origin(tmp_path: Path) -> None:
+    c = Config()
+    apply_site(c, site_from_dict({"state_dir": str(tmp_path), "subdomain_host": "http://localhost:8000"}))
+    assert c.JupyterHub.subdomain_host == "http://localhost:8000"
+    assert "cookie_host_prefix_enabled" not in c.JupyterHub
+    c = Config()
+    apply_site(c, site_from_dict({"state_dir": str(tmp_path)}))
+    assert "subdomain_host" not in c.JupyterHub
+    env = {"SANDFILL_HUB_SUBDOMAIN_HOST": "https://jh.example.org:8443"}
+    assert load_site(None, environ={**env, "SANDFILL_HUB_STATE_DIR": str(tmp_path)}).subdomain_host == "https://jh.example.org:8443"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "hub.example.org",  # no scheme (JupyterHub would guess https)
+        "ftp://hub.example.org",
+        "https://hub.example.org/",
+        "https://hub.example.org/hub",
+        "https://hub.example.org?x=1",
+        "https://alice@hub.example.org",
+        "https://10.0.0.5",  # an IP address has no subdomains
+        "http://127.0.0.1:8000",
+        "https://Hub.Example.org",
+        "https://hub.example.org:0",
+        "https://hub.example.org:70000",
+        "https://-hub.example.org",
+        "https://hub..example.org",
+        "https://hub.example.org\n",
+        "https://hub.example.org\nc.JupyterHub.x=1",
+        "https://*.example.org",
+    ],
+)
+def test_a_bad_subdomain_host_is_refused_naming_it(value: str) -> None:
+    with pytest.raises(SiteError) as exc:
+        site_from_dict({"subdomain_host": value})
+    assert [p.path for p in exc.value.problems] == ["subdomain_host"]
+    assert repr(value.strip() if "\n" not in value else value) in str(exc.value)
