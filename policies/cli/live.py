@@ -66,6 +66,13 @@ def _register_live(sub: argparse._SubParsersAction) -> None:
     _target(a)
     a.add_argument("--nodes", metavar="NODELIST",
                    help="nodes of the partitions (default: as in the current fragment)")
+    a.add_argument("--yes", action="store_true",
+                   help="apply without asking (required when stdin is not a terminal)")
+    a.add_argument("--no-simulate", action="store_true",
+                   help="skip the simulation of FILE against the live policy on the recent "
+                        "sacct history (recorded in the history)")
+    a.add_argument("--history-days", type=_days, default=7, metavar="N",
+                   help="days of sacct history the gate simulates (default 7)")
     a.set_defaults(func=cmd_apply)
 
     h = sub.add_parser("history", help="list applied policies (newest last)")
@@ -157,26 +164,46 @@ def _load_checked(path: str, runner: Runner, shape: ClusterShape | None = None) 
         return None
 
 
-def cmd_diff(args: argparse.Namespace) -> int:
+def _days(text: str) -> int:
+    """``--history-days``: a whole number of days >= 1 (argparse names the bad value)."""
+    from sandfill.policies.gate import window
+
+    try:
+        value = int(text)
+        window(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of days >= 1, not {text!r}") from None
+    return value
+
+
+def _print_diff(live: LivePolicy, wanted: Policy) -> int | None:
+    """Print the changes from the live policy to ``wanted``; their number (None: the live
+    settings are not a valid policy, which is said)."""
     from sandfill.policies.document.compare import diff_policies
 
-    runner, fragment = _context(args)
-    wanted = _load_checked(args.file, runner)
-    if wanted is None:
-        return 2
-    live = _read(runner, fragment)
     if live.policy is None:
         print(f"the live cluster's settings are not a valid policy:\n{live.error}")
-        return 1
+        return None
     changes = diff_policies(live.policy, wanted, accounting=live.state.accounting)
     for c in changes:
         note = f"    (needs {c.needs_restart})" if c.needs_restart else ""
         print(f"{c}{note}")
-    return 1 if changes else 0
+    return len(changes)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    runner, fragment = _context(args)
+    wanted = _load_checked(args.file, runner)
+    if wanted is None:
+        return 2
+    n = _print_diff(_read(runner, fragment), wanted)
+    return 1 if n is None or n else 0
 
 
 def _do_apply(args: argparse.Namespace, runner: Runner, fragment: Path,
-              run: Callable[[Applier], ApplyResult], policy: Policy | None = None) -> int:
+              run: Callable[[Applier], ApplyResult], policy: Policy | None = None,
+              simulation: str = "") -> int:
     """Run an apply or a rollback and say what is in force afterwards, in words that match
     it: "not applied" only when nothing was changed, "FAILED" with whether the previous
     configuration is back when a change was undone."""
@@ -185,7 +212,8 @@ def _do_apply(args: argparse.Namespace, runner: Runner, fragment: Path,
     if policy is not None:
         for w in policy_warnings(policy, accounting=True):
             print(f"warning: {w}", file=sys.stderr)
-    applier = Applier(runner, fragment, nodes=args.nodes, log=lambda m: print(f"  {m}"))
+    applier = Applier(runner, fragment, nodes=args.nodes, log=lambda m: print(f"  {m}"),
+                      simulation=simulation)
     try:
         res = run(applier)
     except ApplyFailed as exc:
@@ -215,13 +243,72 @@ def _do_apply(args: argparse.Namespace, runner: Runner, fragment: Path,
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    """The gate first (the diff, the simulated effect, the question), then the apply."""
     runner, fragment = _context(args)
-    policy = _load_checked(args.file, runner)
+    shape = _shape(runner)
+    policy = _load_checked(args.file, runner, shape)
     if policy is None:
         print("not applied: the policy file is invalid (nothing was changed)", file=sys.stderr)
         return 1
+    live = _read(runner, fragment)
+    print(f"policy diff (live -> {args.file}):")
+    n = _print_diff(live, policy)
+    if n == 0:
+        print("  none: the policy is the live one")
+    simulation = ("not simulated (no policy change)" if n == 0
+                  else _gate_simulation(args, runner, live, policy, shape))
+    if simulation is None:
+        return 1
+    refused = _confirm(args)
+    if refused is not None:
+        print(f"not applied: {refused} (nothing was changed)", file=sys.stderr)
+        return 1
     action = f"apply {Path(args.file).absolute()}"
-    return _do_apply(args, runner, fragment, lambda a: a.apply(policy, action=action), policy)
+    return _do_apply(args, runner, fragment, lambda a: a.apply(policy, action=action), policy,
+                     simulation)
+
+
+def _gate_simulation(args: argparse.Namespace, runner: Runner, live: LivePolicy,
+                     policy: Policy, shape: ClusterShape) -> str | None:
+    """Print the simulated effect of ``policy`` against the live one on the recent history;
+    the history record's note (None: the history cannot be read, which is said)."""
+    from sandfill.policies.gate import (
+        HistoryUnavailable,
+        effect_table,
+        read_history,
+        simulated_effect,
+    )
+
+    if args.no_simulate:
+        print("not simulated (--no-simulate)")
+        return "not simulated (--no-simulate)"
+    days = args.history_days
+    try:
+        workload = read_history(runner, days)
+    except HistoryUnavailable as exc:
+        print(f"not applied: {exc}; give --no-simulate to apply without the simulation "
+              "(nothing was changed)", file=sys.stderr)
+        return None
+    effect = simulated_effect(live.policy, policy, workload, shape, days)
+    if effect is None:
+        note = f"no job ran in the last {days} day(s): nothing to simulate"
+        print(note)
+        return note
+    print(effect_table(effect))
+    return effect.note
+
+
+def _confirm(args: argparse.Namespace) -> str | None:
+    from sandfill.policies.gate import confirmation
+
+    def ask(question: str) -> str:
+        print(question, end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line
+
+    return confirmation(yes=args.yes, tty=sys.stdin.isatty(), ask=ask)
 
 
 def _history_warnings(hist: History) -> None:
@@ -248,8 +335,10 @@ def cmd_history(args: argparse.Namespace) -> int:
     cur = in_force(recs)
     for r in recs:
         mark = "*" if cur is not None and r.id == cur.id else " "
+        gate = f"  [{r.simulation}]" if r.simulation else ""
         print(f"{mark}{r.id:4d}  {r.when}  {r.who:<10} {r.status:<16} "
-              f"{r.policy.get('name', '?')!s:<16} {len(r.changes):3d} change(s)  {r.action}")
+              f"{r.policy.get('name', '?')!s:<16} {len(r.changes):3d} change(s)  {r.action}"
+              f"{gate}")
     return 0
 
 
@@ -258,6 +347,8 @@ def _print_record(rec: Record) -> None:
           f"  status: {rec.status}")
     if rec.message:
         print(f"  message: {rec.message}")
+    if rec.simulation:
+        print(f"  simulation: {rec.simulation}")
     print("  changes:" + ("" if rec.changes else " none"))
     for c in rec.changes:
         print(f"    {c}")

@@ -164,6 +164,7 @@ class Applier:
     nodes: str | None = None
     who: str | None = None
     log: Callable[[str], None] = lambda _msg: None
+    simulation: str = ""  # what the gate simulated, for the history record (Record.simulation)
 
     def apply(self, policy: Policy, *, action: str) -> ApplyResult:
         history = History(self.fragment)
@@ -390,6 +391,7 @@ class Applier:
             message=message,
             fragment=str(self.fragment),
             restart_pending=[str(c) for c in plan.restart] if status != "failed" else [],
+            simulation=self.simulation,
         )
 
 

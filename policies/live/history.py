@@ -30,6 +30,9 @@ class Record:
     message: str = ""
     fragment: str = ""
     restart_pending: list[str] = field(default_factory=list)
+    # the simulation gate: "simulated on N job(s) of the last D day(s)", "not simulated
+    # (--no-simulate)", "no job ran in the last D day(s)"; "" for a rollback or an old record
+    simulation: str = ""
 
     @property
     def in_force(self) -> bool:

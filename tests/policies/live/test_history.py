@@ -87,3 +87,22 @@ def test_a_second_lock_is_refused_at_once(fragment: Path) -> None:
             pass
     with History(fragment).lock():  # free again
         pass
+
+
+def test_the_gate_note_is_kept_and_shown(fragment: Path, capsys) -> None:
+    hist = History(fragment)
+    old = asdict(_rec(1, "a"))
+    del old["simulation"]  # a record written before the gate existed still reads
+    hist.dir.mkdir()
+    (hist.dir / "000001.json").write_text(json.dumps(old))
+    skipped = _rec(2, "b")
+    skipped.simulation = "not simulated (--no-simulate)"
+    hist.add(skipped)
+    recs = hist.records()
+    assert [r.simulation for r in recs] == ["", "not simulated (--no-simulate)"] and not hist.warnings
+    conf = str(fragment.parent / "slurm.conf")
+    assert main(["policy", "history", "--slurm-conf", conf]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("apply a") and lines[1].endswith("[not simulated (--no-simulate)]")
+    assert main(["policy", "history", "--show", "2", "--slurm-conf", conf]) == 0
+    assert "  simulation: not simulated (--no-simulate)" in capsys.readouterr().out
