@@ -29,7 +29,7 @@ SLICE = int(os.environ.get("SANDFILL_REPLAY_SLICE", "5000"))  # another slice, f
 
 
 def _apply(conf: str, path: Path, capsys) -> None:
-    rc = main(["policy", "apply", str(path), "--slurm-conf", conf])
+    rc = main(["policy", "apply", str(path), "--slurm-conf", conf, "--yes"])
     out = capsys.readouterr()
     assert rc == 0, out.out + out.err
 

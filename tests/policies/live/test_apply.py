@@ -21,7 +21,7 @@ BAD_POLICIES = Path(__file__).parents[1] / "document" / "bad_policies"
 
 
 def _apply(conf: str, path: Path, capsys) -> str:
-    rc = main(["policy", "apply", str(path), "--slurm-conf", conf])
+    rc = main(["policy", "apply", str(path), "--slurm-conf", conf, "--yes"])
     out = capsys.readouterr()
     assert rc == 0, out.out + out.err
     return out.out
@@ -109,7 +109,7 @@ def test_bad_policies_change_nothing_byte_for_byte(
     fragment = private_cluster.layout.policy_conf
     before = snapshot(runner, fragment)
     for path, message in _bad_files(tmp_path).items():
-        rc = main(["policy", "apply", str(path), "--slurm-conf", conf])
+        rc = main(["policy", "apply", str(path), "--slurm-conf", conf, "--yes"])
         err = capsys.readouterr().err
         assert rc == 1, path
         assert message in err, (path.name, err)
@@ -147,7 +147,7 @@ def test_injection_payloads_are_refused_live_and_change_nothing(
     payloads = sorted(BAD_POLICIES.glob("inject_*.yaml"))
     assert len(payloads) >= 5
     for path in payloads:
-        rc = main(["policy", "apply", str(path), "--slurm-conf", conf])
+        rc = main(["policy", "apply", str(path), "--slurm-conf", conf, "--yes"])
         err = capsys.readouterr().err
         assert rc == 1, path.name
         assert _first_expected_value(path) in err, (path.name, err)
@@ -155,7 +155,7 @@ def test_injection_payloads_are_refused_live_and_change_nothing(
         assert snapshot(runner, fragment) == before, path.name  # fragment, live state, history
     for nodes in ("node[1-4]\nPrologSlurmctld=/tmp/x.sh", "node[1-4]#", "node[1-4] Default=YES"):
         rc = main(["policy", "apply", str(DATA / "wide-tier.yaml"), "--slurm-conf", conf,
-                   "--nodes", nodes])
+                   "--nodes", nodes, "--yes"])
         err = capsys.readouterr().err
         assert rc == 1 and repr(nodes) in err and "nothing was changed" in err, err
         assert "not applied" in err

@@ -62,7 +62,7 @@ class FailingRunner(Runner):
 
 
 def _apply_cli(conf: str, path, capsys) -> None:
-    rc = main(["policy", "apply", str(path), "--slurm-conf", conf])
+    rc = main(["policy", "apply", str(path), "--slurm-conf", conf, "--yes"])
     out = capsys.readouterr()
     assert rc == 0, out.out + out.err
 
@@ -213,7 +213,7 @@ def test_disk_full_on_the_fragment_write_restores_the_qos(
     monkeypatch.setattr(apply_mod, "write_atomic", full)
     if history_full:
         monkeypatch.setattr(history_mod, "write_atomic", history_write)
-    rc = main(["policy", "apply", str(WIDE), "--slurm-conf", conf])
+    rc = main(["policy", "apply", str(WIDE), "--slurm-conf", conf, "--yes"])
     err = capsys.readouterr().err
     assert rc == 1
     assert "FAILED" in err and "step 'write fragment'" in err and "No space left on device" in err
@@ -257,7 +257,7 @@ def _hung_apply(tmp_path: Path, conf: str, policy: Path) -> tuple[subprocess.Pop
     driver.write_text(DRIVER)
     marker = tmp_path / "at-reconfigure"
     proc = subprocess.Popen([sys.executable, str(driver), str(marker), str(policy),
-                             "--slurm-conf", conf], stdout=subprocess.PIPE,
+                             "--slurm-conf", conf, "--yes"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     wait_until("the apply to reach its reconfigure step", marker.exists, 120,
                abort=lambda: proc.poll() is not None and f"it ended: {proc.communicate()}")
@@ -297,7 +297,7 @@ def test_two_concurrent_applies_end_in_one_policy(
     n_before = len(History(fragment).records())
     proc, _marker = _hung_apply(tmp_path, conf, WIDE)
     try:
-        rc = main(["policy", "apply", str(SHORT), "--slurm-conf", conf])
+        rc = main(["policy", "apply", str(SHORT), "--slurm-conf", conf, "--yes"])
         err = capsys.readouterr().err
         assert rc == 1
         assert "not applied" in err and "holds" in err and "nothing was changed" in err
