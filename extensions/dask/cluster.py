@@ -254,6 +254,7 @@ class BackfillSLURMCluster(SLURMCluster):
                 {"job_id": j, "error": o.error, "tries": o.tries}
                 for j, o in sorted(self.keeper.cancels_owed.items())
             ],
+            "next_planned_start": self.planner.next_planned_start(getattr(self, "_shape", {}).get("partition")),
             "created": self.created,
             "now": time.time(),
         }

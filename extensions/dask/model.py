@@ -38,6 +38,7 @@ class WorkerJob:
     workers: list[str]
     ended_why: str | None
     reason_text: str | None = None  # ``reason`` in plain words (the one job view's)
+    ended_at: float | None = None  # ended: when it ended, as Slurm says (the panel's timeline)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -89,6 +90,7 @@ def worker_job(
         qos=v.qos,
         workers=sorted(workers),
         ended_why=(ended_why or v.ended_why) if state == "ended" else None,
+        ended_at=v.end_time if state == "ended" else None,
     )
 
 

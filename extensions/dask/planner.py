@@ -47,6 +47,10 @@ class ScheduleView:
     test_only_ok: bool | None = None  # Slurm confirmed "starts now" for this shape
     booked: dict[str, int] = field(default_factory=dict)
 
+    def first_planned_start(self) -> float | None:
+        """The earliest planned start on a usable node: the end of the gap workers fit into."""
+        return min((t for n, t in self.blocked_from.items() if n in self.free_cpus and t != math.inf), default=None)
+
 
 class GapPlanner:
     def __init__(self, client: SlurmClient, *, ttl: float = 10.0, safety: float = 60.0) -> None:
@@ -87,6 +91,12 @@ class GapPlanner:
                 view.free_mem_mb[plan.node] -= memory_mb
                 view.booked[plan.node] = view.booked.get(plan.node, 0) + cores
             return plan
+
+    def next_planned_start(self, partition: str | None) -> float | None:
+        """The first planned start on ``partition``'s usable nodes, from the last look at the
+        schedule (no Slurm call); None before any look, or when nothing is planned."""
+        view = self._views.get(partition or "")
+        return view.first_planned_start() if view is not None else None
 
     # ---- the picture ------------------------------------------------------------------------
     async def _look(self, partition: str | None) -> ScheduleView:
@@ -158,8 +168,7 @@ class GapPlanner:
         start ahead of it (a higher partition tier, or CPUs freed early) and delay it: hold
         the job back. Without one, queue it with the shortest useful walltime."""
         walltime = int(math.ceil(lo / 60)) * 60
-        planned = [t for n, t in view.blocked_from.items() if n in view.free_cpus and t != math.inf]
-        if planned:
-            first = min(planned)
+        first = view.first_planned_start()
+        if first is not None:
             return Plan(walltime, None, False, None, f"{why}; waiting for a gap (planned start at {time.strftime('%H:%M:%S', time.localtime(first))})", hold=True)
         return Plan(walltime, None, False, None, why)

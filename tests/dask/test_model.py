@@ -50,3 +50,12 @@ def test_unknown_keeps_facts_and_unsubmitted_is_pending() -> None:
     w = worker_job(None, None, workers=[], now=NOW, submitting_reason="WaitingForGap")
     assert (w.state, w.reason, w.job_id) == ("pending", "WaitingForGap", "")
     assert summary([j.state, w.state]) == {"pending": 1, "running": 0, "retiring": 0, "ended": 0, "unknown": 1}
+
+
+def test_ended_jobs_say_when_they_ended() -> None:
+    """The panel's timeline draws an ended job up to its end (``ended_at``); live jobs keep
+    ``end_time`` (when Slurm will kill them) and no ``ended_at``."""
+    ended = worker_job("20", JobStatus("20", "TIMEOUT", start_time=NOW - 600, end_time=NOW - 60), workers=[], now=NOW)
+    assert (ended.state, ended.start_time, ended.end_time, ended.ended_at) == ("ended", NOW - 600, None, NOW - 60)
+    live = worker_job("21", JobStatus("21", "RUNNING", start_time=NOW - 60, end_time=NOW + 600), workers=[], now=NOW)
+    assert (live.end_time, live.ended_at) == (NOW + 600, None)

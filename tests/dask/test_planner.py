@@ -124,3 +124,16 @@ async def test_the_picture_from_recorded_slurm_output() -> None:
     assert view.blocked_from == {n: parse_timestamp("2026-12-01T11:06:49") for n in ("node3", "node4")}
     fake.out["scontrol"] = None  # type: ignore[assignment]  # the controller will not say: no reservations
     assert (await GapPlanner(fake)._look("burst")).blocked_from == {}  # type: ignore[arg-type]
+
+
+async def test_next_planned_start_is_the_gaps_end_from_the_last_look() -> None:
+    """What the lab panel's timeline marks as the bound of the gap: the first planned start on
+    the partition's usable nodes, from the cached picture (no Slurm call of its own)."""
+    now = time.time()
+    fake = FakeSlurm(_sinfo({"node1": 2, "node2": 2}), f"{_ts(now + 900)}|node2\n{_ts(now + 600)}|node9\n")
+    p = GapPlanner(fake, ttl=60)  # type: ignore[arg-type]
+    assert p.next_planned_start("burst") is None  # no look yet
+    await p.pick(cores=1, memory_mb=1, partition="burst", qos=None, min_walltime=60, max_walltime=3600, now=now)
+    calls = len(fake.calls)
+    assert p.next_planned_start("burst") == parse_timestamp(_ts(now + 900))  # node9 is not the partition's
+    assert len(fake.calls) == calls and p.next_planned_start("other") is None
