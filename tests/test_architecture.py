@@ -32,7 +32,8 @@ POLICY_ROOMS: dict[str, set[str]] = {
     "live": {"document"},
     "sim": {"document"},
     "replay": {"document", "live", "sim"},
-    "cli": {"document", "live", "sim", "replay"},
+    "lab": {"document", "sim"},  # the policy lab (sweep, recommend); only cli imports it
+    "cli": {"document", "live", "sim", "replay", "lab"},
     "": {"document"},  # sandfill.policies itself re-exports the document
 }
 
@@ -191,6 +192,9 @@ def test_the_tree_has_no_import_cycles(tree: tuple[dict[str, str], set[str]]) ->
         ("sandfill.slurm.client", "import sandfill.policies.document.model", "core may not import policies"),
         ("sandfill.dask.cluster", "from sandfill.policies.document.load import load_policy", "dask may not import policies"),
         ("sandfill.policies.sim.simulator", "from sandfill.policies.live import apply", "policies.sim may not import policies.live"),
+        ("sandfill.policies.sim.report", "from sandfill.policies.lab import spec", "policies.sim may not import policies.lab"),
+        ("sandfill.policies.lab.run", "from sandfill.policies.live import apply", "policies.lab may not import policies.live"),
+        ("sandfill.policies.lab.run", "    import sandfill.dask.cluster", "policies may not import dask"),
         ("sandfill.units", "    from sandfill.hub import traits", "core may not import hub"),
     ],
 )
