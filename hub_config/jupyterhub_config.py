@@ -9,7 +9,9 @@ variables listed in ``sandfill.hub.site.ENV_OVERRIDES`` (``SANDFILL_HUB_CONNECT_
 """
 
 from sandfill.hub.config import apply_site
+from sandfill.hub.service.config import configure_services
 from sandfill.hub.site import load_site
 
 c = get_config()  # type: ignore[name-defined]  # noqa: F821
 apply_site(c, load_site())
+configure_services(c, load_site())  # the sandfill service (one Slurm view) and its roles

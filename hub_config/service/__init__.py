@@ -1,1 +1,1 @@
-"""The ``sandfill`` JupyterHub service: one Slurm view for the whole cluster."""
+"""The ``sandfill`` JupyterHub service: one Slurm view for the whole cluster (see :mod:`.app`)."""

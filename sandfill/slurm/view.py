@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from sandfill.slurm.client import SlurmClient
 from sandfill.slurm.commands import SlurmCommandError
 from sandfill.slurm.sacctmgr import Association
-from sandfill.slurm.sinfo import PartitionInfo
+from sandfill.slurm.sinfo import PartitionInfo, SinfoNode
 
 T = TypeVar("T")
 
@@ -74,6 +74,14 @@ class SchedulerView:
 
     async def pending_positions(self) -> dict[str, tuple[int, int]]:
         return await self._short.get("pending", self.client.pending_positions)
+
+    async def nodes(self) -> list[SinfoNode]:
+        """Every node with its free CPUs (``sinfo``), cached like the partitions."""
+        return await self._short.get("nodes", self.client.nodes)
+
+    async def planned_starts(self) -> dict[str, float]:
+        """Node → the earliest planned start of a pending job on it (``squeue --start``)."""
+        return await self._short.get("planned", self.client.planned_starts)
 
     async def safe(self, coro: Awaitable[T], default: T) -> tuple[T, str | None]:
         """Run a query; on a Slurm error return ``default`` and the error text."""
