@@ -6,6 +6,7 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import {
   ICluster,
+  describeFailure,
   ICreateClusterRequest,
   IJobLog,
   IPatchClusterRequest,
@@ -30,9 +31,9 @@ export class SandfillAPIError extends Error {
     this.name = 'SandfillAPIError';
   }
 
-  /** Text for the panel: "404: unknown cluster 'x'". */
+  /** Text for the panel: the server's words ("no cluster 'x'"), no "404:" in front. */
   describe(): string {
-    return this.status === null ? this.message : `${this.status}: ${this.message}`;
+    return describeFailure(this.status, this.message);
   }
 }
 

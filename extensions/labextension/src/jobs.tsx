@@ -4,7 +4,7 @@
  */
 import * as React from 'react';
 
-import { IJobDisplay, IWorkerJob, describeJob, sortJobs } from './model';
+import { IJobDisplay, IWorkerJob, describeJob, rowKeys, sortJobs } from './model';
 
 /** The pieces of the details cell, each with its class for tests and styling. */
 export function detailPieces(d: IJobDisplay): [string, string][] {
@@ -41,12 +41,43 @@ export interface IJobTableProps {
   jobs: IWorkerJob[];
   /** Epoch seconds, for relative times. */
   now: number;
+  /** Show a job's log: each submitted job's id becomes a link to it. */
+  onLog?: (jobId: string) => void;
 }
 
-export function JobTable({ jobs, now }: IJobTableProps): JSX.Element {
+/** The job cell: the id, a link to the job's log when there is one to show. */
+function JobCell({ job, onLog }: { job: IWorkerJob; onLog?: (jobId: string) => void }): JSX.Element {
+  if (!job.job_id) {
+    return <td className="sandfill-job-id" title="not submitted to Slurm yet">—</td>;
+  }
+  return (
+    <td className="sandfill-job-id">
+      {onLog ? (
+        <a
+          href="#"
+          className="sandfill-job-log-link"
+          data-testid="sandfill-job-log-link"
+          title={`Show the log of job ${job.job_id}`}
+          onClick={e => {
+            e.preventDefault();
+            onLog(job.job_id);
+          }}
+        >
+          {job.job_id}
+        </a>
+      ) : (
+        job.job_id
+      )}
+    </td>
+  );
+}
+
+export function JobTable({ jobs, now, onLog }: IJobTableProps): JSX.Element {
   if (!jobs.length) {
     return <p className="sandfill-empty sandfill-no-jobs">No worker jobs.</p>;
   }
+  const sorted = sortJobs(jobs);
+  const keys = rowKeys(sorted);
   return (
     <div className="sandfill-jobs-wrap">
       <table className="sandfill-jobs" data-testid="sandfill-jobs">
@@ -59,19 +90,19 @@ export function JobTable({ jobs, now }: IJobTableProps): JSX.Element {
           </tr>
         </thead>
         <tbody>
-          {sortJobs(jobs).map(job => {
+          {sorted.map((job, i) => {
             const d = describeJob(job, now);
             const pieces = detailPieces(d);
             return (
               <tr
-                key={job.job_id}
+                key={keys[i]}
                 className={`sandfill-job sandfill-job-${d.state}`}
                 data-testid="sandfill-job"
                 data-job-id={job.job_id}
                 data-state={d.state}
                 title={d.title}
               >
-                <td className="sandfill-job-id">{d.jobId}</td>
+                <JobCell job={job} onLog={onLog} />
                 <td className="sandfill-job-state">
                   <span className={d.badgeClass}>{d.label}</span>
                 </td>

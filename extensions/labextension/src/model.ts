@@ -70,6 +70,15 @@ export interface IWorkerJob {
   workers: string[];
   /** For "ended", in the job view's words: "retired", "reached its walltime", "cancelled", "node failure", … */
   ended_why: string | null;
+  /** Epoch seconds: when an ended job ended, when Slurm says (ended only). */
+  ended_at?: number | null;
+}
+
+/** A cancel that failed and is being tried again. */
+export interface ICancelOwed {
+  job_id: string;
+  error: string;
+  tries: number;
 }
 
 /** A Dask cluster of backfill worker jobs (`GET sandfill/clusters`). */
@@ -88,6 +97,14 @@ export interface ICluster {
   jobs: IWorkerJob[];
   /** Epoch seconds. */
   created: number;
+  /** Why worker jobs are held back (not submitted): no gap before a planned start. */
+  waiting_reason?: string | null;
+  /** Why the cluster's last round of keeping its jobs failed. */
+  last_error?: string | null;
+  /** Cancels that failed and are being tried again. */
+  cancels_owed?: ICancelOwed[];
+  /** Epoch seconds: the next planned start of another job on the partition, the bound of the gap workers fit into. */
+  next_planned_start?: number | null;
 }
 
 /** `POST sandfill/clusters` from a template. */
@@ -295,7 +312,7 @@ export function describeJob(job: IWorkerJob, now: number): IJobDisplay {
 
   switch (state) {
     case 'pending': {
-      reason = job.reason || null;
+      reason = job.reason_text || job.reason || null;
       estimatedStart = formatRelative(job.estimated_start, now);
       if (reason) {
         parts.push(reason);
@@ -415,6 +432,45 @@ export function sortJobs(jobs: IWorkerJob[]): IWorkerJob[] {
     return a.job_id.localeCompare(b.job_id, undefined, { numeric: true });
   });
 }
+
+/**
+ * A React key for each job, in order: its Slurm job id, or, for a job the cluster wants
+ * but Slurm does not know yet (held back, or being submitted: no id), "unsubmitted-N".
+ * A repeated id gets "-N", so no two rows ever share a key (shared keys leave ghost
+ * rows behind when the table changes).
+ */
+export function rowKeys(jobs: IWorkerJob[]): string[] {
+  const seen = new Map<string, number>();
+  return jobs.map(job => {
+    const base = job.job_id ? job.job_id : 'unsubmitted';
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    return job.job_id && n === 0 ? base : `${base}-${n}`;
+  });
+}
+
+/**
+ * What the panel says when a request failed: the server's own words for a refusal (a 4xx
+ * names the bad field and value), with no status number in front; a server failure says so.
+ */
+export function describeFailure(status: number | null, message: string): string {
+  if (status !== null && status >= 500) {
+    return `The server failed (HTTP ${status}): ${message}`;
+  }
+  return message;
+}
+
+/** Whether a cluster holds no workers and asks for none: the panel suggests the next step. */
+export function isIdleCluster(cluster: Pick<ICluster, 'target' | 'jobs' | 'workers'>): boolean {
+  const t = cluster.target;
+  const asksNone = !t || (t.mode === 'scale' && !t.n) || (t.mode === 'adapt' && !t.maximum);
+  const live = (cluster.jobs || []).some(j => j.state !== 'ended');
+  return asksNone && !live && !cluster.workers;
+}
+
+/** The next step for a cluster with no workers. */
+export const IDLE_HINT =
+  'No workers yet: type a number and press Scale (2 is a good start), or Adapt to let Dask choose within bounds.';
 
 /** The Python cell the panel inserts to connect a notebook to a cluster. */
 export function connectSnippet(clusterName: string): string {

@@ -14,12 +14,14 @@ import { SandfillAPIError, SandfillClient } from './api';
 import { CountControl } from './controls';
 import { JobTable } from './jobs';
 import {
+  IDLE_HINT,
   ICluster,
   ICreateFromTemplate,
   ITemplate,
   POLL_INTERVAL,
   connectSnippet,
   dashboardUrl,
+  isIdleCluster,
   nextPollDelay,
   parseCount,
   readAdapt,
@@ -27,6 +29,7 @@ import {
   summaryLine,
   targetLine
 } from './model';
+import { Timeline } from './timeline';
 
 /** Inserts code into the active notebook; resolves to an error text or null. */
 export type SnippetInserter = (code: string) => Promise<string | null>;
@@ -44,6 +47,13 @@ function messageOf(error: unknown): string {
     return error.message;
   }
   return String(error);
+}
+
+/** A worker job's log as the panel shows it: loading, its text, or why it is not shown. */
+export interface IShownLog {
+  jobId: string;
+  text: string | null;
+  error: string | null;
 }
 
 function liveJobs(cluster: ICluster): number {
@@ -72,6 +82,8 @@ export class SandfillPanel extends ReactWidget {
   notice: string | null = null;
   /** Cluster ids (or "create") with a request under way. */
   busy = new Set<string>();
+  /** The worker-job log open in each cluster's card, by cluster id. */
+  logs = new Map<string, IShownLog>();
 
   /** The current poll delay in ms (exposed for tests and debugging). */
   get pollDelay(): number {
@@ -143,6 +155,7 @@ export class SandfillPanel extends ReactWidget {
     }
     return this._act(cluster.id, async () => {
       await this.client.deleteCluster(cluster.id);
+      this.logs.delete(cluster.id);
       if (this.clusters) {
         this.clusters = this.clusters.filter(c => c.id !== cluster.id);
       }
@@ -154,6 +167,27 @@ export class SandfillPanel extends ReactWidget {
     const error = await this._insertSnippet(connectSnippet(cluster.name));
     this.actionError = error;
     this.notice = error ? null : `Inserted the connect snippet for "${cluster.name}".`;
+    this.update();
+  }
+
+  /** Open (or re-read) the log of one of a cluster's worker jobs in its card. */
+  async showLog(cluster: ICluster, jobId: string): Promise<void> {
+    this.logs.set(cluster.id, { jobId, text: null, error: null });
+    this.update();
+    let shown: IShownLog;
+    try {
+      shown = { jobId, text: (await this.client.jobLog(cluster.id, jobId)).text, error: null };
+    } catch (e) {
+      shown = { jobId, text: null, error: messageOf(e) };
+    }
+    if (this.logs.get(cluster.id)?.jobId === jobId) {
+      this.logs.set(cluster.id, shown);
+      this.update();
+    }
+  }
+
+  closeLog(cluster: ICluster): void {
+    this.logs.delete(cluster.id);
     this.update();
   }
 
@@ -474,7 +508,7 @@ function OptionalField({ name, label, value, set, numeric }: IOptionalFieldProps
       <input
         className={`jp-mod-styled sandfill-${name}`}
         data-testid={`sandfill-${name}`}
-        placeholder="optional"
+        placeholder={numeric ? 'optional, 0: scale later' : 'optional'}
         inputMode={numeric ? 'numeric' : undefined}
         value={value}
         onChange={e => set(e.target.value)}
@@ -511,6 +545,7 @@ function ClusterCard({ panel, cluster, now }: IClusterProps): JSX.Element {
       <div className="sandfill-target" data-testid="sandfill-target">
         target: {targetLine(cluster.target)}
       </div>
+      <ClusterStatus cluster={cluster} />
       <div className="sandfill-links">
         <a
           className="sandfill-dashboard-link"
@@ -531,8 +566,72 @@ function ClusterCard({ panel, cluster, now }: IClusterProps): JSX.Element {
         </button>
       </div>
       <ClusterControls panel={panel} cluster={cluster} />
-      <JobTable jobs={cluster.jobs || []} now={now} />
+      <Timeline jobs={cluster.jobs || []} now={now} bound={cluster.next_planned_start} />
+      <JobTable jobs={cluster.jobs || []} now={now} onLog={jobId => void panel.showLog(cluster, jobId)} />
+      <JobLog panel={panel} cluster={cluster} />
     </article>
+  );
+}
+
+/** Why workers are held back, what went wrong, and the next step for an idle cluster. */
+function ClusterStatus({ cluster }: { cluster: ICluster }): JSX.Element | null {
+  const lines: JSX.Element[] = [];
+  if (cluster.waiting_reason) {
+    lines.push(
+      <div key="waiting" className="sandfill-waiting" data-testid="sandfill-waiting">
+        Held back: {cluster.waiting_reason}
+      </div>
+    );
+  }
+  if (cluster.last_error) {
+    lines.push(
+      <div key="error" className="sandfill-error sandfill-last-error" data-testid="sandfill-last-error">
+        The last round of keeping the worker jobs failed: {cluster.last_error}
+      </div>
+    );
+  }
+  for (const owed of cluster.cancels_owed || []) {
+    lines.push(
+      <div key={`owed-${owed.job_id}`} className="sandfill-error sandfill-cancel-owed" data-testid="sandfill-cancel-owed">
+        Job {owed.job_id}: cancelling failed ({owed.error}); trying again.
+      </div>
+    );
+  }
+  if (isIdleCluster(cluster)) {
+    lines.push(
+      <div key="hint" className="sandfill-hint" data-testid="sandfill-hint">
+        {IDLE_HINT}
+      </div>
+    );
+  }
+  return lines.length ? <div className="sandfill-cluster-status">{lines}</div> : null;
+}
+
+/** The log of the worker job picked in the table (the server's tail of its .out and .err). */
+function JobLog({ panel, cluster }: Omit<IClusterProps, 'now'>): JSX.Element | null {
+  const log = panel.logs.get(cluster.id);
+  if (!log) {
+    return null;
+  }
+  return (
+    <section className="sandfill-log-view" data-testid="sandfill-log-view" data-job-id={log.jobId}>
+      <div className="sandfill-log-head">
+        <span>Log of job {log.jobId}</span>
+        <button className="jp-Button sandfill-log-refresh" title="Read the log again" onClick={() => void panel.showLog(cluster, log.jobId)}>
+          ⟳
+        </button>
+        <button className="jp-Button sandfill-log-close" title="Close the log" onClick={() => panel.closeLog(cluster)}>
+          ×
+        </button>
+      </div>
+      {log.error ? (
+        <Alert kind="log-error">Cannot show the log — {log.error}</Alert>
+      ) : (
+        <pre className="sandfill-log" data-testid="sandfill-log">
+          {log.text ?? 'Loading…'}
+        </pre>
+      )}
+    </section>
   );
 }
 

@@ -81,3 +81,14 @@ describe('JobTable', () => {
     );
   });
 });
+
+describe('JobTable log links', () => {
+  it("links each submitted job's id to its log; a job without an id has no link", () => {
+    const seen: string[] = [];
+    const jobs = [job({ job_id: '10', state: 'running' }), makeJob({ state: 'pending', reason: 'Submitting' }, '')];
+    const html = renderToStaticMarkup(<JobTable jobs={jobs} now={NOW} onLog={id => seen.push(id)} />);
+    expect(html).toContain('<a href="#" class="sandfill-job-log-link" data-testid="sandfill-job-log-link" title="Show the log of job 10">10</a>');
+    expect(html.match(/<a /g)).toHaveLength(1);
+    expect(html).toContain('<td class="sandfill-job-id" title="not submitted to Slurm yet">—</td>');
+  });
+});

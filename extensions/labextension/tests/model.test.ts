@@ -11,14 +11,18 @@ import {
   connectSnippet,
   countStates,
   dashboardUrl,
+  IDLE_HINT,
+  describeFailure,
   describeJob,
   formatDuration,
   formatRelative,
   formatSpan,
+  isIdleCluster,
   nextPollDelay,
   parseCount,
   readAdapt,
   readScale,
+  rowKeys,
   sortJobs,
   stateLabel,
   summaryLine,
@@ -345,5 +349,47 @@ describe('readScale and readAdapt', () => {
       ok: false,
       error: 'Adapt minimum 5 is above maximum 2.'
     });
+  });
+});
+
+describe('rowKeys', () => {
+  it('gives every row its own key: job ids, then unsubmitted-N for jobs without one', () => {
+    const jobs = [makeJob({}, '7'), makeJob({}, ''), makeJob({}, ''), makeJob({}, '7')];
+    expect(rowKeys(jobs)).toEqual(['7', 'unsubmitted-0', 'unsubmitted-1', '7-1']);
+    expect(new Set(rowKeys(jobs)).size).toBe(jobs.length);
+  });
+});
+
+describe('describeFailure', () => {
+  it("shows a refusal in the server's words, without the status in front", () => {
+    expect(describeFailure(400, 'scale: must be from 0 to 64, not 999')).toBe('scale: must be from 0 to 64, not 999');
+    expect(describeFailure(404, "no cluster 'x'")).toBe("no cluster 'x'");
+    expect(describeFailure(null, 'cannot reach the Jupyter server (offline)')).toBe('cannot reach the Jupyter server (offline)');
+  });
+
+  it('says when the server itself failed', () => {
+    expect(describeFailure(500, 'Internal Server Error')).toBe('The server failed (HTTP 500): Internal Server Error');
+  });
+});
+
+describe('isIdleCluster', () => {
+  const scale = (n: number) => ({ mode: 'scale' as const, n, minimum: null, maximum: null });
+  it('a new cluster at scale 0 with no jobs gets the next step', () => {
+    expect(isIdleCluster({ workers: 0, jobs: [], target: scale(0) })).toBe(true);
+    expect(IDLE_HINT).toContain('Scale');
+  });
+
+  it('not once it asks for workers or has live jobs', () => {
+    expect(isIdleCluster({ workers: 0, jobs: [], target: scale(2) })).toBe(false);
+    expect(isIdleCluster({ workers: 0, jobs: [], target: { mode: 'adapt', n: null, minimum: 0, maximum: 4 } })).toBe(false);
+    expect(isIdleCluster({ workers: 0, jobs: [makeJob({ state: 'pending' })], target: scale(0) })).toBe(false);
+    expect(isIdleCluster({ workers: 0, jobs: [makeJob({ state: 'ended' })], target: scale(0) })).toBe(true);
+  });
+});
+
+describe('pending reason', () => {
+  it("prefers the plain words of the one job view to Slurm's code", () => {
+    const d = describeJob(makeJob({ state: 'pending', reason: 'WaitingForGap', reason_text: 'waiting for a gap in the schedule' }, ''), NOW);
+    expect(d.reason).toBe('waiting for a gap in the schedule');
   });
 });
