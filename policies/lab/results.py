@@ -1,0 +1,103 @@
+"""A sweep's results: one row per variant, its policy file, and the Pareto front.
+
+The table is CSV, or Parquet when the name ends in ``.parquet`` (needs pyarrow). The
+variants' policy files go into ``<table stem>-policies/`` next to it, one
+``<variant policy>.yaml`` each, in the form ``sandfill policy check``, ``diff`` and
+``apply`` read. The Pareto front is taken per load over three objectives: short-job p95
+wait (lower is better), long-job mean wait (lower) and utilization (higher).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sandfill.policies.document.load import policy_to_mapping
+from sandfill.policies.document.model import Policy
+from sandfill.policies.lab.run import Row
+from sandfill.policies.lab.spec import Variant
+
+OBJECTIVES = (("short.p95_wait", -1), ("long.mean_wait", -1), ("utilization", 1))
+
+
+def policy_yaml(policy: Policy, header: Sequence[str] = ()) -> str:
+    """``policy`` as a policy file (comments first)."""
+    lines = "".join(f"# {h}\n" for h in header)
+    return lines + yaml.safe_dump(policy_to_mapping(policy), sort_keys=False)
+
+
+def parquet_ok() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def policies_dir(table: str | os.PathLike[str]) -> Path:
+    p = Path(table)
+    return p.with_name(p.stem + "-policies")
+
+
+def table_rows(variants: Sequence[Variant], rows: dict[str, Row], table: str | os.PathLike[str]) -> list[Row]:
+    """The table's rows in variant order: name, load, knob settings, figures, policy file
+    (relative to the table), and whether the variant is on its load's Pareto front."""
+    folder = policies_dir(table)
+    out = []
+    for v in variants:
+        row: Row = {"variant": v.name, "policy": v.policy.name, "load": v.load}
+        row.update({k: val for k, val in v.settings})
+        row.update(rows[v.name])
+        row["policy_file"] = f"{folder.name}/{v.policy.name}.yaml"
+        out.append(row)
+    front = pareto(out)
+    for i, row in enumerate(out):
+        row["pareto"] = i in front
+    return out
+
+
+def pareto(rows: Sequence[Row]) -> set[int]:
+    """Indices of the rows no other row of the same load dominates (as good in every
+    objective, better in one)."""
+    keys = [tuple(sign * float(r.get(m) or 0.0) for m, sign in OBJECTIVES) for r in rows]
+    front = set()
+    for i, a in enumerate(keys):
+        if not any(j != i and rows[j]["load"] == rows[i]["load"] and _dominates(b, a)
+                   for j, b in enumerate(keys)):
+            front.add(i)
+    return front
+
+
+def _dominates(b: tuple[float, ...], a: tuple[float, ...]) -> bool:
+    return all(x >= y for x, y in zip(b, a, strict=True)) and b != a
+
+
+def write_results(variants: Sequence[Variant], rows: dict[str, Row], table: str | os.PathLike[str]) -> list[Row]:
+    """Write the policy files and the table; return the table's rows."""
+    out = table_rows(variants, rows, table)
+    folder = policies_dir(table)
+    folder.mkdir(parents=True, exist_ok=True)
+    for v in {v.policy.name: v for v in variants}.values():
+        head = [f"sweep variant {v.policy.name}: " + ", ".join(f"{k}={val}" for k, val in v.settings)]
+        (folder / f"{v.policy.name}.yaml").write_text(policy_yaml(v.policy, head), encoding="utf-8")
+    columns = list(dict.fromkeys(k for r in out for k in r))
+    if str(table).endswith(".parquet"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in out]), table)
+    else:
+        with open(table, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=columns, restval="")
+            w.writeheader()
+            w.writerows(_plain(r) for r in out)
+    return out
+
+
+def _plain(row: Row) -> dict[str, Any]:
+    return {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
