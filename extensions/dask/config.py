@@ -28,7 +28,24 @@ def _load_defaults() -> None:
     dask.config.update_defaults(defaults)
 
 
+#: distributed's own dashboard link: the scheduler's host and port, which a browser outside
+#: the node cannot reach (sandfill's dashboards bind loopback only)
+STOCK_DASHBOARD_LINK = "{scheme}://{host}:{port}/status"
+#: under JupyterHub: the dashboard through the Jupyter server's authenticated proxy
+PROXY_DASHBOARD_LINK = "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"
+
+
+def proxy_dashboard_link() -> None:
+    """Under JupyterHub (``JUPYTERHUB_SERVICE_PREFIX`` set, as in every kernel of a server the
+    hub started) point ``distributed.dashboard.link`` at the server's proxy, so a notebook's
+    ``Client`` links ``/user/<name>/proxy/<port>/status``, not ``127.0.0.1:<port>``. A link
+    the user or the admin set is kept."""
+    if os.environ.get("JUPYTERHUB_SERVICE_PREFIX") and dask.config.get("distributed.dashboard.link", None) in (None, STOCK_DASHBOARD_LINK):
+        dask.config.set({"distributed.dashboard.link": PROXY_DASHBOARD_LINK})
+
+
 _load_defaults()
+proxy_dashboard_link()
 
 
 def setting(key: str, value: Any = None, config_name: str = CONFIG_NAME) -> Any:

@@ -124,6 +124,8 @@ class ClusterWidget:
         self.scale_button = scale = w.Button(description="Scale")
         self.adapt_button = adapt = w.Button(description="Adapt")
         self.error = w.HTML("")
+        for part, name in ((self.n, "n"), (self.lo, "min"), (self.hi, "max"), (scale, "scale"), (adapt, "adapt"), (self.error, "error")):
+            part.add_class(f"sandfill-widget-{name}")  # stable hooks for the browser tests
         scale.on_click(lambda _: self._act(lambda: self.source.scale(self.n.value)))
         adapt.on_click(lambda _: self._act(lambda: self.source.adapt(self.lo.value, self.hi.value)))
         self.box = w.VBox([self.table, w.HBox([self.n, scale]), w.HBox([self.lo, self.hi, adapt]), self.error])

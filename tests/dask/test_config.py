@@ -53,3 +53,28 @@ def test_no_packaged_duration_is_a_bare_number() -> None:
     for t in packaged["sandfill"]["lab"]["templates"]:
         assert isinstance(t["min_walltime"], str) and isinstance(t["max_walltime"], str)
         memory_mib("memory", t["memory"])
+
+
+def test_under_jupyterhub_a_notebooks_client_links_the_dashboard_through_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel of a server the hub started has JUPYTERHUB_SERVICE_PREFIX: ``Client.dashboard_link``
+    (a client by address, as ``sandfill.dask.connect`` makes, or of a cluster object) is the
+    Jupyter proxy's path, not 127.0.0.1:<port>. Outside JupyterHub, and when the user set a
+    link of their own, the link is left alone."""
+    from distributed import Client, LocalCluster
+
+    from sandfill.dask.config import STOCK_DASHBOARD_LINK, proxy_dashboard_link
+
+    with dask.config.set({"distributed.dashboard.link": STOCK_DASHBOARD_LINK}):
+        monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
+        proxy_dashboard_link()
+        assert dask.config.get("distributed.dashboard.link") == STOCK_DASHBOARD_LINK
+        monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/sftest-ada/")
+        proxy_dashboard_link()
+        with LocalCluster(n_workers=0, processes=False, dashboard_address="127.0.0.1:0") as cluster:
+            with Client(cluster.scheduler_address) as by_address, Client(cluster) as of_cluster:
+                port = by_address.scheduler_info()["services"]["dashboard"]
+                assert by_address.dashboard_link == f"/user/sftest-ada/proxy/{port}/status"
+                assert of_cluster.dashboard_link == f"/user/sftest-ada/proxy/{port}/status"
+    with dask.config.set({"distributed.dashboard.link": "https://dask.example/{port}"}):
+        proxy_dashboard_link()
+        assert dask.config.get("distributed.dashboard.link") == "https://dask.example/{port}"

@@ -60,3 +60,29 @@ def test_local_source_drives_the_cluster() -> None:
     src.scale(3)
     src.adapt(1, 4)
     assert c.calls == [("scale", 3), ("adapt", (1, 4))] and src.model()["name"] == "c"
+
+
+def test_the_widgets_buttons_scale_and_adapt_the_cluster() -> None:
+    """Scale and Adapt act on the cluster with the numbers typed; a refusal is shown in the
+    widget, not swallowed. Each control has a class the browser test finds it by."""
+    from sandfill.dask.widget import ClusterWidget
+
+    c = FakeCluster()
+    widget = ClusterWidget(LocalSource(c), interval=3600)
+    try:
+        widget.n.value = 3
+        widget.scale_button.click()
+        widget.lo.value, widget.hi.value = 1, 5
+        widget.adapt_button.click()
+        assert c.calls == [("scale", 3), ("adapt", (1, 5))] and widget.error.value == ""
+        assert "sandfill-widget-adapt" in widget.adapt_button._dom_classes
+        assert "sandfill-widget-min" in widget.lo._dom_classes and "sandfill-widget-scale" in widget.scale_button._dom_classes
+
+        def refuse(minimum: int, maximum: int) -> None:
+            raise ValueError(f"maximum: must be a whole number from 0 to 64, not {maximum} <x>")
+
+        c.adapt = refuse  # type: ignore[method-assign]
+        widget.adapt_button.click()
+        assert "not 5 &lt;x&gt;" in widget.error.value
+    finally:
+        widget.close()
