@@ -18,6 +18,8 @@ does at submission:
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -25,7 +27,7 @@ from sandfill.policies.document.model import Policy, Tier
 from sandfill.policies.sim.workload import Job, Workload
 
 if TYPE_CHECKING:
-    from sandfill.policies.sim.simulator import SimConfig
+    from sandfill.policies.sim.simulator import SimConfig, SimResult
 
 QosCaps = tuple[int | None, int | None]  # (max jobs per user, max CPUs per user)
 
@@ -58,17 +60,25 @@ class TierMapper:
         self.use_trace_partitions = use_trace_partitions
 
     def tier_of(self, job: Job, nodes: int) -> int | None:
-        tier_i = None
+        return self.place(job, nodes)[0]
+
+    def place(self, job: Job, nodes: int) -> tuple[int | None, str]:
+        """The job's tier, or None and why no tier takes it (see :func:`rejection_reasons`)."""
         if self.use_trace_partitions and job.partition in self.by_name:
             tier_i = self.by_name[job.partition]
+            where, note = f"their trace partition's tier '{self.tiers[tier_i].name}'", ""
         elif job.time_limit is None:
             tier_i = self.default
+            where = f"the default tier '{self.tiers[tier_i].name}'"
+            note = ", where jobs that ask no time go"
         else:
             tier_i = next((self.index[t.name] for t in self.auto
                            if admits(t, job.time_limit, nodes, job.cpus)), None)
-        if tier_i is None or not admits(self.tiers[tier_i], None, nodes, job.cpus):
-            return None
-        return tier_i
+            if tier_i is None:
+                return None, _excess(self.auto, job.time_limit, nodes, job.cpus, "any tier")
+        if not admits(self.tiers[tier_i], None, nodes, job.cpus):
+            return None, _excess([self.tiers[tier_i]], None, nodes, job.cpus, where) + note
+        return tier_i, ""
 
     def limit(self, job: Job, tier_i: int) -> int:
         """The time limit the job runs with in its tier (requested, else the tier default,
@@ -78,6 +88,47 @@ class TierMapper:
         if limit is None:
             limit = (tier.default_walltime or tier.max_walltime).seconds
         return min(limit, tier.max_walltime.seconds)
+
+
+def _excess(tiers: Sequence[Tier], limit: int | None, nodes: int, cpus: int, where: str) -> str:
+    """Why none of ``tiers`` admits a job: the first of nodes, CPUs, time it asks more of
+    than the most any of them allows."""
+    most_nodes, most_cpus = _most(tiers)
+    longest = max(t.max_walltime for t in tiers)
+    if most_nodes is not None and nodes > most_nodes:
+        return f"ask more nodes than {where} allows (max_nodes {most_nodes})"
+    if most_cpus is not None and cpus > most_cpus:
+        return f"ask more CPUs than {where} allows (max_cpus_per_job {most_cpus})"
+    if limit is not None and limit > longest.seconds:
+        return f"ask more time than {where} allows (max_walltime {longest})"
+    return "fit no single tier: no tier admits their time and size together"
+
+
+def largest_job(policy: Policy) -> tuple[int | None, int | None]:
+    """The most nodes and CPUs any tier admits for one job (None: no cap)."""
+    return _most(policy.tiers)
+
+
+def _most(tiers: Sequence[Tier]) -> tuple[int | None, int | None]:
+    nodes = [t.max_nodes for t in tiers]
+    cpus = [t.max_cpus_per_job for t in tiers]
+    return (None if None in nodes else max(n or 0 for n in nodes),
+            None if None in cpus else max(c or 0 for c in cpus))
+
+
+def rejection_reasons(result: SimResult) -> Counter[str]:
+    """Why each of ``result.rejected`` was rejected, counted per reason (the reasons
+    :meth:`TierMapper.place` gives, and the machine's size)."""
+    cfg = result.config
+    mapper = TierMapper(result.policy, cfg.use_trace_partitions)
+    unit = "nodes" if cfg.alloc == "node" else "CPUs"
+    reasons: Counter[str] = Counter()
+    for idx in result.rejected:
+        job = result.workload.jobs[idx]
+        nodes = max(job.nodes or 0, math.ceil(job.cpus / cfg.cpus_per_node))
+        why = mapper.place(job, nodes)[1]
+        reasons[why or f"are larger than the machine ({result.capacity} {unit})"] += 1
+    return reasons
 
 
 def qos_table(policy: Policy, accounting: bool) -> tuple[list[int], list[QosCaps | None]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections import Counter
 
 from sandfill.policies.sim.workload import Job, Workload
 
@@ -21,6 +22,9 @@ PWA_CITATION = (
     'D. G. Feitelson, D. Tsafrir and D. Krakov, "Experience with using the Parallel Workloads '
     'Archive", J. Parallel Distrib. Comput. 74(10), 2014'
 )
+
+NEVER_RAN = "never ran (run time <= 0: e.g. cancelled while pending)"
+NO_PROCS = "record no processor count"
 
 
 def read_swf(path: str | os.PathLike[str], *, limit: int | None = None) -> Workload:
@@ -30,7 +34,7 @@ def read_swf(path: str | os.PathLike[str], *, limit: int | None = None) -> Workl
     header: dict[str, str] = {}
     partitions: dict[str, str] = {}
     jobs: list[Job] = []
-    skipped = 0
+    skipped: Counter[str] = Counter()
     with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
         for line in fh:
             if line.startswith(";"):
@@ -49,7 +53,7 @@ def read_swf(path: str | os.PathLike[str], *, limit: int | None = None) -> Workl
             if procs <= 0:
                 procs = int(f[7])
             if run <= 0 or procs <= 0:
-                skipped += 1
+                skipped[NEVER_RAN if run <= 0 else NO_PROCS] += 1
                 continue
             req = int(float(f[8]))
             part = f[15]
@@ -78,7 +82,8 @@ def read_swf(path: str | os.PathLike[str], *, limit: int | None = None) -> Workl
         cpus_per_node=cpn,
         source=os.path.basename(path),
         acknowledge=header.get("Acknowledge", ""),
-        skipped=skipped,
+        skipped=sum(skipped.values()),
+        skip_reasons=tuple(skipped.most_common()),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -35,13 +36,13 @@ class Workload:
     source: str = ""
     acknowledge: str = ""
     skipped: int = 0
+    skip_reasons: tuple[tuple[str, int], ...] = ()  # (why, how many), adding up to skipped
 
     def __len__(self) -> int:
         return len(self.jobs)
 
     def head(self, n: int) -> Workload:
-        return Workload(self.jobs[:n], self.nodes, self.cpus_per_node, self.source,
-                        self.acknowledge, self.skipped)
+        return dataclasses.replace(self, jobs=self.jobs[:n])
 
     def scaled(self, load: float) -> Workload:
         """Inter-arrival times divided by ``load`` (1.2 → 20 % busier)."""
@@ -55,5 +56,4 @@ class Workload:
                 j.time_limit, j.time_min, j.nodes, j.partition)
             for j in self.jobs
         )
-        return Workload(jobs, self.nodes, self.cpus_per_node, self.source, self.acknowledge,
-                        self.skipped)
+        return dataclasses.replace(self, jobs=jobs)

@@ -28,3 +28,15 @@ def test_read_swf_plain_and_gz(tmp_path) -> None:
         assert w.jobs[0].time_limit == 600 and w.jobs[0].partition == "batch"
         assert w.jobs[1].time_limit is None and w.jobs[1].user == "8"
         assert w.acknowledge == "Someone"
+
+
+def test_skipped_jobs_are_counted_per_reason(tmp_path) -> None:
+    from sandfill.policies.sim.trace import NEVER_RAN, NO_PROCS
+
+    path = tmp_path / "t.swf"
+    path.write_text(SWF + "4 12 -1 30 -1 -1 -1 -1 -1 -1 1 7 -1 -1 -1 1 -1 -1\n"
+                    "5 13 -1 -1 4 -1 -1 4 -1 -1 5 7 -1 -1 -1 1 -1 -1\n")
+    w = read_swf(path)
+    assert w.skipped == 3 and len(w) == 2
+    assert dict(w.skip_reasons) == {NEVER_RAN: 2, NO_PROCS: 1}
+    assert w.head(1).skip_reasons == w.scaled(2).skip_reasons == w.skip_reasons
