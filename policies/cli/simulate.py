@@ -115,7 +115,7 @@ def simulate(args: argparse.Namespace, policies: list[Policy], workload: Workloa
              alloc: str) -> None:
     """Simulate ``workload`` under each policy; print the metrics table (the second policy
     compared with the first), and write the report when asked."""
-    from sandfill.policies.sim.metrics import format_table, summarize
+    from sandfill.policies.sim.metrics import fit_warning, format_table, job_counts, summarize
     from sandfill.policies.sim.simulator import SimConfig, stderr_progress
     from sandfill.policies.sim.simulator import simulate as run
 
@@ -132,11 +132,15 @@ def simulate(args: argparse.Namespace, policies: list[Policy], workload: Workloa
         res = run(policy, workload, cfg, progress=stderr_progress(policy.name))
         met = summarize(res, short_limit=args.short_limit, starve_after=args.starve_after)
         results.append((res, met))
-        print(
-            f"# {policy.name}: {res.n_jobs} jobs ({len(res.rejected)} rejected), "
-            f"{res.events} events, {res.passes} backfill passes, {res.wall_seconds:.2f}s",
-            file=sys.stderr,
-        )
+        print(f"# {policy.name}: {res.events} events, {res.passes} backfill passes, "
+              f"{res.wall_seconds:.2f}s", file=sys.stderr)
+    for res, _ in results:
+        counts = job_counts(res)
+        print("\n".join(counts.lines()))
+        warning = fit_warning(res, counts)
+        if warning:
+            print(warning)
+    print()
     print(format_table(results[0][1], results[1][1] if len(results) > 1 else None))
     if args.report:
         from sandfill.policies.sim.report import write_report

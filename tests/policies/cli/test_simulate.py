@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import re
+from pathlib import Path
+
 from sandfill.cli import main
 from sandfill.policies.document.load import default_policy_path
 
@@ -36,3 +40,42 @@ def test_simulate_needs_nodes_for_sacct(tmp_path, capsys) -> None:
     assert "--nodes" in capsys.readouterr().err
     assert main(["policy", "simulate", default_policy_path(), "--sacct-file", str(f),
                  "--nodes", "4", "--cpus-per-node", "8"]) == 0
+
+
+def test_default_policy_on_atlas_says_why_jobs_are_rejected(tmp_path, capsys, traces_dir) -> None:
+    """The admin's first try: the 4-node default policy on the 1,152-node Atlas trace. The
+    CLI opens with one count (skipped + rejected + simulated = read) and its reasons, the
+    same as the report's, and a warning saying how to make the policy and machine fit."""
+    report = tmp_path / "r.html"
+    rc = main(["policy", "simulate", default_policy_path(), "--trace",
+               str(traces_dir / "LLNL-Atlas-2006-2.1-cln.first8000.swf.gz"), "--limit", "1500",
+               "--report", str(report)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    read, skipped, rejected, simulated = (int(n.replace(",", "")) for n in re.match(
+        r"([\d,]+) jobs in \S+: ([\d,]+) skipped, ([\d,]+) rejected by policy default, "
+        r"([\d,]+) simulated\.$", lines[0]).groups())
+    assert read == skipped + rejected + simulated and rejected > 0 and simulated + rejected == 1500
+    reasons = [ln for ln in lines[1:] if ln.startswith("  rejected")]
+    assert sum(int(ln.split(":")[0].split()[-1].replace(",", "")) for ln in reasons) == rejected
+    assert any("ask more nodes than any tier allows (max_nodes 4)" in ln for ln in reasons)
+    assert any(ln.startswith("  skipped") and "never ran" in ln for ln in lines[1:])
+    warning = next(ln for ln in lines if ln.startswith("warning:"))
+    assert "does not fit this machine" in warning and "--nodes 4 --cpus-per-node 8" in warning
+    assert lines.index(warning) < next(i for i, ln in enumerate(lines) if ln.startswith("class"))
+    assert "tier:interactive" not in out  # no job went there: the class is left out
+    assert "0.0%" not in out
+    assert html.escape(lines[0]) in report.read_text()  # the report says the same
+
+
+def test_vs_table_says_which_change_is_better(tmp_path, capsys, traces_dir) -> None:
+    wide = tmp_path / "wide.yaml"
+    text = Path(default_policy_path()).read_text()
+    text = re.sub(r"max_nodes: 4\b", "max_nodes: 1152", text.replace("name: default", "name: wide"))
+    wide.write_text(text.replace("max_cpus_per_job: 32", "max_cpus_per_job: 9216"))
+    rc = main(["policy", "simulate", default_policy_path(), "--vs", str(wide), "--trace",
+               str(traces_dir / "LLNL-Atlas-2006-2.1-cln.first8000.swf.gz"), "--limit", "1500"])
+    assert rc == 0
+    util = next(ln for ln in capsys.readouterr().out.splitlines() if "utilization" in ln)
+    assert util.rstrip().endswith("(better)"), util
