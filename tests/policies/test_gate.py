@@ -1,8 +1,12 @@
 """The simulation gate before apply (sandfill.policies.gate), on fake sacct text: the table's
-figures and deltas, an empty history, sacct failing, and the confirmation's decisions."""
+figures and deltas, an empty history, sacct failing, and the confirmation's decisions; and
+(marked ``slurm``) ``policy apply`` on the private devcluster's own sacct: the table, the
+refusals that change nothing, the answer on a terminal, ``--no-simulate`` recorded."""
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -10,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sandfill.cli import main
+from sandfill.dev.testing import TestSlurm, sleep_script
 from sandfill.policies.document.load import load_policy, policy_from_mapping
 from sandfill.policies.document.model import ClusterShape, Policy
 from sandfill.policies.gate import (
@@ -21,11 +27,15 @@ from sandfill.policies.gate import (
     simulated_effect,
     window,
 )
+from sandfill.policies.live.history import History
 from sandfill.policies.sim.sacct import workload_from_sacct_text
-from sandfill.slurm.commands import Result, Runner
-from sandfill.slurm.sacct import HISTORY_FORMAT
+from sandfill.slurm.commands import Result, Runner, wait_until
+from sandfill.slurm.sacct import HISTORY_FORMAT, history_argv, parse_history
 
 BASE = Path(__file__).parents[1] / "data" / "devcluster-policy.yaml"
+LIVE_DATA = Path(__file__).parent / "live" / "data"
+SHORT = LIVE_DATA / "short-tier.yaml"
+WIDE = LIVE_DATA / "wide-tier.yaml"
 SHAPE = ClusterShape(4, 8)
 T0 = datetime(2026, 12, 1, 9, 0, 0)
 
@@ -150,3 +160,73 @@ def test_confirmation(yes: bool, tty: bool, answer: str | None, go: bool, asked:
     assert bool(questions) == asked
     if not tty and not yes:
         assert why is not None and "--yes" in why and "not a terminal" in why
+
+
+# ---- live: `policy apply` on the private devcluster's own sacct ------------------------------
+
+
+class Terminal(io.StringIO):
+    """stdin as a terminal that answers ``text``."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(["policy", *argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def _some_history(conf: str, client: TestSlurm) -> None:
+    """Four short jobs in the short tier, waited for until sacct has them as run."""
+    ids = {client.submit_sync(sleep_script(1), ["-p", "short", "-n", "1", "-t", "1",
+                                                "-o", "/dev/null"]) for _ in range(4)}
+    runner = Runner(conf)
+
+    def recorded() -> bool:
+        rows = parse_history(runner.check(history_argv("now-1hour")))
+        return ids <= {str(r.job_id) for r in rows if r.ran}
+
+    wait_until("sacct to record the 4 jobs as run", recorded, timeout=90)
+
+
+@pytest.mark.slurm
+def test_apply_shows_the_effect_and_changes_nothing_until_confirmed(
+    conf: str, runner: Runner, private_cluster, client: TestSlurm, capsys, snapshot, monkeypatch
+) -> None:
+    rc, out, err = _cli(capsys, "apply", str(SHORT), "--slurm-conf", conf, "--yes", "--no-simulate")
+    assert rc == 0, out + err
+    _some_history(conf, client)
+    fragment = private_cluster.layout.policy_conf
+    before = snapshot(runner, fragment)
+    rc, out, err = _cli(capsys, "apply", str(WIDE), "--slurm-conf", conf)  # stdin: no terminal
+    assert rc == 1
+    assert "~ tiers.short.max_walltime: 00:10:00 -> 00:20:00" in out  # the diff first
+    assert "simulated effect on the last 7 day(s)" in out and "tier:short median wait" in out
+    assert "not a terminal" in err and "--yes" in err and "nothing was changed" in err
+    assert snapshot(runner, fragment) == before
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    rc, out, err = _cli(capsys, "apply", str(WIDE), "--slurm-conf", conf, "--history-days", "1")
+    assert rc == 1 and "apply this policy? [y/N]" in out and "last 1 day(s)" in out
+    assert "not confirmed" in err and snapshot(runner, fragment) == before
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    rc, out, err = _cli(capsys, "apply", str(WIDE), "--slurm-conf", conf)
+    assert rc == 0, out + err
+    assert "verified" in out
+    rec = History(fragment).records()[-1]
+    assert rec.status == "applied" and rec.simulation.startswith("simulated on ")
+    assert rec.simulation.endswith("job(s) of the last 7 day(s)")
+
+
+@pytest.mark.slurm
+def test_no_simulate_is_recorded_and_shown(conf: str, private_cluster, capsys) -> None:
+    rc, out, err = _cli(capsys, "apply", str(SHORT), "--slurm-conf", conf, "--yes")
+    assert rc == 0, out + err
+    rc, out, err = _cli(capsys, "apply", str(WIDE), "--slurm-conf", conf, "--yes", "--no-simulate")
+    assert rc == 0, out + err
+    assert "simulated effect" not in out and "not simulated (--no-simulate)" in out
+    rec = History(private_cluster.layout.policy_conf).records()[-1]
+    assert rec.simulation == "not simulated (--no-simulate)"
+    rc, out, _ = _cli(capsys, "history", "--slurm-conf", conf)
+    assert rc == 0 and out.splitlines()[-1].endswith("[not simulated (--no-simulate)]")
