@@ -55,6 +55,10 @@ METRICS_SCOPE = "read:metrics"
 MAX_IDS = 1000  # job ids in one request
 
 
+class Refused(Exception):
+    """A job the caller may not see (its id is the message: nothing else is said)."""
+
+
 class CountingRunner(Runner):
     """``inner`` (the runner that really executes), each command counted by ``count``."""
 
@@ -105,27 +109,37 @@ class ClusterView:
         self.clock = clock
         self._leases: dict[str, float] = {}  # job id → when last asked about (clock)
 
-    async def jobs(self, job_ids: list[str]) -> dict[str, JobStatus]:
-        """The cached statuses of ``job_ids``, watched from now on; after one round when
-        one of them has none yet."""
+    async def jobs_for(self, who: dict[str, Any], job_ids: list[str]) -> dict[str, JobStatus]:
+        """What ``who`` may see of ``job_ids`` (see :func:`visible`), watched from now on
+        and answered from the cache (after one round when one of them has no status yet).
+        :class:`Refused` for a job that is not theirs: then nothing is left watched that
+        this request added."""
+        new = [j for j in dict.fromkeys(job_ids) if j not in self._leases]
         now = self.clock()
-        new = [j for j in job_ids if j not in self._leases]
         for j in job_ids:
             self._leases[j] = now
         if new:
             self.poller.watch(new)
         if any(self.poller.status(j) is None for j in job_ids):
             await self.poller.refresh()
-        return {j: self.poller.status(j) or JobStatus(j, UNKNOWN) for j in job_ids}
+        shown = {j: visible(self.poller.status(j) or JobStatus(j, UNKNOWN), who) for j in job_ids}
+        refused = [j for j, st in shown.items() if st is None]
+        if refused:
+            self._forget(new)
+            raise Refused(refused[0])
+        return shown  # type: ignore[return-value]
+
+    def _forget(self, job_ids: list[str]) -> None:
+        for j in job_ids:
+            self._leases.pop(j, None)
+        if job_ids:
+            self.poller.unwatch(job_ids)
 
     def expire(self) -> list[str]:
         """Stop watching the jobs nobody asked about for :attr:`lease` seconds."""
         now = self.clock()
         old = [j for j, t in self._leases.items() if now - t >= self.lease]
-        for j in old:
-            del self._leases[j]
-        if old:
-            self.poller.unwatch(old)
+        self._forget(old)
         return old
 
     async def schedule_picture(self) -> dict[str, Any]:
@@ -199,13 +213,11 @@ class JobsHandler(_Handler):
             ids = check_job_ids(raw)
         except ValueError as exc:
             raise web.HTTPError(400, str(exc)) from None
-        answer: dict[str, Any] = {}
-        for j, st in (await self.view.jobs(ids)).items():
-            shown = visible(st, who)
-            if shown is None:
-                raise web.HTTPError(403, f"job {j} is not yours")
-            answer[j] = status_to_json(shown)
-        self.write({"jobs": answer})
+        try:
+            shown = await self.view.jobs_for(who, ids)
+        except Refused as exc:
+            raise web.HTTPError(403, f"job {exc} is not yours") from None
+        self.write({"jobs": {j: status_to_json(st) for j, st in shown.items()}})
 
 
 class ScheduleHandler(_Handler):

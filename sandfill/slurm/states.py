@@ -118,6 +118,10 @@ def check_users(users: Iterable[str]) -> list[str]:
 
 def state_word(text: str) -> str:
     """A state column (``RUNNING``, ``CANCELLED+``, ``CANCELLED by 0``) → the state word;
-    UNKNOWN when empty."""
+    UNKNOWN when empty or not a state word (bytes that were not UTF-8, say)."""
     words = text.split()
-    return words[0].rstrip("+") if words else UNKNOWN
+    word = words[0].rstrip("+") if words else ""
+    return word if _STATE_WORD.fullmatch(word) else UNKNOWN
+
+
+_STATE_WORD = re.compile(r"[A-Z][A-Z_]{0,31}")
