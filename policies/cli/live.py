@@ -1,11 +1,12 @@
-"""``sandfill policy show|diff|apply|history|rollback|replay``: the live cluster's side of
+"""``sandfill policy show|diff|apply|history|rollback|health|replay``: the live cluster's side of
 the CLI.
 
 Which Slurm is live: ``--slurm-conf PATH``, else ``$SLURM_CONF``, else
 ``/etc/slurm/slurm.conf``. Exit status: ``diff`` 0 equal / 1 different; ``apply`` and
-``rollback`` 0 applied (or nothing to do) / 1 invalid policy or failed apply (the previous
-state restored) / 3 applied but some settings wait for a slurmctld restart; 2 for usage
-errors and a cluster that cannot be asked.
+``rollback`` 0 applied (or nothing to do) / 1 invalid policy, refused (not confirmed, the
+history unreadable) or failed apply (the previous state restored) / 3 applied but some
+settings wait for a slurmctld restart; ``health`` 0 / 2 when accounting cannot be read; 2 for
+usage errors and a cluster that cannot be asked.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def _target(p: argparse.ArgumentParser, *, fragment: bool = True) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     _register_live(sub)
+    _register_health(sub)
     _register_replay(sub)
 
 
@@ -360,6 +362,52 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     """The target is chosen under the apply's lock (:meth:`Applier.rollback`)."""
     runner, fragment = _context(args)
     return _do_apply(args, runner, fragment, lambda a: a.rollback(args.id))
+
+
+def _register_health(sub: argparse._SubParsersAction) -> None:
+    h = sub.add_parser("health", help="the live cluster's waits, backfill share, notebook "
+                                      "starts and Dask workers from sacct, beside the "
+                                      "simulator's prediction for the live policy")
+    h.add_argument("--days", type=_days, action="append", metavar="N",
+                   help="a window of the last N days (repeatable; default: --days 1 --days 7)")
+    h.add_argument("--report", metavar="OUT.html", help="write the figures as a bokeh HTML page")
+    h.add_argument("--json", action="store_true", help="print the figures as JSON")
+    h.add_argument("--metrics", metavar="FILE",
+                   help="write the figures as Prometheus text exposition ('-': stdout)")
+    _target(h)
+    h.set_defaults(func=cmd_health)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 with the figures; 2 (and no figure, no file) when accounting cannot be read."""
+    from sandfill.policies.health import (
+        HealthUnavailable,
+        health,
+        health_text,
+        prometheus_text,
+        render_health,
+    )
+
+    runner, fragment = _context(args)
+    shape = _shape(runner)
+    live = _read(runner, fragment)
+    try:
+        figures = health(runner, sorted(set(args.days or [1, 7])), live.policy, shape)
+    except HealthUnavailable as exc:
+        raise CLIError(f"{exc}\nno health figures without accounting: is slurmdbd up "
+                       "(`sacctmgr show cluster`)?") from None
+    print(figures.to_json() if args.json else health_text(figures))
+    if args.metrics:
+        text = prometheus_text(figures)
+        if args.metrics == "-":
+            print(text, end="")
+        else:
+            Path(args.metrics).write_text(text)
+            print(f"metrics: {args.metrics}", file=sys.stderr)
+    if args.report:
+        Path(args.report).write_text(render_health(figures), encoding="utf-8")
+        print(f"report: {args.report}", file=sys.stderr)
+    return 0
 
 
 def _register_replay(sub: argparse._SubParsersAction) -> None:
