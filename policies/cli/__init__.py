@@ -18,7 +18,7 @@ from sandfill.policies.document.model import ClusterShape, Policy
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from sandfill.policies.cli import check, live, simulate
+    from sandfill.policies.cli import check, lab, live, simulate
 
     p = subparsers.add_parser("policy", help="admin scheduling policy: check, render, simulate")
     sub = p.add_subparsers(dest="policy_command", metavar="SUBCOMMAND")
@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.register(sub)
     simulate.register(sub)
     live.register(sub)
+    lab.register(sub)  # sweep, recommend: the policy lab
 
 
 def load_or_error(path: str, shape: ClusterShape | None = None) -> tuple[Policy | None, PolicyError | None]:

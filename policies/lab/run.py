@@ -102,20 +102,24 @@ def run_variants(
     workers: int = 2,
     retries: int = 2,
     progress: Callable[[int], None] | None = None,
+    client: Any = None,
 ) -> dict[str, Row]:
-    """One row per variant name, each computed once (see the module docstring)."""
+    """One row per variant name, each computed once (see the module docstring); on
+    ``client`` when given (a :class:`distributed.Client` kept across several calls)."""
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         raise ValueError("variant names must be unique")
     tick = progress or (lambda n: None)
+    if client is not None:
+        return _on_dask(client, variants, workload, settings, retries, tick)
     if workers == 0 and scheduler is None:
         rows = {}
         for v in variants:
             rows[v.name] = evaluate(v.policy, workload, v.load, settings)
             tick(1)
         return rows
-    with dask_client(scheduler, workers) as client:
-        return _on_dask(client, variants, workload, settings, retries, tick)
+    with dask_client(scheduler, workers) as own:
+        return _on_dask(own, variants, workload, settings, retries, tick)
 
 
 def _on_dask(client: Any, variants: Sequence[Variant], workload: Workload, settings: SimSettings,
@@ -142,11 +146,15 @@ def _on_dask(client: Any, variants: Sequence[Variant], workload: Workload, setti
 @contextmanager
 def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
     """A client of ``scheduler`` (an address), or of a new LocalCluster of ``workers``
-    single-threaded worker processes that is closed afterwards."""
+    single-threaded worker processes that is closed afterwards; None when ``workers`` is 0
+    and no scheduler is given (run in this process)."""
     import logging
 
     from distributed import Client, LocalCluster
 
+    if scheduler is None and workers == 0:
+        yield None
+        return
     if scheduler is not None:
         with Client(scheduler) as client:
             yield client

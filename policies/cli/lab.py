@@ -1,0 +1,174 @@
+"""``sandfill policy sweep`` and ``sandfill policy recommend``: the policy lab
+(:mod:`sandfill.policies.lab`) on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sandfill.policies.cli import CLIError, load_or_error
+from sandfill.policies.document.model import Policy
+from sandfill.policies.lab.run import SimSettings
+from sandfill.policies.lab.spec import SpecError
+from sandfill.policies.sim.workload import Workload
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("sweep", help="simulate a grid of policy variants in parallel on Dask")
+    s.add_argument("policy", help="base policy YAML")
+    s.add_argument("--spec", required=True, help="sweep spec YAML (knobs: and loads:)")
+    s.add_argument("--load", type=float, nargs="+", metavar="LOAD",
+                   help="arrival-rate factors (instead of the spec's loads:)")
+    s.add_argument("--out", default="results.csv",
+                   help="results table: .csv, or .parquet with pyarrow (default results.csv); "
+                        "the variants' policy files go to <stem>-policies/ next to it")
+    s.add_argument("--report", metavar="OUT.html", help="write the bokeh Pareto report")
+    _common(s)
+    s.set_defaults(func=cmd_sweep)
+    r = sub.add_parser("recommend", help="search for a policy that meets goals (held-out check)")
+    r.add_argument("policy", help="the current policy YAML (the search starts there)")
+    r.add_argument("--goals", required=True, help="goals YAML (see sandfill.policies.lab.goals)")
+    r.add_argument("--out", metavar="BEST.yaml", help="also write the recommended policy here")
+    r.add_argument("--load", type=float, default=1.0, help="scale arrival rate")
+    _common(r)
+    r.set_defaults(func=cmd_recommend)
+
+
+def _common(s: argparse.ArgumentParser) -> None:
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--trace", help="SWF trace (.swf or .swf.gz)")
+    src.add_argument("--sacct-history", "--sacct-file", dest="sacct_file",
+                     help="output of sacct -P --format=... or sacct --json")
+    src.add_argument("--sacct", action="store_true",
+                     help="run sacct on the live cluster ($SLURM_CONF / --slurm-conf)")
+    s.add_argument("--start", help="with --sacct: sacct --starttime (default now-7days)")
+    s.add_argument("--end", help="with --sacct: sacct --endtime (default now)")
+    s.add_argument("--slurm-conf", metavar="PATH", help="with --sacct: the cluster's slurm.conf")
+    s.add_argument("--scheduler", metavar="ADDRESS",
+                   help="an existing Dask scheduler (e.g. a BackfillSLURMCluster's) instead of "
+                        "a LocalCluster")
+    s.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                   help="LocalCluster worker processes (default: one per core; 0 = run the "
+                        "variants one after another in this process)")
+    s.add_argument("--backfill", choices=("conservative", "easy", "none"), default="conservative")
+    s.add_argument("--use-trace-partitions", action="store_true",
+                   help="put jobs in the tier named by the trace's partition field")
+    s.add_argument("--nodes", type=int, help="nodes (default: from the trace header)")
+    s.add_argument("--cpus-per-node", type=int, help="CPUs per node (default: from the trace)")
+    s.add_argument("--alloc", choices=("node", "cpu"),
+                   help="allocate whole nodes or CPUs (default: node for SWF, cpu for sacct)")
+    s.add_argument("--no-accounting", action="store_true",
+                   help="simulate without slurmdbd (no age/QOS factors, no QOS caps)")
+    s.add_argument("--limit", type=int, help="use only the first N jobs")
+    s.add_argument("--short-limit", type=int, default=3600,
+                   help="requested seconds up to which a job counts as short (default 3600)")
+
+
+def _policy(path: str) -> Policy:
+    policy, err = load_or_error(path)
+    if err is not None:
+        raise CLIError(str(err))
+    assert policy is not None
+    return policy
+
+
+def _yaml(path: str, what: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except OSError as exc:
+        raise CLIError(f"cannot read the {what} {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise CLIError(f"the {what} {path} is not valid YAML: {exc}") from None
+
+
+def _workload(args: argparse.Namespace) -> tuple[Workload, SimSettings]:
+    """The workload at its own load (each variant scales it) and the shared settings."""
+    from sandfill.policies.cli.simulate import load_workload
+
+    wargs = argparse.Namespace(**{**vars(args), "load": 1.0})
+    workload, alloc = load_workload(wargs)
+    settings = SimSettings(
+        nodes=wargs.nodes, cpus_per_node=wargs.cpus_per_node or workload.cpus_per_node or 1,
+        backfill=args.backfill, alloc=alloc, use_trace_partitions=args.use_trace_partitions,
+        accounting=not args.no_accounting, short_limit=args.short_limit)
+    return workload, settings
+
+
+def _check_scale(args: argparse.Namespace) -> None:
+    if args.workers < 0:
+        raise CLIError(f"--workers must be 0 or more (got {args.workers})")
+    loads = args.load if isinstance(args.load, list) else [args.load]
+    for load in (x for x in loads if x is not None):
+        if not 0 < load <= 100:
+            raise CLIError(f"--load must be positive and at most 100 (got {load:g})")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from sandfill.policies.lab.results import parquet_ok, write_results
+    from sandfill.policies.lab.run import TextBar, run_variants
+    from sandfill.policies.lab.spec import expand, read_spec
+
+    base = _policy(args.policy)
+    _check_scale(args)
+    if str(args.out).endswith(".parquet") and not parquet_ok():
+        raise CLIError(f"--out {args.out}: Parquet needs pyarrow, which is not installed; use .csv")
+    try:
+        knobs, loads = read_spec(_yaml(args.spec, "sweep spec"), base, source=args.spec)
+        variants = expand(knobs, args.load or loads, base, source=args.spec)
+    except SpecError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    workload, settings = _workload(args)
+    print(f"# sweep: {len(variants)} variants of {base.name} on {len(workload)} jobs "
+          f"({'scheduler ' + args.scheduler if args.scheduler else f'{args.workers} local workers'})",
+          file=sys.stderr)
+    bar = TextBar(len(variants))
+    rows = run_variants(variants, workload, settings, scheduler=args.scheduler,
+                        workers=args.workers, progress=bar.update)
+    table = write_results(variants, rows, args.out)
+    print(f"results: {args.out} ({len(table)} rows, {sum(r['pareto'] for r in table)} on the "
+          f"Pareto front); policy files in {Path(args.out).stem}-policies/")
+    if args.report:
+        from sandfill.policies.lab.report import write_report
+
+        write_report(args.report, table, [k.path for k in knobs],
+                     table_dir=Path(args.out).resolve().parent,
+                     note=f"Workload {workload.source}: {len(workload)} jobs.")
+        print(f"report: {args.report}")
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from sandfill.policies.lab.goals import GoalsError, read_goals
+    from sandfill.policies.lab.recommend import recommend
+
+    base = _policy(args.policy)
+    _check_scale(args)
+    try:
+        goals = read_goals(_yaml(args.goals, "goals file"), base, source=args.goals)
+    except (GoalsError, SpecError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    workload, settings = _workload(args)
+    if args.load != 1.0:
+        workload = workload.scaled(args.load)
+    try:
+        found = recommend(base, goals, workload, settings, scheduler=args.scheduler,
+                          workers=args.workers)
+    except ValueError as exc:  # the history cannot be split for the held-out check
+        raise CLIError(str(exc)) from None
+    print(found.summary(), file=sys.stderr)
+    if found.contradiction:
+        return 1
+    text = found.policy_file()
+    print(text, end="")
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"# written to {args.out}", file=sys.stderr)
+    return 0 if found.met else 3
