@@ -19,8 +19,13 @@ reservations could not change which jobs start in this pass.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Literal
+
+import numpy as np
 
 from sandfill.policies.sim.availability import Availability
 
@@ -174,6 +179,66 @@ def _pick_victims(sim: Simulator, j: int, need: int, taken: set[int]) -> list[in
     return None
 
 
+def planned_durations(sim: Simulator) -> tuple[list[int], list[int]]:
+    """Each job's backfill duration (its ``--time-min`` if any, else its limit) and what a
+    pass plans for it (that, rounded up to ``bf_resolution`` unless ``floor_reservations``)."""
+    res = sim.backfill.resolution
+    floor = sim.config.floor_reservations
+    durs = [tmin if tmin else lim for tmin, lim in zip(sim.job_time_min, sim.job_limit,
+                                                        strict=True)]
+    plans = durs if floor else [-(-d // res) * res for d in durs]
+    return durs, list(plans)
+
+
+class _Watch:
+    """Which jobs of a pass's window could still start: those that fit the profile it began
+    with (numpy, once), dropped one by one, in window order, once they no longer fit the
+    profile as it is (it only loses units as the pass goes on, so a job that does not fit
+    now never will in this pass)."""
+
+    __slots__ = ("cands", "i", "window")
+
+    def __init__(self, sim: Simulator, prof: Availability, window: list[int]) -> None:
+        w = np.fromiter(window, dtype=np.int64, count=len(window))
+        units, plans = sim.units_arr[w], sim.plan_arr[w]
+        lowest = np.minimum.accumulate(np.array(prof.free, dtype=np.int64))
+        k = np.searchsorted(np.array(prof.times, dtype=np.int64), prof.times[0] + plans)
+        fits = (k == 0) | (units <= lowest[np.maximum(k - 1, 0)])
+        pos = np.flatnonzero(fits)
+        self.cands = list(zip(pos.tolist(), units[pos].tolist(), plans[pos].tolist(),
+                              strict=True))
+        self.i = 0
+        self.window = window
+
+    def alive(self, pos: int, prof: Availability) -> bool:
+        """Whether a job at window position ``pos`` or later may still fit."""
+        times, free = prof.times, prof.free
+        now, free0 = times[0], free[0]
+        cands, i, n = self.cands, self.i, len(self.cands)
+        while i < n:
+            p, units, plan = cands[i]
+            if p >= pos and units <= free0:
+                k = bisect_left(times, now + plan)
+                if not k or min(free[:k]) >= units:
+                    break
+            i += 1
+        self.i = i
+        return i < n
+
+
+def _stops_early(sim: Simulator, record: bool) -> bool:
+    """Whether a pass may stop testing once nothing can start any more: not when its
+    reservations are recorded, nor when QOS holds would be recorded past a point that
+    Slurm-style floored reservations can move (floor reservations may take units now)."""
+    if record:
+        return False
+    return not (sim.config.floor_reservations and any(c is not None for c in sim.qos_caps))
+
+
+CHECK_EVERY = 8  # window positions between two "can anything still start?" checks
+SMALL_QUEUE = 32  # on shorter queues the check would cost more than it saves
+
+
 def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -> Decisions:
     d = Decisions()
     if mode == "none":
@@ -186,16 +251,34 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
     latest = now + bf.window.seconds
     ledger = _QosLedger(sim)
     min_units = sim.min_pending_units()
+    job_units, job_plan, job_dur, job_user = sim.job_units, sim.job_plan, sim.job_dur, sim.job_user
     tested = 0
     started = 0
     per_user: dict[str, int] = {}
     reserved_one = False
-    for j in sim.ordered_queue():
+    watch = None
+    if len(sim.pending_key) > SMALL_QUEUE and _stops_early(sim, record):
+        window = sim.queue_head(len(sim.pending_key) if bf.max_job_user else bf.max_job_test)
+        watch = _Watch(sim, prof, window)
+        queue: Iterator[int] = iter(window)
+    else:
+        queue = sim.ordered_queue()
+    check = 0
+    # EASY after its one reservation: only window jobs that still fit can start, and with no
+    # QOS caps and no bf_max_job_user the others need no look (no holds, nothing to count)
+    jump = (watch is not None and not bf.max_job_user
+            and all(c is None for c in sim.qos_caps))
+    for pos, j in enumerate(queue):
         if prof.free[0] < min_units:
             break
         if tested >= bf.max_job_test:
             break
-        user = sim.job_user[j]
+        if watch is not None and pos >= check:
+            if not watch.alive(pos, prof):
+                _hold_rest(sim, d, ledger, j, queue, tested, per_user)
+                break
+            check = pos + CHECK_EVERY
+        user = job_user[j]
         if bf.max_job_user:
             n = per_user.get(user, 0)
             if n >= bf.max_job_user:
@@ -206,19 +289,20 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
         if reason is not None:
             d.held.append((j, reason))
             continue
-        units = sim.job_units[j]
-        tmin = sim.job_time_min[j]
-        dur = tmin if tmin else sim.job_limit[j]
-        plan = dur if floor else -(-dur // res) * res
+        units = job_units[j]
+        plan = job_plan[j]
         if units <= prof.free[0] and prof.fits_now(units, plan):
             _reserve(prof, floor, now, now, now + plan, units, res)
             ledger.add(j)
-            d.starts.append(Start(j, dur, "backfill"))
+            d.starts.append(Start(j, job_dur[j], "backfill"))
             started += 1
             if bf.max_job_start and started >= bf.max_job_start:
                 break
             continue
         if mode == "easy" and reserved_one:
+            if jump:
+                _easy_rest(sim, d, prof, watch, pos + 1, started)
+                break
             continue
         t = prof.earliest_fit(units, plan, latest)
         if t is None:
@@ -229,3 +313,44 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
         if record:
             d.reservations.append(Reservation(j, t, t + plan, units))
     return d
+
+
+def _easy_rest(sim: Simulator, d: Decisions, prof: Availability, watch: _Watch, pos: int,
+               started: int) -> None:
+    """The rest of an EASY pass after its reservation, when nothing is held: start, in
+    window order, each job that fit the pass's first profile and still fits now."""
+    bf = sim.backfill
+    now = prof.times[0]
+    floor, res = sim.config.floor_reservations, bf.resolution
+    for p, units, plan in watch.cands[watch.i:]:
+        if p < pos or units > prof.free[0] or not prof.fits_now(units, plan):
+            continue
+        j = watch.window[p]
+        _reserve(prof, floor, now, now, now + plan, units, res)
+        d.starts.append(Start(j, sim.job_dur[j], "backfill"))
+        started += 1
+        if bf.max_job_start and started >= bf.max_job_start:
+            return
+
+
+def _hold_rest(sim: Simulator, d: Decisions, ledger: _QosLedger, first: int,
+               queue: Iterator[int], tested: int, per_user: dict[str, int]) -> None:
+    """The rest of a pass in which nothing can start any more: only the QOS holds of the jobs
+    it would still test are left to record (the profile's units free now no longer change,
+    nor does the ledger)."""
+    if all(c is None for c in sim.qos_caps):
+        return
+    bf = sim.backfill
+    for j in chain((first,), queue):
+        if tested >= bf.max_job_test:
+            return
+        user = sim.job_user[j]
+        if bf.max_job_user:
+            n = per_user.get(user, 0)
+            if n >= bf.max_job_user:
+                continue
+            per_user[user] = n + 1
+        tested += 1
+        reason = ledger.blocked(j)
+        if reason is not None:
+            d.held.append((j, reason))

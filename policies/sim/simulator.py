@@ -40,8 +40,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 from sandfill.policies.document.model import Policy
-from sandfill.policies.sim.backfill import BackfillMode, Decisions, backfill_pass, main_pass
+from sandfill.policies.sim.backfill import (
+    BackfillMode,
+    Decisions,
+    backfill_pass,
+    main_pass,
+    planned_durations,
+)
 from sandfill.policies.sim.prepare import PriorityNorm, prepare_jobs, qos_table
 from sandfill.policies.sim.workload import Workload
 
@@ -167,6 +175,11 @@ class Simulator:
         self.capped: list[tuple] = []  # keys of jobs past PriorityMaxAge
         self.elig_heap: list[tuple] = []
         self.units_count: dict[int, int] = {}
+        # what each job's backfill test grants and plans (s), also as arrays for backfill's
+        # "can anything still start?" check (sandfill.policies.sim.backfill)
+        self.job_dur, self.job_plan = planned_durations(self)
+        self.units_arr = np.array(self.job_units, dtype=np.int64)
+        self.plan_arr = np.array(self.job_plan, dtype=np.int64)
         self.heap: list[tuple] = []
         self.seq = 0
         self.sched_at = -1
@@ -237,6 +250,18 @@ class Simulator:
         shift = self.age_rate * self.now
         live = ((k[0], k[1] - shift, k[2], k[3]) for k in self.pending)
         return (k[3] for k in heapq.merge(live, self.capped))
+
+    def queue_head(self, m: int) -> list[int]:
+        """The first ``m`` jobs of :meth:`ordered_queue` (a list, built in one go)."""
+        if self.age_rate:
+            self._promote_capped()
+        if not self.capped:
+            return [k[3] for k in self.pending[:m]]
+        shift = self.age_rate * self.now
+        live = [(k[0], k[1] - shift, k[2], k[3]) for k in self.pending[:m]]
+        live += self.capped[:m]
+        live.sort()  # two sorted runs; keys are unique (they end with the job)
+        return [k[3] for k in live[:m]]
 
     # -- events ------------------------------------------------------------------------------
     def push(self, t: int, kind: int, payload: object = None) -> None:
