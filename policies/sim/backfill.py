@@ -190,22 +190,27 @@ def planned_durations(sim: Simulator) -> tuple[list[int], list[int]]:
     return durs, list(plans)
 
 
+def _fit_mask(prof: Availability, units: np.ndarray, plans: np.ndarray) -> np.ndarray:
+    """Which of the jobs (``units``, ``plans``) fit ``prof`` now, as ``fits_now`` says."""
+    lowest = np.minimum.accumulate(np.array(prof.free, dtype=np.int64))
+    k = np.searchsorted(np.array(prof.times, dtype=np.int64), prof.times[0] + plans)
+    return (k == 0) | (units <= lowest[np.maximum(k - 1, 0)])
+
+
 class _Watch:
     """Which jobs of a pass's window could still start: those that fit the profile it began
     with (numpy, once), dropped one by one, in window order, once they no longer fit the
     profile as it is (it only loses units as the pass goes on, so a job that does not fit
     now never will in this pass)."""
 
-    __slots__ = ("cands", "i", "window")
+    __slots__ = ("cands", "i", "window", "pos", "units", "plans")
 
     def __init__(self, sim: Simulator, prof: Availability, window: list[int]) -> None:
         w = np.fromiter(window, dtype=np.int64, count=len(window))
         units, plans = sim.units_arr[w], sim.plan_arr[w]
-        lowest = np.minimum.accumulate(np.array(prof.free, dtype=np.int64))
-        k = np.searchsorted(np.array(prof.times, dtype=np.int64), prof.times[0] + plans)
-        fits = (k == 0) | (units <= lowest[np.maximum(k - 1, 0)])
-        pos = np.flatnonzero(fits)
-        self.cands = list(zip(pos.tolist(), units[pos].tolist(), plans[pos].tolist(),
+        pos = np.flatnonzero(_fit_mask(prof, units, plans))
+        self.pos, self.units, self.plans = pos, units[pos], plans[pos]
+        self.cands = list(zip(pos.tolist(), self.units.tolist(), self.plans.tolist(),
                               strict=True))
         self.i = 0
         self.window = window
@@ -318,12 +323,16 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
 def _easy_rest(sim: Simulator, d: Decisions, prof: Availability, watch: _Watch, pos: int,
                started: int) -> None:
     """The rest of an EASY pass after its reservation, when nothing is held: start, in
-    window order, each job that fit the pass's first profile and still fits now."""
+    window order, each job that fit the pass's first profile and fits the profile as it is
+    now (one numpy test; the starts then only take units away) and still fits at its turn."""
     bf = sim.backfill
     now = prof.times[0]
     floor, res = sim.config.floor_reservations, bf.resolution
-    for p, units, plan in watch.cands[watch.i:]:
-        if p < pos or units > prof.free[0] or not prof.fits_now(units, plan):
+    i = watch.i
+    left = _fit_mask(prof, watch.units[i:], watch.plans[i:]) & (watch.pos[i:] >= pos)
+    for c in (np.flatnonzero(left) + i).tolist():
+        p, units, plan = watch.cands[c]
+        if units > prof.free[0] or not prof.fits_now(units, plan):
             continue
         j = watch.window[p]
         _reserve(prof, floor, now, now, now + plan, units, res)
