@@ -65,6 +65,10 @@ class TestSlurm(SlurmClient):
         rows = sinfo.parse_sinfo_nodes(res.stdout) if res.returncode == 0 else []
         return rows[0]["state"] if rows else ""
 
+    def idle_cpus_sync(self) -> dict[str, int]:
+        """Node name → idle CPUs right now (``sinfo``; a node in several partitions once)."""
+        return {r["node"]: r["idle"] for r in sinfo.parse_sinfo_nodes(self.runner.check(sinfo.nodes_argv()))}
+
     def sdiag_rpcs_sync(self) -> dict[str, int]:
         """The controller's RPC counters (``sdiag``) by message type."""
         return sdiag.parse_sdiag_rpcs(self.runner.check(sdiag.rpcs_argv()))
