@@ -19,7 +19,7 @@ reservations could not change which jobs start in this pass.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain
@@ -190,6 +190,31 @@ def planned_durations(sim: Simulator) -> tuple[list[int], list[int]]:
     return durs, list(plans)
 
 
+class _NoFit:
+    """Job shapes (units, plan) that found no start within ``bf_window`` in this pass, as a
+    staircase (units rising, plans falling). A job at least as wide and as long as one of
+    them finds none either: the profile only loses units as the pass goes on."""
+
+    __slots__ = ("units", "plans")
+
+    def __init__(self) -> None:
+        self.units: list[int] = []
+        self.plans: list[int] = []
+
+    def covers(self, units: int, plan: int) -> bool:
+        i = bisect_right(self.units, units) - 1
+        return i >= 0 and self.plans[i] <= plan
+
+    def add(self, units: int, plan: int) -> None:
+        """Add a shape that ``covers`` does not cover; drop the ones it covers."""
+        i = bisect_left(self.units, units)
+        j = i
+        while j < len(self.plans) and self.plans[j] >= plan:
+            j += 1
+        self.units[i:j] = [units]
+        self.plans[i:j] = [plan]
+
+
 def _fit_mask(prof: Availability, units: np.ndarray, plans: np.ndarray) -> np.ndarray:
     """Which of the jobs (``units``, ``plans``) fit ``prof`` now, as ``fits_now`` says."""
     lowest = np.minimum.accumulate(np.array(prof.free, dtype=np.int64))
@@ -269,6 +294,7 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
     else:
         queue = sim.ordered_queue()
     check = 0
+    nofit = _NoFit()
     # EASY after its one reservation: only window jobs that still fit can start, and with no
     # QOS caps and no bf_max_job_user the others need no look (no holds, nothing to count)
     jump = (watch is not None and not bf.max_job_user
@@ -309,8 +335,11 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
                 _easy_rest(sim, d, prof, watch, pos + 1, started)
                 break
             continue
+        if nofit.covers(units, plan):
+            continue
         t = prof.earliest_fit(units, plan, latest)
         if t is None:
+            nofit.add(units, plan)
             continue
         blocked = min(sim.capacity, _reserved_units(sim, units))
         _reserve(prof, floor, now, t, t + plan, blocked, res)

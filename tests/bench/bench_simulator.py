@@ -1,26 +1,38 @@
-"""Benchmark of the policy simulator on an LLNL Atlas trace (run on demand:
-``.venv/bin/python tests/bench/bench_simulator.py [--trace SWF] [--jobs 3000] [--load 2.0]``; pytest does not collect bench_*.py).
+"""Benchmark of the policy simulator against today's engine as it was at a recorded commit,
+both run in the same process (run on demand; pytest does not collect bench_*.py)::
 
-Prints jobs/s for conservative and EASY backfill over the whole trace (the shipped first 8000
-jobs by default; docs/benchmarks.md's figures are for the full log, given with --trace), the peak resident
-memory, and the speed ratio against a naive baseline measured side by side in the same run:
-a per-event full re-plan (at every submit/end, sort the whole queue by priority, rebuild the
-availability profile and plan every pending job; no bf_interval batching, no
-bf_max_job_test bound, no early exit) on a prefix of the trace.
+    .venv/bin/python tests/bench/bench_simulator.py [--trace ATLAS_SWF] [--other SWF ...]
+
+The baseline engine (policies/sim/availability.py, backfill.py, simulator.py at
+``--baseline``, by default the commit before the speed-ups) is read with ``git show`` into a
+temporary package, so the tree holds one engine. For each run it prints both wall times, the
+ratio, jobs/s, and whether the two schedules are identical (sha256 of every job's start and
+run segment, as tests/policies/sim/test_fingerprint.py checks on the shipped slice). Runs:
+Atlas conservative and EASY at load 1.0 and 1.5, each ``--other`` trace conservative at load
+1.0, then peak memory (tracemalloc during one Atlas conservative run at load 1.5, and the
+process's peak RSS). Optionally (``--naive-jobs N``) the old naive per-event re-plan baseline
+on a prefix.
 
 Trace: Parallel Workloads Archive (Feitelson, Tsafrir, Krakov, J. Parallel Distrib. Comput.
-74(10), 2014); LLNL Atlas log courtesy of Moe Jette, LLNL.
+74(10), 2014); LLNL Atlas log courtesy of Moe Jette, LLNL. The repository ships the first 8000
+jobs (the default); pass the whole log with --trace for docs/benchmarks.md's figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import heapq
+import importlib
 import math
 import resource
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from types import ModuleType
 
 from sandfill.policies.document.load import policy_from_mapping
 from sandfill.policies.sim.availability import Availability
@@ -83,22 +95,78 @@ def naive_conservative(jobs, nodes: int, cpn: int, max_age: int, w_age: int, w_s
     return start
 
 
+BASELINE = "8cc022f91c6156f1a507e513e673ba0ce0b14335"  # main before the engine's speed-ups
+ROOT = Path(__file__).resolve().parents[2]
+ENGINE = ("availability", "backfill", "simulator")
+
+
+def baseline_engine(commit: str) -> ModuleType:
+    """The engine's modules at ``commit`` as a temporary package (its simulator module)."""
+    pkg = "_sandfill_baseline_" + commit[:12]
+    where = Path(tempfile.mkdtemp(prefix="sandfill-bench-")) / pkg
+    where.mkdir()
+    (where / "__init__.py").write_text("")
+    for mod in ENGINE:
+        out = subprocess.run(["git", "show", f"{commit}:policies/sim/{mod}.py"], cwd=ROOT,
+                             capture_output=True, text=True)
+        if out.returncode:
+            raise SystemExit(f"cannot read policies/sim/{mod}.py at {commit!r}: "
+                             f"{out.stderr.strip()}")
+        src = out.stdout
+        for other in ENGINE:
+            src = src.replace(f"sandfill.policies.sim.{other}", f"{pkg}.{other}")
+        (where / f"{mod}.py").write_text(src)
+    sys.path.insert(0, str(where.parent))
+    return importlib.import_module(f"{pkg}.simulator")
+
+
+def schedule_sha(res) -> str:
+    ids = [j.id for j in res.workload.jobs]
+    starts = sorted(zip(ids, res.start, strict=True))
+    segs = sorted((ids[s.job], s.start, s.end, s.units, s.outcome, s.by) for s in res.segments)
+    return hashlib.sha256(repr((starts, segs)).encode()).hexdigest()
+
+
+def compare(label: str, wl, load: float, mode: str, old: ModuleType) -> dict:
+    """One run with the baseline and the current engine, side by side."""
+    pol = policy_from_mapping(POLICY)
+    shape = {"nodes": wl.nodes, "cpus_per_node": wl.cpus_per_node or 1, "backfill": mode}
+    work = wl.scaled(load)
+    t = time.perf_counter()
+    before = old.simulate(pol, work, old.SimConfig(**shape))
+    t_old = time.perf_counter() - t
+    t = time.perf_counter()
+    after = simulate(pol, work, SimConfig(**shape))
+    t_new = time.perf_counter() - t
+    same = schedule_sha(before) == schedule_sha(after)
+    print(f"{label:28s} load {load:3.1f} {mode:12s} baseline {t_old:7.2f}s  now {t_new:6.2f}s  "
+          f"{t_old / t_new:5.1f}x  {len(wl) / t_new:9.0f} jobs/s  {after.passes} passes  "
+          f"schedule {'identical' if same else 'DIFFERENT'}", flush=True)
+    return {"old": t_old, "new": t_new, "same": same}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        description="The policy simulator on the full LLNL Atlas trace, and against a naive "
-        "per-event re-plan on a prefix of it (side by side in one run).",
+        description="The policy simulator against the engine of a recorded commit (side by "
+        "side in one run): Atlas at load 1.0 and 1.5, other traces at 1.0, peak memory.",
     )
-    ap.add_argument("--trace", type=Path, default=ATLAS, help="an SWF trace, .gz or not (default: the shipped Atlas prefix)")
-    ap.add_argument("--jobs", type=_positive_int, default=3000, help="jobs in the prefix the naive baseline replays (default 3000)")
-    ap.add_argument("--load", type=_positive_float, default=2.0, help="load factor of that prefix (default 2.0)")
+    ap.add_argument("--trace", type=Path, default=ATLAS,
+                    help="the Atlas SWF trace, .gz or not (default: the shipped first 8000 jobs)")
+    ap.add_argument("--other", type=Path, action="append", default=[],
+                    help="another SWF trace to compare conservative at load 1.0 (repeatable)")
+    ap.add_argument("--baseline", default=BASELINE,
+                    help=f"the commit whose engine is the baseline (default {BASELINE[:9]})")
+    ap.add_argument("--naive-jobs", type=_whole, default=0,
+                    help="also time the naive per-event re-plan on this many jobs (default 0: skip)")
+    ap.add_argument("--load", type=_positive_float, default=2.0,
+                    help="load factor of the naive baseline's prefix (default 2.0)")
     return ap.parse_args(argv)
 
 
-def _positive_int(value: str) -> int:
-    n = int(value) if value.isdigit() else 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value!r}")
-    return n
+def _whole(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {value!r}")
+    return int(value)
 
 
 def _positive_float(value: str) -> float:
@@ -111,50 +179,45 @@ def _positive_float(value: str) -> float:
     return x
 
 
-def main() -> None:
-    args = parse_args()
-    t0 = time.perf_counter()
-    wl = read_swf(args.trace)
-    read_s = time.perf_counter() - t0
+def _memory(wl) -> None:
     pol = policy_from_mapping(POLICY)
-    print(f"trace: {wl.source}: {len(wl) + wl.skipped} records, {len(wl)} jobs replayed "
-          f"({wl.skipped} never ran), read in {read_s:.2f}s")
-    rows = []
-    for mode in ("conservative", "easy"):
-        cfg = SimConfig(nodes=wl.nodes, cpus_per_node=wl.cpus_per_node, backfill=mode)
-        t = time.perf_counter()
-        res = simulate(pol, wl, cfg)
-        el = time.perf_counter() - t
-        rows.append((mode, el, len(wl) / el, res.events, res.passes))
-        print(f"{mode:12s} full trace: {el:6.2f}s  {len(wl) / el:9.0f} jobs/s  "
-              f"{res.events} events, {res.passes} backfill passes")
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS (whole process, incl. trace): {rss:.0f} MB")
-
     tracemalloc.start()
-    simulate(pol, wl, SimConfig(nodes=wl.nodes, cpus_per_node=wl.cpus_per_node))
+    simulate(pol, wl.scaled(1.5), SimConfig(nodes=wl.nodes, cpus_per_node=wl.cpus_per_node))
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
-    print(f"peak traced allocations during a conservative run: {peak:.0f} MB")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak traced allocations during a conservative run at load 1.5: {peak:.0f} MB; "
+          f"peak RSS of the whole process (both engines, all traces): {rss:.0f} MB")
 
-    t = time.perf_counter()
-    busy = simulate(pol, wl.scaled(1.5), SimConfig(nodes=wl.nodes, cpus_per_node=8))
-    el = time.perf_counter() - t
-    print(f"conservative full trace at --load 1.5 (queues form): {el:.2f}s "
-          f"{len(wl) / el:.0f} jobs/s, {busy.passes} backfill passes")
 
-    n, load = args.jobs, args.load
+def _naive(wl, n: int, load: float) -> None:
     prefix = wl.head(n).scaled(load)
     cfg = SimConfig(nodes=wl.nodes, cpus_per_node=wl.cpus_per_node)
     t = time.perf_counter()
-    simulate(pol, prefix, cfg)
+    simulate(policy_from_mapping(POLICY), prefix, cfg)
     fast = time.perf_counter() - t
     t = time.perf_counter()
     naive_conservative(prefix.jobs, wl.nodes, wl.cpus_per_node, 7 * 86400, 1000, 1000)
     slow = time.perf_counter() - t
-    print(f"prefix of {n} jobs at --load {load}, conservative: simulator {fast:.2f}s ({n / fast:.0f} jobs/s), "
-          f"naive per-event re-plan {slow:.2f}s ({n / slow:.0f} jobs/s): "
-          f"{slow / fast:.1f}x faster")
+    print(f"prefix of {n} jobs at --load {load}, conservative: simulator {fast:.2f}s, naive "
+          f"per-event re-plan {slow:.2f}s: {slow / fast:.1f}x faster")
+
+
+def main() -> None:
+    args = parse_args()
+    old = baseline_engine(args.baseline)
+    wl = read_swf(args.trace)
+    print(f"trace: {wl.source}: {len(wl)} jobs replayed ({wl.skipped} never ran); baseline "
+          f"engine of {args.baseline[:9]}")
+    rows = [compare(args.trace.name, wl, load, mode, old)
+            for load in (1.0, 1.5) for mode in ("conservative", "easy")]
+    for path in args.other:
+        rows.append(compare(path.name, read_swf(path), 1.0, "conservative", old))
+    _memory(wl)
+    if args.naive_jobs:
+        _naive(wl, args.naive_jobs, args.load)
+    if not all(r["same"] for r in rows):
+        raise SystemExit("a schedule differs from the baseline engine's")
 
 
 if __name__ == "__main__":
