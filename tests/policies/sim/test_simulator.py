@@ -104,3 +104,69 @@ def test_invariant_checker_catches_broken_reservation() -> None:
     intruder = (99, rec.time, r0.end, res.capacity)  # a job started across the reservation
     res.backfill_log.append(BackfillRecord(rec.time, rec.reservations, rec.running + (intruder,)))
     assert any("overrun" in v for v in check_schedule(res))
+
+
+def _counting_fits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the backfill passes' start searches (Availability.earliest_fit calls)."""
+    from sandfill.policies.sim.availability import Availability
+
+    calls = [0]
+    real = Availability.earliest_fit
+
+    def counted(self, units: int, duration: int, latest_start: int) -> int | None:
+        calls[0] += 1
+        return real(self, units, duration, latest_start)
+
+    monkeypatch.setattr(Availability, "earliest_fit", counted)
+    return calls
+
+
+def _fifo(window: str = "1-00:00:00") -> dict:
+    return {"tiers": {"batch": {"max_walltime": "1-00:00:00"}}, "roles": {"default": "batch"},
+            "priority": {"type": "basic"}, "scheduler": {"backfill": {"window": window}}}
+
+
+def test_saturated_pass_stops_when_nothing_can_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """200 whole-machine jobs and a half-machine 2000-second one queue behind a half-machine
+    job running until 1000: only the last one fits the units free now, until the first
+    reservation (at 1000) takes them. A backfill pass then stops planning (it used to plan
+    all 201 jobs each pass), and the schedule is unchanged."""
+    calls = _counting_fits(monkeypatch)
+    jobs = ([Job(0, 0, 1000, 2, "u", 1000)]
+            + [Job(k, 1, 100, 4, "u", 100) for k in range(1, 201)]
+            + [Job(201, 2, 2000, 2, "u", 2000)])
+    res = simulate(policy_from_mapping(_fifo()), Workload(tuple(jobs)),
+                   SimConfig(nodes=4, cpus_per_node=1, alloc="cpu"))
+    assert res.start == [0] + [1000 + 100 * (k - 1) for k in range(1, 201)] + [21000]
+    assert res.passes > 100
+    assert calls[0] <= 10, calls  # the first pass alone used to plan 200
+
+
+def test_pass_skips_shapes_that_found_no_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """100 five-node jobs find no start within a 10-minute bf_window: after the first one's
+    search the others, no narrower and no shorter, are not searched again in that pass; the
+    one-node job behind them still backfills at the first pass."""
+    calls = _counting_fits(monkeypatch)
+    jobs = ([Job(0, 0, 3600, 4, "u", 3600)]
+            + [Job(k, 1, 100, 5, "u", 100 + k) for k in range(1, 101)]
+            + [Job(101, 2, 100, 1, "u", 100)])
+    res = simulate(policy_from_mapping(_fifo("10:00")), Workload(tuple(jobs)),
+                   SimConfig(nodes=5, cpus_per_node=1, alloc="cpu"))
+    assert res.start[101] == 30
+    assert res.start[1] == 3600
+    assert calls[0] < 10  # the first pass alone used to search 100 times
+
+
+def test_no_fit_staircase() -> None:
+    from sandfill.policies.sim.backfill import _NoFit
+
+    nf = _NoFit()
+    nf.add(4, 600)
+    assert nf.covers(4, 600) and nf.covers(8, 900)
+    assert not nf.covers(3, 900) and not nf.covers(8, 300)
+    nf.add(2, 900)
+    nf.add(8, 60)
+    assert nf.covers(2, 900) and nf.covers(8, 60) and nf.covers(5, 600)
+    assert not nf.covers(5, 300)
+    nf.add(1, 60)  # covers every other shape: the staircase keeps only it
+    assert (nf.units, nf.plans) == ([1], [60])
