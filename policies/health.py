@@ -191,9 +191,13 @@ def window_health(text: str, days: int, policy: Policy | None, shape: ClusterSha
         Waits.of(nb), Workers(len(workers), sum(core_h), bf_h, *delay))
 
 
-def health(runner: Runner, days: list[int], policy: Policy | None, shape: ClusterShape) -> Health:
-    """Every window's figures; :class:`HealthUnavailable` if any sacct call fails."""
-    texts = [(d, read_accounting(runner, d)) for d in days]
+def read_windows(runner: Runner, days: list[int]) -> list[tuple[int, str]]:
+    """``(days, sacct text)`` per window; :class:`HealthUnavailable` at the first failure."""
+    return [(d, read_accounting(runner, d)) for d in days]
+
+
+def health(texts: list[tuple[int, str]], policy: Policy | None, shape: ClusterShape) -> Health:
+    """Every window's figures from :func:`read_windows`' texts."""
     return Health(policy.name if policy else "(live settings: not a valid policy)",
                   [window_health(t, d, policy, shape) for d, t in texts])
 

@@ -385,17 +385,17 @@ def cmd_health(args: argparse.Namespace) -> int:
         health,
         health_text,
         prometheus_text,
+        read_windows,
         render_health,
     )
 
     runner, fragment = _context(args)
-    shape = _shape(runner)
-    live = _read(runner, fragment)
-    try:
-        figures = health(runner, sorted(set(args.days or [1, 7])), live.policy, shape)
+    try:  # accounting first: without it there is nothing to show
+        texts = read_windows(runner, sorted(set(args.days or [1, 7])))
     except HealthUnavailable as exc:
         raise CLIError(f"{exc}\nno health figures without accounting: is slurmdbd up "
                        "(`sacctmgr show cluster`)?") from None
+    figures = health(texts, _read(runner, fragment).policy, _shape(runner))
     print(figures.to_json() if args.json else health_text(figures))
     if args.metrics:
         text = prometheus_text(figures)

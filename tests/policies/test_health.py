@@ -13,23 +13,27 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sandfill.cli import main
+from sandfill.dev.testing import TestSlurm, sleep_script
 from sandfill.policies.document.load import load_policy
 from sandfill.policies.document.model import ClusterShape
 from sandfill.policies.health import (
     Health,
     HealthUnavailable,
-    health,
     health_text,
     prometheus_text,
+    read_windows,
     render_health,
     window_health,
 )
-from sandfill.slurm.commands import Result, Runner
-from sandfill.slurm.sacct import ACCOUNTING_FORMAT
+from sandfill.slurm import sacctmgr
+from sandfill.slurm.commands import Result, Runner, wait_until
+from sandfill.slurm.sacct import ACCOUNTING_FORMAT, accounting_argv, parse_accounting
 
 ROOT = Path(__file__).parents[1]
 RECORDED = (ROOT / "slurm" / "data" / "sacct_accounting.txt").read_text()
-POLICY = load_policy(ROOT / "data" / "devcluster-policy.yaml")
+BASE = ROOT / "data" / "devcluster-policy.yaml"
+POLICY = load_policy(BASE)
 SHAPE = ClusterShape(4, 8)
 EMPTY = ACCOUNTING_FORMAT.replace(",", "|") + "\n"
 
@@ -96,7 +100,7 @@ class DownSacct(Runner):
 def test_unreachable_accounting_is_an_error_not_zeros() -> None:
     fake = DownSacct()
     with pytest.raises(HealthUnavailable, match="Connection refused") as exc:
-        health(fake, [1, 7], POLICY, SHAPE)
+        read_windows(fake, [1, 7])
     assert "now-1days" in str(exc.value) and len(fake.calls) == 1  # stops at the first failure
 
 
@@ -105,3 +109,74 @@ def test_without_a_valid_live_policy_tiers_are_partitions_and_nothing_is_predict
     assert set(w.tiers) == {"interactive", "batch", "burst"} and w.predicted == {}
     assert w.workers.jobs == 2  # by name
     assert w.workers.sim_delay_mean is None
+
+
+# ---- live: `policy health` on the private devcluster's own sacct -----------------------------
+
+
+def _burst(conf: str, client: TestSlurm) -> set[str]:
+    """Eight 2-second batch jobs of 8 CPUs (4 x 8 CPUs: half of them wait), two Dask-worker
+    named jobs in burst and a notebook job; returned once sacct has them all as ended."""
+    out = "/dev/null"
+    ids = {client.submit_sync(sleep_script(2), ["-p", "batch", "-n", "8", "-t", "1", "-o", out])
+           for _ in range(8)}
+    ids |= {client.submit_sync(sleep_script(2), ["-p", "burst", "-n", "2", "-t", "1", "-o", out,
+                                                 "-J", "sandfill-worker-health"]) for _ in range(2)}
+    ids.add(client.submit_sync(sleep_script(1), ["-p", "interactive", "-n", "1", "-t", "1",
+                                                 "-o", out, "-J", "jupyterhub-sftest"]))
+    runner = Runner(conf)
+
+    def recorded() -> bool:
+        rows = parse_accounting(runner.check(accounting_argv("now-1hour")))
+        return ids <= {str(j.row.job_id) for j in rows if j.row.ran and j.how}
+
+    wait_until("sacct to record the burst as run", recorded, timeout=120)
+    return ids
+
+
+@pytest.mark.slurm
+def test_health_on_the_devclusters_own_sacct_after_a_burst(
+    conf: str, client: TestSlurm, tmp_path: Path, capsys
+) -> None:
+    assert main(["policy", "apply", str(BASE), "--slurm-conf", conf, "--yes", "--no-simulate"]) == 0
+    _burst(conf, client)
+    capsys.readouterr()
+    report, prom = tmp_path / "health.html", tmp_path / "health.prom"
+    rc = main(["policy", "health", "--days", "1", "--slurm-conf", conf, "--json",
+               "--report", str(report), "--metrics", str(prom)])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    w = json.loads(out.out)["windows"][0]
+    assert w["days"] == 1 and w["started"] >= 11
+    assert w["tiers"]["batch"]["jobs"] >= 8 and w["tiers"]["batch"]["max"] >= 1  # some waited
+    assert w["predicted"]["batch"]["jobs"] >= 8
+    assert w["flagged_starts"] >= 11  # every start carries sacct's Sched* flag
+    assert w["notebooks"]["jobs"] >= 1 and w["workers"]["jobs"] >= 2
+    assert w["workers"]["core_hours"] > 0
+    fams = {f.name for f in text_string_to_metric_families(prom.read_text())}
+    assert {"sandfill_job_wait_seconds", "sandfill_backfill_start_share"} <= fams
+    assert "waits by tier, last 1 day(s)" in report.read_text()
+    rc = main(["policy", "health", "--slurm-conf", conf])  # the default: a day and a week
+    text = capsys.readouterr().out
+    assert rc == 0 and "last 1 day(s)" in text and "last 7 day(s)" in text
+    assert "backfill share of starts:" in text and "not measurable from accounting" in text
+
+
+@pytest.mark.slurm
+def test_health_with_slurmdbd_stopped_is_a_clear_error(
+    conf: str, private_cluster, tmp_path: Path, capsys
+) -> None:
+    report = tmp_path / "health.html"
+    private_cluster.stop_daemon("slurmdbd")
+    try:
+        rc = main(["policy", "health", "--slurm-conf", conf, "--report", str(report),
+                   "--metrics", "-"])
+        out = capsys.readouterr()
+    finally:
+        private_cluster.start_daemon("slurmdbd")
+        runner = Runner(conf)
+        wait_until("slurmdbd to answer again",
+                   lambda: runner(sacctmgr.show_clusters_argv()).returncode == 0, timeout=60)
+    assert rc == 2
+    assert "cannot read the accounting" in out.err and "is slurmdbd up" in out.err
+    assert out.out == "" and not report.exists()  # no figure, no metrics, no page
