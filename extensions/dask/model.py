@@ -90,7 +90,7 @@ def worker_job(
         qos=v.qos,
         workers=sorted(workers),
         ended_why=(ended_why or v.ended_why) if state == "ended" else None,
-        ended_at=v.end_time if state == "ended" else None,
+        ended_at=(v.end_time if v.phase == "ended" else now) if state == "ended" else None,  # ended by the cluster: now
     )
 
 

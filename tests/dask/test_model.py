@@ -59,3 +59,6 @@ def test_ended_jobs_say_when_they_ended() -> None:
     assert (ended.state, ended.start_time, ended.end_time, ended.ended_at) == ("ended", NOW - 600, None, NOW - 60)
     live = worker_job("21", JobStatus("21", "RUNNING", start_time=NOW - 60, end_time=NOW + 600), workers=[], now=NOW)
     assert (live.end_time, live.ended_at) == (NOW + 600, None)
+    # ended by the cluster while Slurm still plans its end: it ended now, not at that end
+    dropped = worker_job("21", JobStatus("21", "RUNNING", start_time=NOW - 60, end_time=NOW + 600), workers=[], now=NOW, ended_why="scaled down")
+    assert (dropped.state, dropped.ended_at) == ("ended", NOW)

@@ -472,6 +472,27 @@ export function isIdleCluster(cluster: Pick<ICluster, 'target' | 'jobs' | 'worke
 export const IDLE_HINT =
   'No workers yet: type a number and press Scale (2 is a good start), or Adapt to let Dask choose within bounds.';
 
+/** What a template gives, in words: "1 core, 2GiB per job, walltime 00:05:00–01:00:00". */
+export function templateFacts(t: ITemplate): string {
+  const parts = [`${t.cores} ${t.cores === 1 ? 'core' : 'cores'}`, `${t.memory} per job`, `walltime ${t.min_walltime}–${t.max_walltime}`];
+  if (t.partition) {
+    parts.push(`partition ${t.partition}`);
+  }
+  if (t.qos) {
+    parts.push(`QOS ${t.qos}`);
+  }
+  return parts.join(', ');
+}
+
+/**
+ * The line under the template select: the admin's description once (it usually says the
+ * same as the facts), else the facts; the facts are always in the tooltip.
+ */
+export function templateInfo(t: ITemplate): { text: string; title: string } {
+  const facts = templateFacts(t);
+  return { text: t.description.trim() || facts, title: facts };
+}
+
 /** The Python cell the panel inserts to connect a notebook to a cluster. */
 export function connectSnippet(clusterName: string): string {
   // A JSON string literal is also a valid Python string literal.

@@ -27,7 +27,8 @@ import {
   readAdapt,
   readScale,
   summaryLine,
-  targetLine
+  targetLine,
+  templateInfo
 } from './model';
 import { Timeline } from './timeline';
 
@@ -479,12 +480,8 @@ function TemplateField({ templates, chosen, choose }: ITemplateFieldProps): JSX.
         </select>
       </label>
       {info && (
-        <div className="sandfill-template-info" data-testid="sandfill-template-info">
-          {info.description ? `${info.description} — ` : ''}
-          {info.cores} {info.cores === 1 ? 'core' : 'cores'}, {info.memory} per job, walltime {info.min_walltime}–
-          {info.max_walltime}
-          {info.partition ? `, partition ${info.partition}` : ''}
-          {info.qos ? `, QOS ${info.qos}` : ''}
+        <div className="sandfill-template-info" data-testid="sandfill-template-info" title={templateInfo(info).title}>
+          {templateInfo(info).text}
         </div>
       )}
     </>

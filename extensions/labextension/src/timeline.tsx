@@ -57,9 +57,10 @@ function span(job: IWorkerJob, state: JobState, now: number): [number, number, b
       return [job.start_time ?? now, Math.max(end, now), false];
     }
     case 'ended': {
+      // a job the cluster ended itself may still carry Slurm's planned end: never past now
       const a = job.start_time ?? job.ended_at ?? null;
-      const b = job.ended_at ?? job.start_time ?? null;
-      return a !== null && b !== null ? [a, Math.max(a, b), false] : null;
+      const b = Math.min(job.ended_at ?? job.start_time ?? now, now);
+      return a !== null ? [Math.min(a, b), b, false] : null;
     }
     default:
       return null;
@@ -86,11 +87,10 @@ export function timeline(jobs: IWorkerJob[], now: number, bound?: number | null)
   return { from, to, now, bound: ahead, bars };
 }
 
-/** SVG geometry: lanes of this height, a width of 300 user units. */
-const WIDTH = 300;
-const LANE = 12;
-const AXIS = 14;
-const STUB = 6;
+/** SVG geometry: lanes of this height, a width of 200 user units (about the sidebar's). */
+const WIDTH = 200;
+const LANE = 14;
+const STUB = 5;
 
 export interface ITimelineProps {
   jobs: IWorkerJob[];
@@ -104,7 +104,7 @@ export function Timeline({ jobs, now, bound }: ITimelineProps): JSX.Element | nu
     return null;
   }
   const x = (when: number) => ((Math.min(Math.max(when, t.from), t.to) - t.from) / (t.to - t.from)) * WIDTH;
-  const height = t.bars.length * LANE + AXIS;
+  const height = t.bars.length * LANE;
   const boundText = t.bound ? `next planned start ${formatRelative(t.bound, now) ?? ''}`.trim() : '';
   return (
     <figure className="sandfill-timeline-wrap">
@@ -130,18 +130,21 @@ export function Timeline({ jobs, now, bound }: ITimelineProps): JSX.Element | nu
             <title>{b.title}</title>
           </rect>
         ))}
-        <line className="sandfill-tl-now" data-testid="sandfill-tl-now" x1={x(now)} x2={x(now)} y1={0} y2={height - AXIS} />
-        <text className="sandfill-tl-label" x={x(now)} y={height - 3} textAnchor="middle">
-          now
-        </text>
+        <line className="sandfill-tl-now" data-testid="sandfill-tl-now" x1={x(now)} x2={x(now)} y1={0} y2={height}>
+          <title>now</title>
+        </line>
         {t.bound && (
           <g className="sandfill-tl-bound" data-testid="sandfill-tl-bound">
-            <line x1={x(t.bound)} x2={x(t.bound)} y1={0} y2={height - AXIS} />
+            <line x1={x(t.bound)} x2={x(t.bound)} y1={0} y2={height} />
             <title>{boundText}: the gap the workers fit into ends there</title>
           </g>
         )}
       </svg>
       <figcaption className="sandfill-timeline-legend">
+        <span className="sandfill-tl-range" data-testid="sandfill-tl-range">
+          {formatRelative(t.from, now) ?? ''} → {formatRelative(t.to, now) ?? ''}
+        </span>
+        <span className="sandfill-tl-key sandfill-tl-now-key">now</span>
         <span className="sandfill-tl-key sandfill-tl-pending">pending</span>
         <span className="sandfill-tl-key sandfill-tl-running">running</span>
         <span className="sandfill-tl-key sandfill-tl-retiring">retiring</span>

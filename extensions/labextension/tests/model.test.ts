@@ -26,7 +26,8 @@ import {
   sortJobs,
   stateLabel,
   summaryLine,
-  targetLine
+  targetLine,
+  templateInfo
 } from '../src/model';
 
 const job = makeJob;
@@ -391,5 +392,15 @@ describe('pending reason', () => {
   it("prefers the plain words of the one job view to Slurm's code", () => {
     const d = describeJob(makeJob({ state: 'pending', reason: 'WaitingForGap', reason_text: 'waiting for a gap in the schedule' }, ''), NOW);
     expect(d.reason).toBe('waiting for a gap in the schedule');
+  });
+});
+
+describe('templateInfo', () => {
+  const t = { name: 'small', description: '1 CPU, 2 GiB per worker; 5 min – 1 h jobs in the gaps', cores: 1, memory: '2GiB', min_walltime: '00:05:00', max_walltime: '01:00:00', partition: 'burst', qos: null };
+  it("shows the admin's description once, the facts in the tooltip", () => {
+    expect(templateInfo(t)).toEqual({ text: t.description, title: '1 core, 2GiB per job, walltime 00:05:00–01:00:00, partition burst' });
+  });
+  it('shows the facts when there is no description', () => {
+    expect(templateInfo({ ...t, description: ' ', cores: 4, qos: 'low' }).text).toBe('4 cores, 2GiB per job, walltime 00:05:00–01:00:00, partition burst, QOS low');
   });
 });

@@ -13,6 +13,7 @@ const jobs = [
   makeJob({ state: 'pending', reason: 'WaitingForGap' }, ''),
   makeJob({ state: 'ended', start_time: NOW - 9000, ended_at: NOW - 120 }, '9'),
   makeJob({ state: 'ended' }, '8'),
+  makeJob({ state: 'ended', start_time: NOW - 60, ended_at: NOW + 3000, ended_why: 'scaled down' }, '7'),
   makeJob({ state: 'unknown' }, '13')
 ];
 
@@ -26,7 +27,8 @@ describe('timeline', () => {
       '11': ['retiring', -3000, 60, false],
       '12': ['pending', 0, 300, false],
       'unsubmitted-0': ['pending', 0, 0, true],
-      '9': ['ended', -9000, -120, false]
+      '9': ['ended', -9000, -120, false],
+      '7': ['ended', -60, 0, false] // scaled down: Slurm's planned end is not when it ended
     });
   });
 
@@ -43,10 +45,11 @@ describe('Timeline', () => {
     const html = renderToStaticMarkup(<Timeline jobs={jobs} now={NOW} bound={NOW + 1800} />);
     expect(html).toContain('<svg class="sandfill-timeline" data-testid="sandfill-timeline"');
     const bars = [...html.matchAll(/<rect class="sandfill-tl-bar sandfill-tl-(\w+)[^"]*" data-job-id="(\d*)"/g)].map(m => `${m[2]}:${m[1]}`);
-    expect(bars).toEqual(['10:running', '11:retiring', ':pending', '12:pending', '9:ended']); // the table's order
+    expect(bars).toEqual(['10:running', '11:retiring', ':pending', '12:pending', '7:ended', '9:ended']); // the table's order
     expect(html).toContain('data-testid="sandfill-tl-now"');
     expect(html).toContain('data-testid="sandfill-tl-bound"');
     expect(html).toContain('next planned start in 30 min');
+    expect(html).toContain('<span class="sandfill-tl-range" data-testid="sandfill-tl-range">1 h ago → in 30 min</span>');
     expect(html).toContain('<title>job 12 — Pending: starts in 5 min</title>');
   });
 
