@@ -14,7 +14,14 @@ touch the event queue or change the state (the simulator applies the decisions).
   22.05's backfill does.
 
 The pass stops early once no remaining job is small enough for the units free now: later
-reservations could not change which jobs start in this pass.
+reservations could not change which jobs start in this pass. Three more shortcuts keep
+saturated replays fast and give the same decisions (tests/policies/sim/test_fingerprint.py
+holds the engine to the schedules recorded before them): (1) the pass's window (the jobs it
+may test) is checked against its first profile in one numpy step, and it stops planning once
+none of the window's jobs that fit it still fits the profile as reservations fill it (the
+profile only loses units during a pass), recording only the QOS holds it would still have
+recorded; (2) EASY, after its one reservation, looks only at those jobs; (3) a job at least
+as wide and as long as one that found no start within ``bf_window`` is not searched again.
 """
 
 from __future__ import annotations
@@ -294,7 +301,7 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
     else:
         queue = sim.ordered_queue()
     check = 0
-    nofit = _NoFit()
+    nofit: _NoFit | None = None
     # EASY after its one reservation: only window jobs that still fit can start, and with no
     # QOS caps and no bf_max_job_user the others need no look (no holds, nothing to count)
     jump = (watch is not None and not bf.max_job_user
@@ -335,10 +342,12 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
                 _easy_rest(sim, d, prof, watch, pos + 1, started)
                 break
             continue
-        if nofit.covers(units, plan):
+        if nofit is not None and nofit.covers(units, plan):
             continue
         t = prof.earliest_fit(units, plan, latest)
         if t is None:
+            if nofit is None:
+                nofit = _NoFit()
             nofit.add(units, plan)
             continue
         blocked = min(sim.capacity, _reserved_units(sim, units))
