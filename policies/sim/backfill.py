@@ -293,13 +293,7 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
     started = 0
     per_user: dict[str, int] = {}
     reserved_one = False
-    watch = None
-    if len(sim.pending_key) > SMALL_QUEUE and _stops_early(sim, record):
-        window = sim.queue_head(len(sim.pending_key) if bf.max_job_user else bf.max_job_test)
-        watch = _Watch(sim, prof, window)
-        queue: Iterator[int] = iter(window)
-    else:
-        queue = sim.ordered_queue()
+    watch, queue = _window(sim, prof, record)
     check = 0
     nofit: _NoFit | None = None
     # EASY after its one reservation: only window jobs that still fit can start, and with no
@@ -312,16 +306,11 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
         if tested >= bf.max_job_test:
             break
         if watch is not None and pos >= check:
-            if not watch.alive(pos, prof):
-                _hold_rest(sim, d, ledger, j, queue, tested, per_user)
-                break
+            if not watch.alive(pos, prof):  # nothing can start any more
+                return _hold_rest(sim, d, ledger, j, queue, tested, per_user)
             check = pos + CHECK_EVERY
-        user = job_user[j]
-        if bf.max_job_user:
-            n = per_user.get(user, 0)
-            if n >= bf.max_job_user:
-                continue
-            per_user[user] = n + 1
+        if bf.max_job_user and _user_full(per_user, job_user[j], bf.max_job_user):
+            continue
         tested += 1
         reason = ledger.blocked(j)
         if reason is not None:
@@ -358,6 +347,25 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
     return d
 
 
+def _user_full(per_user: dict[str, int], user: str, cap: int) -> bool:
+    """bf_max_job_user: whether ``user`` already had ``cap`` jobs tested (else count one)."""
+    n = per_user.get(user, 0)
+    if n >= cap:
+        return True
+    per_user[user] = n + 1
+    return False
+
+
+def _window(sim: Simulator, prof: Availability, record: bool) -> tuple[_Watch | None,
+                                                                      Iterator[int]]:
+    """The jobs a pass may test, in order, and their watch when the pass may stop early."""
+    bf = sim.backfill
+    if len(sim.pending_key) <= SMALL_QUEUE or not _stops_early(sim, record):
+        return None, sim.ordered_queue()
+    window = sim.queue_head(len(sim.pending_key) if bf.max_job_user else bf.max_job_test)
+    return _Watch(sim, prof, window), iter(window)
+
+
 def _easy_rest(sim: Simulator, d: Decisions, prof: Availability, watch: _Watch, pos: int,
                started: int) -> None:
     """The rest of an EASY pass after its reservation, when nothing is held: start, in
@@ -381,23 +389,20 @@ def _easy_rest(sim: Simulator, d: Decisions, prof: Availability, watch: _Watch, 
 
 
 def _hold_rest(sim: Simulator, d: Decisions, ledger: _QosLedger, first: int,
-               queue: Iterator[int], tested: int, per_user: dict[str, int]) -> None:
+               queue: Iterator[int], tested: int, per_user: dict[str, int]) -> Decisions:
     """The rest of a pass in which nothing can start any more: only the QOS holds of the jobs
     it would still test are left to record (the profile's units free now no longer change,
     nor does the ledger)."""
     if all(c is None for c in sim.qos_caps):
-        return
+        return d
     bf = sim.backfill
     for j in chain((first,), queue):
         if tested >= bf.max_job_test:
-            return
-        user = sim.job_user[j]
-        if bf.max_job_user:
-            n = per_user.get(user, 0)
-            if n >= bf.max_job_user:
-                continue
-            per_user[user] = n + 1
+            return d
+        if bf.max_job_user and _user_full(per_user, sim.job_user[j], bf.max_job_user):
+            continue
         tested += 1
         reason = ledger.blocked(j)
         if reason is not None:
             d.held.append((j, reason))
+    return d
