@@ -65,7 +65,20 @@ class Hub:
 
     @property
     def url(self) -> str:
+        """The hub's public URL (``http://localhost:PORT``; users' servers are on subdomains)."""
         return self.proc.url
+
+    def user_url(self, user: str, path: str = "") -> str:
+        """A URL on ``user``'s server, on the user's own origin (``http://<user>.localhost:PORT``)."""
+        return self.proc.user_url(user) + path.lstrip("/")
+
+    def connect(self, path: str, timeout: float = 30) -> tuple[http.client.HTTPConnection, str]:
+        """A connection to the proxy and the ``Host`` that ``path`` is served on: the user's
+        subdomain for ``/user/<name>/…``, else the hub's (Python cannot resolve
+        ``<user>.localhost``, so it always connects to the proxy's address)."""
+        parts = path.split("/")
+        url = self.proc.user_url(urllib.parse.unquote(parts[2])) if len(parts) > 3 and parts[1] == "user" else self.url
+        return http.client.HTTPConnection(*self.proc.address, timeout=timeout), urllib.parse.urlsplit(url).netloc
 
     def api(self, method: str, path: str, user: str, body: Any = None) -> tuple[int, Any]:
         return self.proc.api(method, path, self.tokens[user], body)
@@ -83,10 +96,10 @@ class Hub:
         return self.get(f"/user/{user}/api/status", as_user or user)[0]
 
     def get(self, path: str, as_user: str) -> tuple[int, str]:
-        u = urllib.parse.urlsplit(self.url)
-        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        """GET ``path`` on the origin that serves it, with ``as_user``'s API token."""
+        conn, host = self.connect(path)
         try:
-            conn.request("GET", path, headers={"Authorization": f"token {self.tokens[as_user]}"})
+            conn.request("GET", path, headers={"Authorization": f"token {self.tokens[as_user]}", "Host": host})
             r = conn.getresponse()
             return r.status, r.read().decode(errors="replace")
         finally:
@@ -120,12 +133,12 @@ class Hub:
 
     def progress(self, user: str, until: Callable[[dict[str, Any]], bool], timeout: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Read the server's progress event stream until an event satisfies ``until``."""
-        u = urllib.parse.urlsplit(self.url)
-        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        path = f"/hub/api/users/{user}/server/progress"
+        conn, host = self.connect(path, timeout)
         seen: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
         try:
-            conn.request("GET", f"/hub/api/users/{user}/server/progress", headers={"Authorization": f"token {self.tokens[user]}"})
+            conn.request("GET", path, headers={"Authorization": f"token {self.tokens[user]}", "Host": host})
             r = conn.getresponse()
             assert r.status == 200, r.read()
             while time.monotonic() < deadline:
@@ -169,6 +182,13 @@ class BrowserSession:
     def post(self, path: str, form: dict[str, str]) -> tuple[int, str]:
         data = urllib.parse.urlencode({**form, "_xsrf": self._xsrf()}).encode()
         return self._open(urllib.request.Request(self.url + path, data=data, method="POST"))
+
+    def post_json(self, path: str, body: Any, *, xsrf: bool = True) -> tuple[int, str]:
+        """POST a JSON body with the session's cookies only (and its XSRF token, as the
+        hub's own pages send it), no API token."""
+        headers = {"Content-Type": "application/json", **({"X-XSRFToken": self._xsrf()} if xsrf else {})}
+        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST", headers=headers)
+        return self._open(req)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

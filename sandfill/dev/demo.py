@@ -99,6 +99,8 @@ def _announce(state: Path, hub: HubProcess, cluster: DevCluster, logins: dict[st
         f"URL: {hub.url}/\n" + "".join(f"user: {u}  password: {p}\n" for u, p in sorted(logins.items())),
     )
     print(f"\nsandfill hub: {hub.url}/   (open {hub.url}/hub/login)")
+    print(f"each user's server is on a subdomain of its own, e.g. {hub.user_url(sorted(logins)[0])}")
+    print("  (Chromium and Firefox resolve *.localhost to this machine; an SSH tunnel to the port works too)")
     for user, password in sorted(logins.items()):
         print(f"  login: {user:14s} password: {password}")
     print(f"logins saved in {logins_file}; hub log: {hub.log_file}")

@@ -1,6 +1,8 @@
 """Run sandfill's hub as a child process (used by ``sandfill demo``, the tests and the
-benchmark): a site file written from a dict, free ports on 127.0.0.1, readiness checked by
-asking the hub's API, stopped by the PID it started. The hub runs under a reaping supervisor
+benchmark): a site file written from a dict, free ports on 127.0.0.1, every user's server on
+a subdomain of its own (``http://<user>.localhost:PORT/``: Chromium resolves ``*.localhost``
+to loopback, Python's resolver does not, see :meth:`HubProcess.user_url`), readiness checked
+by asking the hub's API, stopped by the PID it started. The hub runs under a reaping supervisor
 (:func:`sandfill.dev.devcluster.daemons.supervised_argv`): what it starts (its proxy, the idle
 culler in a session of its own) stays below that PID and is stopped with it, even when the
 hub itself dies first."""
@@ -14,6 +16,7 @@ import signal
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from importlib import resources
@@ -56,12 +59,34 @@ class HubProcess:
         site.setdefault("hub_ip", "127.0.0.1")
         site.setdefault("hub_connect_ip", "127.0.0.1")
         site.setdefault("state_dir", str(self.state_dir / "hub"))
+        # per-user origins unless the caller says otherwise (None: one origin, as a control)
+        site.setdefault("subdomain_host", f"http://localhost:{site['port']}")
         self.site = site
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.site['ip']}:{self.site['port']}"
+        """The hub's public URL (no trailing /): the subdomain host when users get subdomains
+        (``localhost`` resolves everywhere), else the address the proxy listens on."""
+        return str(self.site.get("subdomain_host") or f"http://{self.site['ip']}:{self.site['port']}")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the proxy listens: what a Python client connects to for any host."""
+        return str(self.site["ip"]), int(self.site["port"])
+
+    def user_url(self, user: str) -> str:
+        """The URL of ``user``'s server (trailing /), as the hub builds it: on the user's own
+        subdomain (JupyterHub's default subdomain hook), else under the hub's origin. A Python
+        client connects to :attr:`address` and sends this URL's host as ``Host``."""
+        path = f"/user/{urllib.parse.quote(user, safe='')}/"
+        if not self.site.get("subdomain_host"):
+            return self.url + path
+        from jupyterhub.utils import subdomain_hook_idna
+
+        origin = urllib.parse.urlsplit(self.url)
+        host = subdomain_hook_idna(user, origin.hostname, "user")
+        return f"{origin.scheme}://{host}{f':{origin.port}' if origin.port else ''}{path}"
 
     @property
     def site_file(self) -> Path:

@@ -116,8 +116,28 @@ def test_port_route_accepts_only_the_port_from_the_servers_own_token(clean_serve
     status, body = post("POST", "/batchspawner", own, {"port": 1234})
     assert status == 409, body
     assert hub.reach("sftest-cy") == 200
-    assert hub.server("sftest-cy")["url"] == "/user/sftest-cy/"
+    assert hub.server("sftest-cy")["url"] == hub.user_url("sftest-cy")  # on cy's own subdomain
     assert hub.job("sftest-cy")[1]["job_id"] == job_before["job_id"]
+
+
+def test_port_route_refuses_another_servers_token_and_a_login_cookie_alone(clean_servers: Hub, server_token_of: Callable[[str], str]) -> None:
+    """The port route with a token of another user's server, or with a logged-in browser's
+    cookie (with and without its XSRF token) and no token: refused, and neither server's
+    route, job or reachability changes."""
+    hub = clean_servers
+    users = ("sftest-cy", "sftest-ada")
+    for user in users:
+        hub.spawn(user)
+    before = {u: (hub.server(u)["url"], hub.job(u)[1]["job_id"]) for u in users}
+    # ada's server's token: it can only ever name ada's own server, which is not starting
+    status, body = hub.proc.api("POST", "/batchspawner", server_token_of("sftest-ada"), {"port": 1234})
+    assert status == 409 and "not starting" in body["message"], body
+    browser = hub.browser_session("sftest-cy")
+    for xsrf in (True, False):
+        status, text = browser.post_json("/hub/api/batchspawner", {"port": 1234}, xsrf=xsrf)
+        assert status == 403, (xsrf, status, text)
+    assert {u: (hub.server(u)["url"], hub.job(u)[1]["job_id"]) for u in users} == before
+    assert all(hub.reach(u) == 200 for u in users)
 
 
 def test_users_cannot_read_or_touch_each_others_server(clean_servers: Hub) -> None:
