@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,18 @@ class FormError(web.HTTPError):
 
     def __str__(self) -> str:
         return self.jupyterhub_message
+
+
+class FormErrors(FormError):
+    """Every rejected field of one request (a user fixes them all at once). Its ``field``
+    and ``value`` are the first error's; :attr:`errors` maps each field to its error."""
+
+    def __init__(self, errors: Sequence[FormError]) -> None:
+        first = errors[0]
+        super().__init__(first.field, first.value, first.reason)
+        self.errors = {e.field: e for e in errors}
+        if len(errors) > 1:
+            self.jupyterhub_message = f"{len(errors)} fields need a change: " + "; ".join(str(e) for e in errors)
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,7 @@ class Choices:
     default_account: str | None = None
     scheduler_error: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    hidden: tuple[tuple[str, str], ...] = ()  # (profile, why it cannot start here)
 
     def profile(self, name: str) -> Profile | None:
         return next((p for p in self.profiles if p.name == name), None)
@@ -173,32 +186,27 @@ class _Quantity:
     too_big: str  # the reason when over the limit ({limit}, {partition})
 
 
-_QUANTITIES = (
-    _Quantity("memory", units.parse_memory, units.format_memory, "is more than the limit of {limit}"),
-    _Quantity(
-        "walltime",
-        lambda text: units.parse_duration(text, positive=True),
-        units.format_duration,
-        "is longer than the limit of {limit} on {partition}",
-    ),
+_MEMORY = _Quantity("memory", units.parse_memory, units.format_memory, "is more than the limit of {limit}")
+_WALLTIME = _Quantity(
+    "walltime",
+    lambda text: units.parse_duration(text, positive=True),
+    units.format_duration,
+    "is longer than the limit of {limit} on {partition}",
 )
 
 
-def _quantities(raw: Mapping[str, str], profile: Profile | None, limits: Mapping[str, int], partition: str) -> dict[str, int]:
-    """Memory (MiB) and walltime (seconds): from the field, else the profile; within limits."""
-    out: dict[str, int] = {}
-    for q in _QUANTITIES:
-        text = raw.get(q.name) or (q.show(getattr(profile, q.name)) if profile else "")
-        if not text:
-            raise FormError(q.name, "", "is required")
-        try:
-            value = q.parse(text)
-        except units.UnitError as exc:
-            raise FormError(q.name, text, _reason(exc, text)) from None
-        if value > limits[q.name]:
-            raise FormError(q.name, text, q.too_big.format(limit=q.show(limits[q.name]), partition=partition))
-        out[q.name] = value
-    return out
+def _quantity(q: _Quantity, raw: Mapping[str, str], profile: Profile | None, limit: int, partition: str) -> int:
+    """Memory (MiB) or walltime (seconds): from the field, else the profile; within ``limit``."""
+    text = raw.get(q.name) or (q.show(getattr(profile, q.name)) if profile else "")
+    if not text:
+        raise FormError(q.name, "", "is required")
+    try:
+        value = q.parse(text)
+    except units.UnitError as exc:
+        raise FormError(q.name, text, _reason(exc, text)) from None
+    if value > limit:
+        raise FormError(q.name, text, q.too_big.format(limit=q.show(limit), partition=partition))
+    return value
 
 
 def _profile(raw: Mapping[str, str], choices: Choices) -> Profile | None:
@@ -240,25 +248,41 @@ def _account(raw: Mapping[str, str], choices: Choices) -> str | None:
 
 
 def validate_request(options: Mapping[str, Any], choices: Choices) -> ResourceRequest:
-    """Check every field against the whitelist and limits; return the typed request."""
+    """Check every field against the whitelist and limits; return the typed request, or
+    raise :class:`FormErrors` naming every bad field (not only the first)."""
     if not isinstance(options, Mapping):
         raise FormError("user_options", options, "must be a mapping of fields")
+    errors: dict[str, FormError] = {}
+
+    def attempt(step: Callable[[], Any], fallback: Any = None) -> Any:
+        try:
+            return step()
+        except FormError as exc:
+            errors.setdefault(exc.field, exc)
+            return fallback
+
+    raw: dict[str, str] = {}
     for key, value in options.items():
         if key not in FIELDS:
-            raise FormError(str(key), value, f"is not a known field (fields: {', '.join(FIELDS)})")
-    raw = {k: _text(k, v) for k, v in options.items()}
-    profile = _profile(raw, choices)
-    partition = _partition(raw, profile, choices)
+            errors.setdefault(str(key), FormError(str(key), value, f"is not a known field (fields: {', '.join(FIELDS)})"))
+        elif (text := attempt(lambda k=key, v=value: _text(k, v))) is not None:
+            raw[key] = text
+    profile = attempt(lambda: _profile(raw, choices))
+    partition = attempt(lambda: _partition(raw, profile, choices), choices.default_partition)
     max_cpus, max_mib, max_s = choices.limits_for(partition)
-    cpus = _cpus(raw, profile, max_cpus)
-    amounts = _quantities(raw, profile, {"memory": max_mib, "walltime": max_s}, partition)
+    cpus = attempt(lambda: _cpus(raw, profile, max_cpus))
+    memory = attempt(lambda: _quantity(_MEMORY, raw, profile, max_mib, partition))
+    walltime = attempt(lambda: _quantity(_WALLTIME, raw, profile, max_s, partition))
+    account = attempt(lambda: _account(raw, choices))
+    if errors:
+        raise FormErrors(list(errors.values()))
     return ResourceRequest(
         profile=profile.name if profile else CUSTOM,
         cpus=cpus,
-        memory_mb=amounts["memory"],
-        walltime_s=amounts["walltime"],
+        memory_mb=memory,
+        walltime_s=walltime,
         partition=partition,
-        account=_account(raw, choices),
+        account=account,
     )
 
 
@@ -269,10 +293,16 @@ _env = jinja2.Environment(
 )
 
 
-def render_form(choices: Choices, previous: ResourceRequest | None = None) -> str:
+def render_form(
+    choices: Choices,
+    previous: ResourceRequest | None = None,
+    refused: tuple[Mapping[str, str], FormError] | None = None,
+) -> str:
     """The HTML of the options form (fields pre-filled from the first or the previous
     profile; the profile buttons fill them in the browser; hints under memory and walltime
-    say how each value is read)."""
+    say how each value is read and whether it is within the partition's limits). After a
+    refusal (``refused``: what was typed and why), the fields keep what the user typed and
+    each error is shown next to its field."""
     first = choices.profile(previous.profile) if previous else None
     first = first or (choices.profiles[0] if choices.profiles else None)
     profiles = [
@@ -292,23 +322,33 @@ def render_form(choices: Choices, previous: ResourceRequest | None = None) -> st
         values = next(p for p in profiles if p["name"] == first.name)
     else:
         values = {"cpus": 1, "memory": "2G", "walltime": "01:00:00", "partition": choices.default_partition}
+    selected = first.name if first else CUSTOM
+    errors: dict[str, str] = {}
+    if refused is not None:
+        typed, exc = refused
+        values = {**values, **{k: v for k, v in typed.items() if k in FIELDS and isinstance(v, str)}}
+        selected = typed.get("profile") if choices.profile(typed.get("profile", "")) else CUSTOM
+        errors = {f: e.reason for f, e in getattr(exc, "errors", {exc.field: exc}).items()}
     parts = [
         {"name": name, "info": info.as_dict() if info else None, "limits": choices.limits_for(name)}
         for name, info in choices.partitions.items()
     ]
     return _env.get_template("sandfill_options_form.html").render(
         profiles=profiles,
-        selected=first.name if first else "custom",
+        selected=selected,
         values=values,
+        errors=errors,
+        other_errors=[f"{f}: {why}" for f, why in errors.items() if f not in ("cpus", "memory", "walltime", "partition", "account")],
         partitions=parts,
         accounts=choices.accounts,
-        default_account=choices.default_account,
+        default_account=values.get("account", choices.default_account),
         max_cpus=choices.max_cpus,
         max_memory=units.format_memory(choices.max_memory_mb),
         max_walltime=units.format_duration(choices.max_walltime_s),
         scheduler_error=choices.scheduler_error,
         notes=choices.notes,
         format_duration=units.format_duration,
+        format_memory=units.format_memory,
         duration_forms=units.DURATION_FORMS,
         memory_forms=units.MEMORY_FORMS,
     )
@@ -344,8 +384,8 @@ async def load_choices(view: SchedulerView, user: str, settings: FormSettings) -
     parts = allowed_partitions(settings.partitions, live)
     default = settings.default_partition
     default_part = default if default in parts else next(iter(parts), default)
-    return Choices(
-        profiles=tuple(p for p in settings.profiles if (p.partition or default_part) in parts),
+    choices = Choices(
+        profiles=tuple(settings.profiles),
         partitions=parts,
         default_partition=default_part,
         max_cpus=settings.max_cpus,
@@ -355,6 +395,22 @@ async def load_choices(view: SchedulerView, user: str, settings: FormSettings) -
         default_account=None,
         scheduler_error=err or err2,
     )
+    return without_impossible_profiles(choices)
+
+
+def without_impossible_profiles(choices: Choices) -> Choices:
+    """``choices`` without the profiles that could not start (a partition that is not offered,
+    or a value over its partition's or the site's limits), each kept in ``hidden`` with the
+    reason: the same checks as a request (:func:`validate_request`), so a profile on the form
+    is one the hub accepts."""
+    ok, hidden = [], []
+    for p in choices.profiles:
+        try:
+            validate_request({"profile": p.name}, choices)
+            ok.append(p)
+        except FormError as exc:
+            hidden.append((p.name, str(exc)))
+    return replace(choices, profiles=tuple(ok), hidden=tuple(hidden))
 
 
 def previous_request(user_options: Mapping[str, Any] | None, choices: Choices) -> ResourceRequest | None:

@@ -51,6 +51,17 @@ _HOST = re.compile(r"[A-Za-z0-9_.:-]+")
 # job id → spawners waiting for news about it (progress pages, start loops)
 _listeners: dict[str, set[BackfillSlurmSpawner]] = {}
 _listening: set[int] = set()
+# profile → the reason last logged for not offering it (logged once per reason)
+_hidden_logged: dict[str, str] = {}
+
+
+def _log_hidden(log: Any, choices: Choices) -> Choices:
+    """Log each profile the form does not offer, with why, once per profile and reason."""
+    for name, why in choices.hidden:
+        if _hidden_logged.get(name) != why:
+            _hidden_logged[name] = why
+            log.warning("Profile %r is not offered: it cannot start here (%s)", name, why)
+    return choices
 
 
 def _on_poller_change(loop: asyncio.AbstractEventLoop) -> Callable[[dict[str, JobStatus]], None]:
@@ -82,6 +93,7 @@ class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpa
         self._changed = asyncio.Event()
         self._port_reported = asyncio.Event()
         self._watching: str | None = None
+        self._refused_form: tuple[dict[str, str], FormError] | None = None
         self._bind_ip = self.ip  # the configured listen address (self.ip becomes the exec host)
 
     # ---- shared machinery ---------------------------------------------------------------
@@ -123,7 +135,7 @@ class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpa
             max_memory_mb=self.max_memory,
             max_walltime_s=self.max_walltime.seconds,
         )
-        return await load_choices(self.view, self.user.name, settings)
+        return _log_hidden(self.log, await load_choices(self.view, self.user.name, settings))
 
     @default("options_form")
     def _options_form_default(self) -> Callable[[BackfillSlurmSpawner], Any]:
@@ -132,10 +144,16 @@ class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpa
     async def render_options_form(self) -> str:
         choices = await self.choices()
         saved = self.orm_spawner.user_options if self.orm_spawner is not None else None
-        return render_form(choices, previous_request(saved, choices))
+        typed, self._refused_form = self._refused_form, None  # shown once, right after the refusal
+        return render_form(choices, previous_request(saved, choices), refused=typed)
 
     async def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:  # type: ignore[override]
-        request = validate_request(flatten_form(formdata), await self.choices())
+        raw = flatten_form(formdata)
+        try:
+            request = validate_request(raw, await self.choices())
+        except FormError as exc:
+            self._refused_form = (raw, exc)  # JupyterHub re-renders the form next: keep what was typed
+            raise
         return request.as_options()
 
     @default("apply_user_options")
@@ -249,10 +267,10 @@ class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpa
             raise SpawnFailed(f"job {self.job_id} runs on {host!r}, which is not an address")
         return host
 
-    async def _record_end(self, st: JobStatus, *, by_hub: bool = False) -> None:
+    async def _record_end(self, st: JobStatus, *, by_hub: bool = False, before_start: bool = False) -> None:
         log = await tail_log(self.job_output_path, self.user.name, self.log_tail_bytes, self.lookup_timeout)
         tail = log.text or (f"(log not shown: {log.error})" if log.error else "")
-        self.last_end = progress.end_record(st, by_hub=by_hub, log_path=self.job_output_path, log_tail=tail)
+        self.last_end = progress.end_record(st, by_hub=by_hub, log_path=self.job_output_path, log_tail=tail, before_start=before_start)
 
     def end_message(self) -> str:
         return progress.end_message(self.last_end)
@@ -325,6 +343,7 @@ class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpa
         if not self.job_id:
             return
         job_id = self.job_id
+        before_start = bool(self.slurm_status and self.slurm_status.pending)  # a request cancelled while it waited
         self.log.info("Cancelling server job %s of %s", job_id, self.user.name)
         error = await self.cancel_job(job_id)
         if error:  # JupyterHub forgets the server when stop() returns: the job stays tracked
@@ -337,7 +356,7 @@ class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpa
         while not st.ended and time.monotonic() < deadline:
             st = await asyncio.wait_for(self._status(next_round=True), self.cancel_timeout)
         if st.ended:
-            await self._record_end(st, by_hub=True)
+            await self._record_end(st, by_hub=True, before_start=before_start)
         else:
             self.keep_orphan(job_id, f"it did not end within 20 s of scancel (last: {st.state})")
 
@@ -392,7 +411,8 @@ class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpa
             positions, _ = await self.view.safe(self.view.pending_positions(), {})
             position = positions.get(self.job_id)
         partition = self.request.partition if self.request else None
-        return progress.pending_event(self.job_id, st, position=position, partition=partition, port=self.port)
+        asked = self.request.describe() if self.request else None
+        return progress.pending_event(self.job_id, st, position=position, partition=partition, port=self.port, asked=asked)
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:  # type: ignore[override]
         last: str | None = None

@@ -7,10 +7,12 @@ import pytest
 from sandfill.hub.form import (
     Choices,
     FormError,
+    FormErrors,
     ResourceRequest,
     flatten_form,
     render_form,
     validate_request,
+    without_impossible_profiles,
 )
 from sandfill.hub.script import DEFAULT_TEMPLATE, ScriptError, build_context, render_script
 from sandfill.hub.site import Profile
@@ -156,6 +158,46 @@ def test_form_html_is_escaped_and_lists_profiles_and_availability() -> None:
     html = render_form(CHOICES)
     assert 'value="small"' in html and 'value="big"' in html and "32 of 32" in html
     assert '<option value="physics"' in html
+
+
+def test_every_bad_field_is_named_at_once_not_only_the_first() -> None:
+    with pytest.raises(FormErrors) as exc:
+        validate_request({"profile": "custom", "cpus": "99", "memory": "lots", "walltime": "12:00:00"}, CHOICES)
+    assert set(exc.value.errors) == {"cpus", "memory", "walltime"}
+    message = str(exc.value)
+    assert message.startswith("3 fields need a change: ")
+    assert "cpus: '99' must be a whole number from 1 to 8" in message
+    assert "memory: 'lots' is not an amount of memory (use 512M, 4G or 1T" in message  # the accepted forms
+    assert "walltime: '12:00:00' is longer than the limit of 08:00:00 on interactive" in message
+    with pytest.raises(FormErrors) as one:  # one bad field reads as before
+        validate_request({"memory": "lots"}, CHOICES)
+    assert str(one.value).startswith("memory: 'lots'") and list(one.value.errors) == ["memory"]
+
+
+def test_a_profile_that_cannot_start_is_not_offered_and_says_why() -> None:
+    offered = without_impossible_profiles(CHOICES)
+    assert [p.name for p in offered.profiles] == ["small"]
+    assert offered.hidden == (("big", "walltime: '04:00:00' is longer than the limit of 01:00:00 on burst"),)
+    html = render_form(offered)
+    assert 'value="small"' in html and 'value="big"' not in html
+
+
+def test_a_refused_form_keeps_what_was_typed_and_shows_each_error_by_its_field() -> None:
+    typed = {"profile": "custom", "cpus": "2", "memory": "lots", "walltime": "12:00:00", "partition": "interactive"}
+    with pytest.raises(FormErrors) as exc:
+        validate_request(typed, CHOICES)
+    html = render_form(CHOICES, refused=(typed, exc.value))
+    assert 'id="profile-custom" checked' in html
+    assert 'name="memory" id="sandfill-memory" maxlength="64" value="lots"' in html
+    assert 'value="12:00:00"' in html and 'value="2"' in html
+    assert "Memory 'lots' is not an amount of memory (use 512M, 4G or 1T" in html
+    assert "Walltime '12:00:00' is longer than the limit of 08:00:00 on interactive" in html
+    assert 'id="sandfill-cpus-error"' not in html  # cpus was fine
+    assert html.count("is-invalid") == 2
+    evil = {**typed, "memory": "<b>x</b>"}
+    with pytest.raises(FormErrors) as exc2:
+        validate_request(evil, CHOICES)
+    assert "<b>x</b>" not in render_form(CHOICES, refused=(evil, exc2.value))
 
 
 def _context(request: ResourceRequest, **kw: object) -> str:
