@@ -16,12 +16,14 @@ from typing import Any
 
 from sandfill.slurm.jobview import ended_why, job_view
 from sandfill.slurm.states import JobStatus
-from sandfill.units import format_duration
+from sandfill.units import describe_duration, format_duration
 
 LOG_LINES = 15  # lines of the job's log shown when it ended
 #: why a server job ended whose start a hub restart dropped (the hub cannot reach it)
 DROPPED_WHY = ("the hub restarted while your server was starting and cannot reach it, so the hub "
                "cancelled the job; start a new server")
+#: why a server job ended that the user cancelled while it was still waiting in the queue
+CANCELLED_BEFORE_START = "cancelled before it started"
 
 
 def describe_start(start: float | None, now: float | None = None) -> str:
@@ -42,15 +44,19 @@ def pending_event(
     position: tuple[int, int] | None = None,
     partition: str | None = None,
     port: int = 0,
+    asked: str | None = None,
+    now: float | None = None,
 ) -> dict[str, Any]:
     """One progress event describing the job now (``message`` as text, and for a pending job
-    ``html_message`` with the job id, state, reason, position and estimated start marked)."""
+    ``html_message``: a status card with the job id, state, reason in plain words, position,
+    estimated start, what was asked for (``asked``) and how long it has waited, marked)."""
     if not job_id or status is None:
         return {"progress": 10, "message": "Submitting the server job to Slurm…"}
     view = job_view(status, position=position)
     if view.phase == "pending":
+        waited = None if status.submit_time is None else (time.time() if now is None else now) - status.submit_time
         return _pending(view.job_id, view.slurm_state, view.reason, view.reason_text, view.position,
-                        view.partition or partition or "?", view.estimated_start)
+                        view.partition or partition or "?", view.estimated_start, asked, waited)
     if view.phase == "running":
         if port:
             return {"progress": 90, "message": f"Job {job_id} running on {view.node}; JupyterLab is starting at port {port}…"}
@@ -60,39 +66,56 @@ def pending_event(
     return {"progress": 100, "message": f"Job {job_id} ended: {view.ended_why} ({view.slurm_state})."}
 
 
+def describe_wait(seconds: float | None) -> str | None:
+    """How long a job has waited, to the minute (a card that changes once a minute)."""
+    if seconds is None:
+        return None
+    minutes = int(max(0, seconds) // 60)
+    return "under a minute" if minutes == 0 else describe_duration(minutes * 60)
+
+
 def _pending(
     job_id: str, state: str, reason: str | None, words: str | None,
     position: tuple[int, int] | None, partition: str, start: float | None,
+    asked: str | None = None, waited: float | None = None,
 ) -> dict[str, Any]:
-    code = reason or "waiting"
-    plain = f"{code}: {words}" if words and words != code else code
-    text = [f"Job {job_id} is {state} ({code})"]
-    html = [
-        f'Job <b class="sandfill-job-id">{escape(job_id)}</b> is '
-        f'<span class="sandfill-state">{escape(state)}</span> '
-        f'(reason: <span class="sandfill-reason" title="{escape(plain)}">{escape(code)}</span>)'
+    """The pending job as one line of text (the event log) and as a status card (the page)."""
+    head = f"Job {job_id} is {state}"
+    if reason:
+        text = [f"{head} ({reason})" + (f" – {words}" if words and words != reason else "")]
+        why = (f'<span class="sandfill-reason-text">{escape(words if words else reason)}</span> '
+               f'<small>(Slurm\'s reason: <span class="sandfill-reason" title="{escape(reason)}: {escape(words or reason)}">{escape(reason)}</span>)</small>')
+    else:  # Slurm has not said yet (just after submission): say so, invent nothing
+        text = [f"{head} (Slurm has not given a reason yet)"]
+        why = '<span class="sandfill-reason-text">Slurm has not given a reason yet</span>'
+    rows = [
+        ("job", f'Job <b class="sandfill-job-id">{escape(job_id)}</b> is <span class="sandfill-state">{escape(state)}</span>'),
+        ("why", f"Waiting because: {why}"),
     ]
-    if words and words != code:
-        text[0] += f" – {words}"
-        html[0] += f' – <span class="sandfill-reason-text">{escape(words)}</span>'
     if position is not None:
         text.append(f"position {position[0]} of {position[1]} pending in {partition}")
-        html.append(f'position <span class="sandfill-position">{position[0]} of {position[1]}</span> pending in {escape(partition)}')
+        rows.append(("position", f'Queue position: <span class="sandfill-position">{position[0]} of {position[1]}</span> pending in {escape(partition)}'))
     when = describe_start(start)
     text.append(f"estimated start: {when}")
-    html.append(f'estimated start: <span class="sandfill-start">{escape(when)}</span>')
-    return {"progress": 30, "message": " · ".join(text), "html_message": " · ".join(html)}
+    rows.append(("start", f'Estimated start: <span class="sandfill-start">{escape(when)}</span>'))
+    if asked:
+        rows.append(("asked", f'Asked for: <span class="sandfill-asked">{escape(asked)}</span>'))
+    if (wait := describe_wait(waited)) is not None:
+        rows.append(("waited", f'Waited so far: <span class="sandfill-waited">{escape(wait)}</span>'))
+    html = "".join(f'<div class="sandfill-status-{key}">{row}</div>' for key, row in rows)
+    return {"progress": 30, "message": " · ".join(text), "html_message": f'<div class="sandfill-status text-start">{html}</div>'}
 
 
-def end_record(status: JobStatus, *, by_hub: bool, log_path: str, log_tail: str) -> dict[str, Any]:
-    """How a job ended, kept in the spawner's state (``last_end``) across stops."""
+def end_record(status: JobStatus, *, by_hub: bool, log_path: str, log_tail: str, before_start: bool = False) -> dict[str, Any]:
+    """How a job ended, kept in the spawner's state (``last_end``) across stops. A request
+    cancelled while it waited (``before_start``) says so, without the stale pending reason."""
     view = job_view(status)
     return {
         "job_id": status.job_id,
         "state": status.state,
-        "reason": status.reason,
+        "reason": None if before_start else status.reason,
         "exit_code": status.exit_code,
-        "why": view.ended_why or ended_why(status.state),
+        "why": CANCELLED_BEFORE_START if before_start else (view.ended_why or ended_why(status.state)),
         "ended": time.time(),
         "stopped_by_hub": by_hub,
         "log_path": log_path,

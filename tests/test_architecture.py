@@ -32,8 +32,10 @@ POLICY_ROOMS: dict[str, set[str]] = {
     "live": {"document"},
     "sim": {"document"},
     "replay": {"document", "live", "sim"},
+    "gate": {"document", "sim"},  # the simulation before apply, on the site's own sacct history
+    "health": {"document", "sim", "gate"},  # live waits from accounting, next to the simulation
     "lab": {"document", "sim"},  # the policy lab (sweep, recommend); only cli imports it
-    "cli": {"document", "live", "sim", "replay", "lab"},
+    "cli": {"document", "live", "sim", "replay", "lab", "gate", "health"},
     "": {"document"},  # sandfill.policies itself re-exports the document
 }
 
@@ -289,6 +291,8 @@ WHOLE_PARTS = {
     "tests/lab/test_labextension.py": "the TypeScript lab extension, in a browser",
     "tests/policies/test_notebooks.py": "notebooks/policy-*.ipynb",
     "tests/dask/test_notebook.py": "notebooks/backfill-dask.ipynb",
+    "tests/lab/test_panel_browser.py": "the TypeScript Backfill Dask panel, in a browser",
+    "tests/hub/test_hung_controller_live.py": "a hung slurmctld under the hub, its servers and a Dask cluster",
 }
 
 

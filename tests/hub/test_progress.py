@@ -37,6 +37,20 @@ def test_pending_event_escapes_and_falls_back() -> None:
     assert "not yet estimated by Slurm" in event["message"] and "position" not in event["message"]
 
 
+def test_the_pending_card_says_what_was_asked_how_long_it_waited_and_invents_no_reason() -> None:
+    now = time.time()
+    st = JobStatus("9", "PENDING", reason=None, partition="interactive", submit_time=now - 185)
+    event = progress.pending_event("9", st, asked="1 CPU, 1G, 02:00:00 on interactive", now=now)
+    assert event["message"].startswith("Job 9 is PENDING (Slurm has not given a reason yet)")
+    assert "waiting" not in event["message"] and "sandfill-reason\"" not in event["html_message"]
+    html = event["html_message"]
+    assert '<span class="sandfill-asked">1 CPU, 1G, 02:00:00 on interactive</span>' in html
+    assert '<span class="sandfill-waited">3 minutes</span>' in html
+    assert html.count('<div class="sandfill-status-') == 5  # one line each: job, why, start, asked, waited
+    fresh = progress.pending_event("9", JobStatus("9", "PENDING", submit_time=now - 20), now=now)
+    assert "under a minute" in fresh["html_message"]
+
+
 @pytest.mark.parametrize(
     ("status", "port", "progress_", "words"),
     [
