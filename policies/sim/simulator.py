@@ -257,11 +257,7 @@ class Simulator:
             self._promote_capped()
         if not self.capped:
             return [k[3] for k in self.pending[:m]]
-        shift = self.age_rate * self.now
-        live = [(k[0], k[1] - shift, k[2], k[3]) for k in self.pending[:m]]
-        live += self.capped[:m]
-        live.sort()  # two sorted runs; keys are unique (they end with the job)
-        return [k[3] for k in live[:m]]
+        return _merge_head(self.pending, self.capped, m, self.age_rate * self.now)
 
     # -- events ------------------------------------------------------------------------------
     def push(self, t: int, kind: int, payload: object = None) -> None:
@@ -454,6 +450,34 @@ class Simulator:
             (r, self.run_start[r], self.planned_end[r], self.job_units[r]) for r in self.running
         )
         self.backfill_log.append(BackfillRecord(self.now, tuple(d.reservations), running))
+
+
+def _merge_head(pending: list[tuple], capped: list[tuple], m: int, shift: float) -> list[int]:
+    """The first ``m`` jobs of ``pending`` (keys at ``shift`` = age_rate * now: their second
+    field minus ``shift``) merged with ``capped`` (keys as they are), as sorting both heads
+    would order them, found run by run with bisect (keys are unique: they end with the job)."""
+
+    def live(k: tuple) -> tuple:
+        return (k[0], k[1] - shift, k[2], k[3])
+
+    out: list[int] = []
+    i, c = 0, 0
+    n_live, n_capped = min(len(pending), m), min(len(capped), m)
+    while len(out) < m:
+        if c < n_capped:
+            k = _bisect_left(pending, capped[c], i, n_live, key=live) if i < n_live else i
+        else:
+            k = n_live
+        out += [key[3] for key in pending[i:min(k, i + m - len(out))]]
+        i = k
+        if len(out) >= m or c >= n_capped:
+            break
+        k = _bisect_left(capped, live(pending[i]), c, n_capped) if i < n_live else n_capped
+        out += [key[3] for key in capped[c:min(k, c + m - len(out))]]
+        c = k
+        if i >= n_live and c >= n_capped:
+            break
+    return out
 
 
 def simulate(

@@ -170,3 +170,28 @@ def test_no_fit_staircase() -> None:
     assert not nf.covers(5, 300)
     nf.add(1, 60)  # covers every other shape: the staircase keeps only it
     assert (nf.units, nf.plans) == ([1], [60])
+
+
+def test_queue_head_merges_as_sorting_would() -> None:
+    """The window's merge of live keys (shifted by age_rate * now) and capped keys, run by
+    run with bisect, gives the order sorting both heads gives (ties on priority broken by
+    the rest of the key), for every head length."""
+    import random
+
+    from sandfill.policies.sim.simulator import _merge_head
+
+    def by_sorting(pending: list, capped: list, m: int, shift: float) -> list[int]:
+        keys = [(k[0], k[1] - shift, k[2], k[3]) for k in pending[:m]] + capped[:m]
+        return [k[3] for k in sorted(keys)[:m]]
+
+    rng = random.Random(16)
+    for _ in range(3000):
+        n_live, n_capped = rng.randint(0, 25), rng.randint(0, 25)
+        ids = rng.sample(range(1000), n_live + n_capped)
+        shift = rng.choice([0.0, 0.5, 3.7, 120.0])
+        pending = sorted((rng.randint(-1, 0), rng.randint(0, 12) * 0.5, rng.randint(0, 3), j)
+                         for j in ids[:n_live])
+        capped = sorted((rng.randint(-1, 0), rng.randint(0, 12) * 0.5 - shift,
+                         rng.randint(0, 3), j) for j in ids[n_live:])
+        m = rng.randint(1, 60)
+        assert _merge_head(pending, capped, m, shift) == by_sorting(pending, capped, m, shift)
