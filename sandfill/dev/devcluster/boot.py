@@ -4,6 +4,7 @@ so a boot that fails half-way is stopped by PID like a whole one."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -12,8 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sandfill.dev.devcluster import daemons
-from sandfill.dev.devcluster.config import Layout
-from sandfill.files import write_private
+from sandfill.dev.devcluster.config import Layout, gpu_files
+from sandfill.dev.devcluster.nodeclasses import NodeSpec
+from sandfill.files import private_dir, write_private
 from sandfill.slurm import sacctmgr, scontrol, sinfo
 from sandfill.slurm.commands import Result, Runner
 
@@ -47,6 +49,23 @@ def _own_file(path: Path, mode: int) -> bool:
     except OSError:
         return False
     return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) == mode
+
+
+def gpu_stand_ins(layout: Layout, nodes: Sequence[NodeSpec]) -> None:
+    """Character devices where gres.conf names the nodes' GPUs: each a root-only copy of
+    /dev/null (1,3), only stat'ed by slurmd. Whatever else is at such a path (a symlink, a
+    file) is replaced, never followed."""
+    for n in nodes:
+        files = gpu_files(layout, n)
+        if files:
+            private_dir(files[0].parent, 0o755)
+        for f in files:
+            with contextlib.suppress(FileNotFoundError):
+                st = os.lstat(f)
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3) and st.st_uid == 0:
+                    continue
+                f.unlink()
+            os.mknod(f, stat.S_IFCHR | 0o600, os.makedev(1, 3))
 
 
 def ctld_up(runner: Runner) -> bool:
@@ -145,10 +164,12 @@ class Boot:
         self._wait("slurmctld to answer", lambda: ctld_up(self.runner), d, self.r.log / "slurmctld.log")
         return d
 
-    def slurmds(self, names: Sequence[str]) -> None:
+    def slurmds(self, names: Sequence[str], place: Callable[[str, list[str]], list[str]] = lambda _n, a: a) -> None:
+        """A slurmd per node, its argv passed through ``place`` (a node's network namespace)."""
         r = self.r
         for name in names:
-            self._start(f"slurmd-{name}", [which("slurmd"), "-D", "-N", name], r.log / f"slurmd-{name}.out")
+            argv = place(name, [which("slurmd"), "-D", "-N", name])
+            self._start(f"slurmd-{name}", argv, r.log / f"slurmd-{name}.out")
         self._wait(
             f"{len(names)} nodes to register idle",
             lambda: nodes_ready(self.runner, names) or self._any_dead(),

@@ -7,7 +7,9 @@ import json
 import shlex
 
 from sandfill.cli import CLIError
+from sandfill.dev.devcluster import nodeclasses
 from sandfill.dev.devcluster.cluster import DevCluster, DevClusterError, default_state_dir
+from sandfill.dev.devcluster.nodeclasses import NodeClasses, NodeClassesError
 from sandfill.slurm.states import is_user_name
 
 
@@ -34,6 +36,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     up.add_argument(
         "--shared-queue", dest="private_data", action="store_false",
         help="let every user see every job (default: PrivateData=jobs,usage,users, each user sees their own)",
+    )
+    up.add_argument(
+        "--hosts", action="store_true",
+        help="the site shape: the head on a private bridge, one network namespace (own address) per node "
+        "(default nodes: 2 x cpu, 1 x bigmem, 1 x gpu with gpu:2)",
+    )
+    classes = up.add_mutually_exclusive_group()
+    classes.add_argument("--node-classes", metavar="FILE", default=None, help="YAML file of node classes (with --hosts)")
+    classes.add_argument(
+        "--node-class", metavar="SPEC", action="append", default=None,
+        help="a node class, e.g. name=gpu,count=1,cpus=8,memory=8G,gpus=2,features=gpu+a100 (repeat; with --hosts)",
     )
     up.set_defaults(func=_up)
 
@@ -72,14 +85,23 @@ def _up(args: argparse.Namespace) -> int:
             raise CLIError(f"--users: {u!r} is not a valid user name")
     c = _cluster(args)
     try:
+        classes = _node_classes(args)
         c.up(
             nodes=args.nodes, cpus=args.cpus, memory_mb=args.memory_mb, policy=args.policy, users=users,
-            private_data=args.private_data,
+            private_data=args.private_data, hosts=args.hosts, node_classes=classes,
         )
-    except DevClusterError as exc:
+    except (DevClusterError, NodeClassesError) as exc:
         raise CLIError(str(exc)) from None
     print(f"export SLURM_CONF={shlex.quote(str(c.slurm_conf))}")
     return 0
+
+
+def _node_classes(args: argparse.Namespace) -> NodeClasses | None:
+    if args.node_classes:
+        return nodeclasses.load(args.node_classes)
+    if args.node_class:
+        return nodeclasses.from_flags(args.node_class)
+    return None
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -98,6 +120,8 @@ def _status(args: argparse.Namespace) -> int:
     print(f"devcluster in {st['state_dir']}")
     for d in st["daemons"]:  # type: ignore[union-attr]
         print(f"  {d['name']:<14} pid {d['pid']:<8} {'running' if d['alive'] else 'NOT RUNNING'}")
+    if st.get("shape") == "hosts":
+        print(f"  head at {st['head_addr']}; nodes: " + ", ".join(f"{n['name']} {n['address']}" for n in st["nodes"]))  # type: ignore[union-attr]
     if st["sinfo"]:
         print()
         print(st["sinfo"], end="")

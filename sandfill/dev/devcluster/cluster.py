@@ -14,19 +14,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sandfill.dev.devcluster import accounting, boot, daemons
+from sandfill.dev.devcluster import accounting, boot, daemons, netns, nodeclasses
 from sandfill.dev.devcluster.accounting import ACCOUNT
 from sandfill.dev.devcluster.boot import Boot
 from sandfill.dev.devcluster.config import (
     Layout,
+    Placement,
     Ports,
     free_ports,
-    node_names,
-    nodes_expr,
+    render_gres_conf,
     render_mariadb_cnf,
     render_slurm_conf,
     render_slurmdbd_conf,
 )
+from sandfill.dev.devcluster.nodeclasses import NodeClasses, NodeSpec
 from sandfill.dev.devcluster.policy import policy_fragment
 from sandfill.files import private_dir, write_private
 from sandfill.slurm import squeue
@@ -96,6 +97,22 @@ class ClusterInfo:
     users: list[str] = field(default_factory=list)
     db_pass: str = ""
     private_data: bool = True
+    shape: str = "single-host"  # or "hosts": one network namespace per node
+    node_specs: list[dict[str, object]] = field(default_factory=list)  # NodeSpec fields; none: uniform
+    head_addr: str = "127.0.0.1"
+    node_addrs: dict[str, str] = field(default_factory=dict)  # none: every node on 127.0.0.1
+
+    def specs(self) -> list[NodeSpec]:
+        """The nodes slurm.conf declares (the single-host shape's ``node1..N`` by default)."""
+        if not self.node_specs:
+            return nodeclasses.uniform(self.nodes, cpus=self.cpus, memory_mb=self.memory_mb)
+        return [NodeSpec(**{**d, "features": tuple(d.get("features") or ())}) for d in self.node_specs]  # type: ignore[arg-type]
+
+    def placement(self) -> Placement:
+        names = [n.name for n in self.specs()]
+        if self.shape != "hosts":
+            return Placement(self.host, "127.0.0.1", ("127.0.0.1",) * len(names), (self.host,) * len(names))
+        return Placement(self.host, self.head_addr, tuple(self.node_addrs[n] for n in names), tuple(names))
 
 
 class DevCluster:
@@ -145,6 +162,8 @@ class DevCluster:
         policy: str | os.PathLike[str] | None = None,
         users: Iterable[str] = (),
         private_data: bool = True,
+        hosts: bool = False,
+        node_classes: NodeClasses | None = None,
         timeout: float = 90.0,
         log: Callable[[str], object] = print,
     ) -> bool:
@@ -152,48 +171,76 @@ class DevCluster:
 
         ``private_data`` (the default) sets Slurm's ``PrivateData=jobs,usage,users``: a user
         sees only their own jobs, usage and associations (root and the hub see all); False
-        leaves every job visible to every user, Slurm's own default."""
-        _check_can_start(nodes, cpus)
+        leaves every job visible to every user, Slurm's own default.
+
+        ``hosts`` boots the site shape: one network namespace per node, each with its own
+        address (:mod:`~sandfill.dev.devcluster.netns`), nodes of ``node_classes``
+        (default :data:`~sandfill.dev.devcluster.nodeclasses.DEFAULT_HOSTS`)."""
+        specs = _node_specs(nodes, cpus, memory_mb, hosts, node_classes)
+        _check_can_start(specs, hosts)
         if self.is_running():
             log(f"devcluster in {self.layout.root} is already running (nothing to do)")
             return False
-        if self.daemons():
+        if self.daemons() or self.layout.network.exists():
             log("found a half-running devcluster; stopping what is left of it first")
             self.down(log=lambda *_: None)
-        self._make_dirs(nodes)
-        old = self.info()
-        port_list = free_ports(3 + nodes)
+        self._make_dirs([n.name for n in specs])
+        port_list = free_ports(3 + len(specs))
         ports = Ports(port_list[0], port_list[1], port_list[2], tuple(port_list[3:]))
-        info = ClusterInfo(
-            cluster_name="sandfill",
-            host=socket.gethostname(),
-            nodes=nodes,
-            cpus=cpus,
-            memory_mb=memory_mb,
-            ports=asdict(ports),
-            policy=str(Path(policy).absolute()) if policy else None,
-            users=sorted({"root", *_invoking_users(), *users, *(old.users if old else [])}),
-            private_data=private_data,
-            db_pass=old.db_pass if old and old.db_pass else secrets.token_hex(12),
-        )
-        self._write_configs(info, ports)
+        info = _new_info(self.info(), specs, ports, policy, users, private_data, hosts)
         t0 = time.monotonic()
-        self._boot(info, ports, timeout, log)
-        log(f"devcluster ready in {time.monotonic() - t0:.1f} s; state in {self.layout.root}")
+        try:
+            if hosts:
+                self._network_up(info, log)
+            self._write_configs(info, ports)
+            self._boot(info, ports, timeout, log)
+        except BaseException:
+            try:
+                self._network_down(log=lambda *_: None)
+            except netns.NetnsError as exc:  # kept in network.json: `down` tries again
+                log(f"the network could not be removed ({exc}); `sandfill devcluster down` retries")
+            raise
+        log(f"devcluster ({info.shape}) ready in {time.monotonic() - t0:.1f} s; state in {self.layout.root}")
         return True
+
+    def _network_up(self, info: ClusterInfo, log: Callable[[str], object]) -> None:
+        """Claim a subnet, save the plan, then make the bridge, veths and namespaces."""
+        net = netns.plan(self.layout.root, [n.name for n in info.specs()])
+        netns.save(self.layout.network, net)  # first: a crash part-way is still cleaned up by `down`
+        try:
+            netns.create(net)
+        except netns.NetnsError as exc:
+            raise DevClusterError(f"devcluster failed to make its network: {exc}") from None
+        info.head_addr = net.head_addr
+        info.node_addrs = {n: net.addr(n) for n in net.nodes}
+        log(f"network    {net.subnet} on bridge {net.bridge}: head {net.head_addr}, {len(net.nodes)} namespaces")
+
+    def _network_down(self, log: Callable[[str], object]) -> None:
+        net = netns.load(self.layout.network)
+        if net is None:
+            return
+        netns.remove(net, log=log)
+        self.layout.network.unlink(missing_ok=True)
+        log(f"network    {net.subnet}: bridge {net.bridge} and {len(net.nodes)} namespaces removed")
+
+    def _slurmd_argv(self, node: str, argv: list[str]) -> list[str]:
+        net = netns.load(self.layout.network)
+        return net.exec_argv(node, argv) if net is not None and node in net.nodes else argv
 
     def _boot(self, info: ClusterInfo, ports: Ports, timeout: float, log: Callable[[str], object]) -> None:
         """Start the daemons in order; on any failure stop those started (by PID)."""
         steps = Boot(self.layout, self.runner(), timeout)
+        head = info.head_addr
+        specs = info.specs()
         try:
             log(f"munge      up (pid {steps.munge().pid})")
             log(f"mariadb    up (pid {steps.mariadb(info.db_pass).pid}, 127.0.0.1:{ports.mariadb})")
-            log(f"slurmdbd   up (pid {steps.slurmdbd().pid}, 127.0.0.1:{ports.slurmdbd})")
+            log(f"slurmdbd   up (pid {steps.slurmdbd().pid}, {head}:{ports.slurmdbd})")
             accounting.init_accounting(steps.runner, info.cluster_name, info.policy, info.users)
             log(f"accounting cluster={info.cluster_name} account={ACCOUNT} users={','.join(info.users)}")
-            log(f"slurmctld  up (pid {steps.slurmctld().pid}, 127.0.0.1:{ports.slurmctld})")
-            steps.slurmds(node_names(info.nodes))
-            log(f"slurmd     up ({info.nodes} nodes x {info.cpus} CPUs: {nodes_expr(info.nodes)})")
+            log(f"slurmctld  up (pid {steps.slurmctld().pid}, {head}:{ports.slurmctld})")
+            steps.slurmds([n.name for n in specs], self._slurmd_argv)
+            log(f"slurmd     up ({info.nodes} nodes: {nodeclasses.hostlist(specs)})")
         except BaseException as exc:
             daemons.save(self.layout.pids, steps.started)
             self._stop_all(steps.started)
@@ -202,12 +249,12 @@ class DevCluster:
                 raise DevClusterError(f"devcluster failed to start: {exc}") from None
             raise
 
-    def _make_dirs(self, nodes: int) -> None:
+    def _make_dirs(self, nodes: Sequence[str]) -> None:
         """The state directory's folders, each ours (not a symlink) and of its mode even
         when it existed with a looser one: what the jobs read (slurm.conf, the munge socket,
         the spool) is traversable, the rest is root's alone."""
         r = self.layout
-        for d in (r.root, r.etc, r.root / "run", r.spool, *(r.spool / n for n in node_names(nodes))):
+        for d in (r.root, r.etc, r.root / "run", r.spool, *(r.spool / n for n in nodes)):
             private_dir(d, 0o755)
         for d in (r.log, r.state, r.mariadb_data, r.mariadb_tmp):
             private_dir(d, 0o700)
@@ -217,9 +264,11 @@ class DevCluster:
         and whatever runs below them in the process tree: the jobs' processes are the
         slurmds' descendants. Nothing is chosen by its environment or open files, so a shell
         with this cluster's SLURM_CONF, or one sitting in its state directory, is left alone.
-        Returns False when nothing was running."""
+        The ``--hosts`` shape's namespaces, veths and bridge go last (also after a crash
+        that left only them, recorded in the state directory). Returns False when nothing
+        was running."""
         ds = self.daemons()
-        if not ds:
+        if not ds and not self.layout.network.exists():
             log(f"no devcluster running in {self.layout.root}")
             return False
         ctld = [d for d in ds if d.name == "slurmctld" and daemons.is_alive(d)]
@@ -227,6 +276,7 @@ class DevCluster:
             self._cancel_all_jobs(timeout)
         leftovers = self._stop_all(ds)
         self.layout.pids.unlink(missing_ok=True)
+        self._network_down(log)
         log(
             f"devcluster in {self.layout.root} stopped ({len(ds)} daemons"
             + (f", {leftovers} leftover job processes" if leftovers else "")
@@ -240,7 +290,20 @@ class DevCluster:
         sinfo = ""
         if any(r["alive"] and r["name"] == "slurmctld" for r in rows):
             sinfo = self.runner().run(["sinfo"]).stdout
-        return {"state_dir": str(self.layout.root), "daemons": rows, "sinfo": sinfo}
+        info = self.info()
+        shape: dict[str, object] = {}
+        if info is not None and rows:
+            where = info.placement()
+            shape = {
+                "shape": info.shape,
+                "head_addr": where.head_addr,
+                "nodes": [
+                    {"name": n.name, "class": n.node_class, "address": a, "cpus": n.cpus,
+                     "memory_mb": n.memory_mb, "features": list(n.features), "gpus": n.gpus}
+                    for n, a in zip(info.specs(), where.node_addrs, strict=True)
+                ],
+            }
+        return {"state_dir": str(self.layout.root), **shape, "daemons": rows, "sinfo": sinfo}
 
     def add_users(self, users: Iterable[str]) -> None:
         """Give ``users`` an association in the cluster's account (idempotent)."""
@@ -297,18 +360,17 @@ class DevCluster:
     def _write_configs(self, info: ClusterInfo, ports: Ports) -> None:
         """Every file through :func:`sandfill.files.write_private` (O_EXCL|O_NOFOLLOW, then
         renamed into place): the public ones 0644, the DB password's 0600."""
-        r = self.layout
-        write_private(r.slurm_conf, mode=0o644, data=render_slurm_conf(
-                r,
-                cluster_name=info.cluster_name,
-                ports=ports,
-                cpus=info.cpus,
-                memory_mb=info.memory_mb,
-                host=info.host,
-                private_data=info.private_data,
-            ))
-        write_private(r.policy_conf, policy_fragment(info.policy, nodes=nodes_expr(info.nodes)), 0o644)
-        dbd = render_slurmdbd_conf(r, ports=ports, db_user=boot.DB_USER, db_pass=info.db_pass, db_name=boot.DB_NAME)
+        r, specs, where = self.layout, info.specs(), info.placement()
+        conf = render_slurm_conf(
+            r, cluster_name=info.cluster_name, ports=ports, nodes=specs, where=where, private_data=info.private_data
+        )
+        write_private(r.slurm_conf, conf, 0o644)
+        write_private(r.gres_conf, render_gres_conf(r, specs), 0o644)
+        boot.gpu_stand_ins(r, specs)
+        write_private(r.policy_conf, policy_fragment(info.policy, nodes=nodeclasses.hostlist(specs)), 0o644)
+        dbd = render_slurmdbd_conf(
+            r, ports=ports, db_user=boot.DB_USER, db_pass=info.db_pass, db_name=boot.DB_NAME, addr=where.head_addr
+        )
         write_private(r.slurmdbd_conf, dbd, 0o600)  # slurmdbd insists on 0600
         # mariadbd ignores world-writable option files
         write_private(r.etc / "mariadb.cnf", render_mariadb_cnf(r, port=ports.mariadb), 0o644)
@@ -344,12 +406,53 @@ class DevCluster:
         return killed
 
 
-def _check_can_start(nodes: int, cpus: int) -> None:
+def _new_info(
+    old: ClusterInfo | None,
+    specs: Sequence[NodeSpec],
+    ports: Ports,
+    policy: str | os.PathLike[str] | None,
+    users: Iterable[str],
+    private_data: bool,
+    hosts: bool,
+) -> ClusterInfo:
+    """What ``up`` decided; the users and the DB password of an earlier boot are kept."""
+    return ClusterInfo(
+        cluster_name="sandfill",
+        host=socket.gethostname(),
+        nodes=len(specs),
+        cpus=max(n.cpus for n in specs),
+        memory_mb=min(n.memory_mb for n in specs),
+        ports=asdict(ports),
+        policy=str(Path(policy).absolute()) if policy else None,
+        users=sorted({"root", *_invoking_users(), *users, *(old.users if old else [])}),
+        private_data=private_data,
+        db_pass=old.db_pass if old and old.db_pass else secrets.token_hex(12),
+        shape="hosts" if hosts else "single-host",
+        node_specs=[asdict(n) for n in specs] if hosts else [],
+    )
+
+
+def _node_specs(
+    nodes: int, cpus: int, memory_mb: int, hosts: bool, node_classes: NodeClasses | None
+) -> list[NodeSpec]:
+    """The nodes to declare: ``node_classes`` (``--hosts`` only) or the single host's
+    ``nodes`` alike ones."""
+    if node_classes is not None and not hosts:
+        raise DevClusterError("node classes (--node-class / --node-classes) need --hosts")
+    if hosts:
+        return nodeclasses.nodes_of(node_classes or nodeclasses.DEFAULT_HOSTS)
     if nodes < 1 or nodes > 64:
         raise DevClusterError(f"--nodes must be between 1 and 64, got {nodes}")
     if cpus < 1 or cpus > 256:
         raise DevClusterError(f"--cpus must be between 1 and 256, got {cpus}")
+    return nodeclasses.uniform(nodes, cpus=cpus, memory_mb=memory_mb)
+
+
+def _check_can_start(specs: Sequence[NodeSpec], hosts: bool) -> None:
+    """Everything a boot needs, checked before anything is made (nothing to clean up)."""
     problems = missing_requirements()
+    if hosts:
+        problems += netns.missing()  # root is missing_requirements' first question
     if problems:
         raise DevClusterError("cannot start the devcluster:\n  - " + "\n  - ".join(problems))
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import socket
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandfill.dev.devcluster.nodeclasses import NodeSpec
 from sandfill.files import private_dir, write_private
 
 
@@ -39,6 +42,20 @@ class Layout:
     @property
     def policy_conf(self) -> Path:
         return self.etc / "policy.conf"
+
+    @property
+    def gres_conf(self) -> Path:
+        return self.etc / "gres.conf"
+
+    @property
+    def gpu_devices(self) -> Path:
+        """Stand-in device files of the nodes' GPUs (``dev/<node>/nvidia<i>``)."""
+        return self.root / "dev"
+
+    @property
+    def network(self) -> Path:
+        """The ``--hosts`` shape's namespaces, bridge and subnet (saved before they are made)."""
+        return self.root / "network.json"
 
     @property
     def slurmdbd_conf(self) -> Path:
@@ -102,15 +119,24 @@ def free_ports(n: int, avoid: set[int] | None = None) -> list[int]:
     to anyone else in the last :data:`CLAIM_SECONDS`: devclusters and hubs booting at the
     same moment (threads or processes) never get the same port between choosing it and
     binding it. The claims are a small file under an exclusive lock in :func:`claims_dir`."""
+    with claimed("claims.json") as claims:
+        ports = _kernel_ports(n, set(avoid or ()) | set(claims))
+        claims.update((p, time.time() + CLAIM_SECONDS) for p in ports)
+    return ports
+
+
+@contextlib.contextmanager
+def claimed(name: str) -> Iterator[dict[int, float]]:
+    """The live claims of file ``name`` in :func:`claims_dir` (number → expiry time), under
+    the one exclusive lock of all claims; what the caller adds is saved on exit. Ports and
+    the ``--hosts`` shape's subnets (:mod:`sandfill.dev.devcluster.netns`) are claimed so."""
     folder = private_dir(claims_dir(), 0o700)
     with open(folder / "lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         now = time.time()
-        claims = {p: t for p, t in _read_claims(folder / "claims.json").items() if t > now}
-        ports = _kernel_ports(n, set(avoid or ()) | set(claims))
-        claims.update((p, now + CLAIM_SECONDS) for p in ports)
-        write_private(folder / "claims.json", json.dumps({str(p): t for p, t in claims.items()}))
-    return ports
+        claims = {p: t for p, t in _read_claims(folder / name).items() if t > now}
+        yield claims
+        write_private(folder / name, json.dumps({str(p): t for p, t in claims.items()}))
 
 
 def _read_claims(path: Path) -> dict[int, float]:
@@ -138,21 +164,56 @@ def _kernel_ports(n: int, avoid: set[int]) -> list[int]:
     return ports
 
 
-def node_names(n: int) -> list[str]:
-    return [f"node{i}" for i in range(1, n + 1)]
+@dataclass(frozen=True)
+class Placement:
+    """Where the daemons listen: the head's address (slurmctld, slurmdbd) and each node's
+    ``NodeHostname``/``NodeAddr``; the single-host shape has everything on 127.0.0.1."""
+
+    host: str
+    head_addr: str
+    node_addrs: tuple[str, ...]
+    node_hostnames: tuple[str, ...]
 
 
-def nodes_expr(n: int) -> str:
-    return "node1" if n == 1 else f"node[1-{n}]"
-
-
-def _node_lines(ports: Ports, *, cpus: int, memory_mb: int, host: str) -> str:
-    """One ``NodeName`` line per slurmd, all on this host, each on its own port."""
-    return "\n".join(
-        f"NodeName={name} NodeHostname={host} NodeAddr=127.0.0.1 Port={port} "
-        f"CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN"
-        for name, port in zip(node_names(len(ports.nodes)), ports.nodes, strict=True)
+def _node_line(n: NodeSpec, *, hostname: str, addr: str, port: int) -> str:
+    extra = ""
+    if n.features:
+        extra += f" Feature={','.join(n.features)}"
+    if n.gpus:
+        extra += f" Gres=gpu:{n.gpus}"
+    return (
+        f"NodeName={n.name} NodeHostname={hostname} NodeAddr={addr} Port={port} "
+        f"CPUs={n.cpus} RealMemory={n.memory_mb}{extra} State=UNKNOWN"
     )
+
+
+def _node_lines(nodes: Sequence[NodeSpec], ports: Ports, where: Placement) -> str:
+    """One ``NodeName`` line per slurmd, each on its own port and address."""
+    rows = zip(nodes, ports.nodes, where.node_addrs, where.node_hostnames, strict=True)
+    return "\n".join(_node_line(n, hostname=h, addr=a, port=p) for n, p, a, h in rows)
+
+
+def _gres_types(nodes: Sequence[NodeSpec]) -> str:
+    if any(n.gpus for n in nodes):
+        return "GresTypes=gpu"
+    return "# GresTypes unset: no node has a GRES"
+
+
+def gpu_files(layout: Layout, node: NodeSpec) -> list[Path]:
+    return [layout.gpu_devices / node.name / f"nvidia{i}" for i in range(node.gpus)]
+
+
+def render_gres_conf(layout: Layout, nodes: Sequence[NodeSpec]) -> str:
+    """gres.conf: one line per node with GPUs. There are no GPUs here, but Slurm 22.05 drops a
+    GPU without ``File=`` ("Removing file-less GPU gpu:(null) from final GRES list", and the
+    node is drained: count reported 0 < 2) and wants a character device there: the files are
+    stand-ins (:func:`sandfill.dev.devcluster.boot.gpu_stand_ins`)."""
+    lines = [
+        f"NodeName={n.name} Name=gpu File={layout.gpu_devices / n.name}/nvidia" + (f"[0-{n.gpus - 1}]" if n.gpus > 1 else "0")
+        for n in nodes
+        if n.gpus
+    ]
+    return "# Written by `sandfill devcluster up`.\n" + "".join(line + "\n" for line in lines)
 
 
 def _privacy_line(private_data: bool) -> str:
@@ -166,19 +227,18 @@ def render_slurm_conf(
     *,
     cluster_name: str,
     ports: Ports,
-    cpus: int,
-    memory_mb: int,
-    host: str,
+    nodes: Sequence[NodeSpec],
+    where: Placement,
     private_data: bool = True,
 ) -> str:
     """slurm.conf; with ``private_data`` users see only their own jobs, usage and
     associations (``PrivateData``), as a site with untrusted users would set it."""
-    node_lines = _node_lines(ports, cpus=cpus, memory_mb=memory_mb, host=host)
+    node_lines = _node_lines(nodes, ports, where)
     r = layout
     return f"""\
 # Written by `sandfill devcluster up`; the scheduling policy is in {r.policy_conf.name}.
 ClusterName={cluster_name}
-SlurmctldHost={host}(127.0.0.1)
+SlurmctldHost={where.host}({where.head_addr})
 SlurmctldPort={ports.slurmctld}
 SlurmUser=root
 SlurmdUser=root
@@ -211,12 +271,13 @@ SlurmctldTimeout=30
 SlurmdTimeout=20
 MessageTimeout=10
 AccountingStorageType=accounting_storage/slurmdbd
-AccountingStorageHost=127.0.0.1
+AccountingStorageHost={where.head_addr}
 AccountingStoragePort={ports.slurmdbd}
 # the munge socket used for the slurmdbd connection (Slurm reads it from here)
 AccountingStoragePass={r.munge_socket}
 AccountingStorageEnforce=associations,limits,qos
 JobCompType=jobcomp/none
+{_gres_types(nodes)}
 {_privacy_line(private_data)}
 {node_lines}
 Include {r.policy_conf}
@@ -224,7 +285,7 @@ Include {r.policy_conf}
 
 
 def render_slurmdbd_conf(
-    layout: Layout, *, ports: Ports, db_user: str, db_pass: str, db_name: str
+    layout: Layout, *, ports: Ports, db_user: str, db_pass: str, db_name: str, addr: str = "127.0.0.1"
 ) -> str:
     r = layout
     return f"""\
@@ -232,7 +293,7 @@ def render_slurmdbd_conf(
 AuthType=auth/munge
 AuthInfo=socket={r.munge_socket}
 DbdHost=localhost
-DbdAddr=127.0.0.1
+DbdAddr={addr}
 DbdPort={ports.slurmdbd}
 SlurmUser=root
 LogFile={r.log}/slurmdbd.log
