@@ -50,3 +50,25 @@ def test_up_is_private_unless_asked_for_a_shared_queue() -> None:
     parser = build_parser()
     assert parser.parse_args(["devcluster", "up"]).private_data is True
     assert parser.parse_args(["devcluster", "up", "--shared-queue"]).private_data is False
+
+
+def test_node_classes_need_hosts_and_bad_ones_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = ["--state-dir", str(tmp_path / "dc")]
+    assert main(["devcluster", "up", *state, "--node-class", "name=cpu,count=2"]) == 2
+    assert "node classes (--node-class / --node-classes) need --hosts" in capsys.readouterr().err
+    assert main(["devcluster", "up", "--hosts", *state, "--node-class", "name=cpu,count=2,cpus=lots"]) == 2
+    assert "classes.0.cpus" in capsys.readouterr().err
+    bad = tmp_path / "classes.yaml"
+    bad.write_text("classes:\n  - {name: cpu, count: 2, gpu: 1}\n")
+    assert main(["devcluster", "up", "--hosts", *state, "--node-classes", str(bad)]) == 2
+    assert "classes.0.gpu: unknown key; did you mean 'gpus'?" in capsys.readouterr().err
+    assert not (tmp_path / "dc").exists()
+
+
+def test_hosts_and_node_classes_parse() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["devcluster", "up"]).hosts is False  # the single host stays the default
+    args = parser.parse_args(["devcluster", "up", "--hosts", "--node-class", "name=a,count=1", "--node-class", "name=b,count=2"])
+    assert args.hosts is True and args.node_class == ["name=a,count=1", "name=b,count=2"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["devcluster", "up", "--hosts", "--node-class", "name=a,count=1", "--node-classes", "f.yaml"])
