@@ -263,7 +263,7 @@ def prometheus_text(h: Health) -> str:
                   "wait caused by the workers", ["window_days", "stat"], registry=reg)
     for w in h.windows:
         d = str(w.days)
-        for source, tiers in (("sacct", w.tiers), ("simulated", w.predicted)):
+        for source, tiers in (("accounting", w.tiers), ("simulated", w.predicted)):
             for tier, ws in tiers.items():
                 for stat in ("median", "p95", "max"):
                     wait.labels(d, tier, stat, source).set(getattr(ws, stat))
@@ -288,9 +288,9 @@ def _wait_figure(w: WindowHealth):  # noqa: ANN202 - a bokeh figure
     from bokeh.plotting import figure
 
     tiers = sorted(set(w.tiers) | set(w.predicted))
-    kinds = [("sacct", "median"), ("sacct", "p95"), ("simulated", "median"), ("simulated", "p95")]
+    kinds = [("accounting", "median"), ("accounting", "p95"), ("simulated", "median"), ("simulated", "p95")]
     x = [(t, f"{src} {stat}") for t in tiers for src, stat in kinds]
-    top = [getattr((w.tiers if src == "sacct" else w.predicted).get(t), stat, float("nan"))
+    top = [getattr((w.tiers if src == "accounting" else w.predicted).get(t), stat, float("nan"))
            for t in tiers for src, stat in kinds]
     color = ["#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78"] * len(tiers)
     src = ColumnDataSource({"x": x, "top": top, "color": color})

@@ -74,7 +74,7 @@ def test_the_figures_as_prometheus_text_and_json() -> None:
     fams = {f.name: f for f in text_string_to_metric_families(prometheus_text(h))}
     waits = {(s.labels["tier"], s.labels["stat"], s.labels["source"]): s.value
              for s in fams["sandfill_job_wait_seconds"].samples}
-    assert waits[("interactive", "max", "sacct")] == 10.0
+    assert waits[("interactive", "max", "accounting")] == 10.0
     assert ("batch", "p95", "simulated") in waits
     assert fams["sandfill_backfill_start_share"].samples[0].value == pytest.approx(1 / 3)
     assert {s.labels["stat"] for s in fams["sandfill_notebook_start_seconds"].samples} == {"median", "p95", "max"}
@@ -180,3 +180,34 @@ def test_health_with_slurmdbd_stopped_is_a_clear_error(
     assert rc == 2
     assert "cannot read the accounting" in out.err and "is slurmdbd up" in out.err
     assert out.out == "" and not report.exists()  # no figure, no metrics, no page
+
+
+@pytest.mark.browser
+def test_the_health_page_renders_in_a_headless_browser(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from sandfill.dev.testing import launch_chromium
+
+    h = Health(POLICY.name, [window_health(EMPTY, 1, POLICY, SHAPE),
+                             window_health(RECORDED, 7, POLICY, SHAPE)])
+    page_file = tmp_path / "health.html"
+    page_file.write_text(render_health(h), encoding="utf-8")
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(page_file.as_uri())
+            page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0", timeout=30000)
+            page.locator("canvas").first.wait_for(timeout=30000)
+            sizes = page.evaluate(
+                "() => { const out = []; const visit = (root) => { root.querySelectorAll('*')"
+                ".forEach(el => { if (el.tagName === 'CANVAS') out.push([el.width, el.height]);"
+                " if (el.shadowRoot) visit(el.shadowRoot); }); }; visit(document); return out; }")
+            empty_said = page.get_by_text("no job started in this window").count()
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert sum(1 for w, ht in sizes if w > 100 and ht > 100) >= 2, sizes  # waits + summary plots
+    assert empty_said >= 1  # the empty day is a sentence, not a plot of zeros
