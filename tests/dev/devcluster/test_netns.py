@@ -103,3 +103,25 @@ def test_down_after_a_crash_removes_the_network_and_what_runs_in_it(tmp_path: Pa
     finally:
         stray.kill()
         netns.remove(net, log=lambda *_: None)
+
+
+def test_a_boot_that_fails_after_the_network_was_made_removes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandfill.dev.devcluster import cluster
+
+    monkeypatch.setenv("SANDFILL_PORT_CLAIMS_DIR", str(tmp_path / "claims"))
+    made: list[netns.Network] = []
+
+    def failing_boot(self: DevCluster, *_args: object) -> None:
+        net = netns.load(self.layout.network)
+        assert net is not None and net.namespace("gpu1") in netns.namespaces()  # it was made
+        made.append(net)
+        raise cluster.DevClusterError("devcluster failed to start: slurmctld exited")
+
+    monkeypatch.setattr(DevCluster, "_boot", failing_boot)
+    c = DevCluster(tmp_path / "dc")
+    with pytest.raises(cluster.DevClusterError, match="slurmctld exited"):
+        c.up(hosts=True, log=lambda *_: None)
+    (net,) = made
+    assert not {net.namespace(n) for n in net.nodes} & netns.namespaces()
+    assert not {net.bridge, *(net.veth(n) for n in net.nodes)} & netns.links()
+    assert not c.layout.network.exists()
