@@ -230,3 +230,15 @@ def test_no_simulate_is_recorded_and_shown(conf: str, private_cluster, capsys) -
     assert rec.simulation == "not simulated (--no-simulate)"
     rc, out, _ = _cli(capsys, "history", "--slurm-conf", conf)
     assert rc == 0 and out.splitlines()[-1].endswith("[not simulated (--no-simulate)]")
+
+
+@pytest.mark.parametrize(("argv", "bad"), [
+    (["apply", "p.yaml", "--history-days", "0"], "'0'"),
+    (["apply", "p.yaml", "--history-days", "week"], "'week'"),
+    (["health", "--days", "-3"], "'-3'"),
+])
+def test_a_bad_window_on_the_command_line_is_named(argv: list[str], bad: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:  # argparse: before any cluster is asked
+        main(["policy", *argv])
+    assert exc.value.code == 2
+    assert f"must be a whole number of days >= 1, not {bad}" in capsys.readouterr().err
