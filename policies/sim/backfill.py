@@ -59,12 +59,25 @@ class Reservation:
     units: int
 
 
+@dataclass(frozen=True, slots=True)
+class PassMemo:
+    """What a backfill pass that started and held nothing saw: the running set (its
+    version, see Simulator.run_version) and the window it tested. A later pass that sees
+    the same running set and window, before ``until``, decides the same: nothing (see
+    :func:`_memo`)."""
+
+    run_version: int
+    until: int  # the memo holds while now < until
+    window: list[int]
+
+
 @dataclass(slots=True)
 class Decisions:
     starts: list[Start] = field(default_factory=list)
     preempts: list[tuple[int, int]] = field(default_factory=list)  # (victim, for job)
     reservations: list[Reservation] = field(default_factory=list)
     held: list[tuple[int, str]] = field(default_factory=list)
+    memo: PassMemo | None = None  # set by a backfill pass that may be reused (see PassMemo)
 
 
 class _QosLedger:
@@ -272,6 +285,7 @@ def _stops_early(sim: Simulator, record: bool) -> bool:
     return not (sim.config.floor_reservations and any(c is not None for c in sim.qos_caps))
 
 
+FOREVER = 1 << 62
 CHECK_EVERY = 8  # window positions between two "can anything still start?" checks
 SMALL_QUEUE = 32  # on shorter queues the check would cost more than it saves
 
@@ -293,7 +307,13 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
     started = 0
     per_user: dict[str, int] = {}
     reserved_one = False
-    watch, queue = _window(sim, prof, record)
+    window = _window(sim, record)
+    if window is not None and _memo_holds(sim, window):
+        d.memo = sim.bf_memo  # the same running set and window as a pass that decided nothing
+        return d
+    watch = _Watch(sim, prof, window) if window is not None else None
+    queue = iter(window) if window is not None else sim.ordered_queue()
+    memo_from = (prof.times[1] if len(prof.times) > 1 else None) if window is not None else None
     check = 0
     nofit: _NoFit | None = None
     # EASY after its one reservation: only window jobs that still fit can start, and with no
@@ -307,7 +327,8 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
             break
         if watch is not None and pos >= check:
             if not watch.alive(pos, prof):  # nothing can start any more
-                return _hold_rest(sim, d, ledger, j, queue, tested, per_user)
+                _hold_rest(sim, d, ledger, j, queue, tested, per_user)
+                break
             check = pos + CHECK_EVERY
         if bf.max_job_user and _user_full(per_user, job_user[j], bf.max_job_user):
             continue
@@ -344,6 +365,8 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
         reserved_one = True
         if record:
             d.reservations.append(Reservation(j, t, t + plan, units))
+    if window is not None and not d.starts and not d.held:
+        d.memo = _memo(sim, prof, window, memo_from)
     return d
 
 
@@ -356,14 +379,51 @@ def _user_full(per_user: dict[str, int], user: str, cap: int) -> bool:
     return False
 
 
-def _window(sim: Simulator, prof: Availability, record: bool) -> tuple[_Watch | None,
-                                                                      Iterator[int]]:
-    """The jobs a pass may test, in order, and their watch when the pass may stop early."""
+def _window(sim: Simulator, record: bool) -> list[int] | None:
+    """The jobs a pass may test, in order, when it may stop early (else None: the pass
+    walks the whole queue)."""
     bf = sim.backfill
     if len(sim.pending_key) <= SMALL_QUEUE or not _stops_early(sim, record):
-        return None, sim.ordered_queue()
-    window = sim.queue_head(len(sim.pending_key) if bf.max_job_user else bf.max_job_test)
-    return _Watch(sim, prof, window), iter(window)
+        return None
+    return sim.queue_head(len(sim.pending_key) if bf.max_job_user else bf.max_job_test)
+
+
+def _memo_ok(sim: Simulator) -> bool:
+    """Whether a pass's memo may be reused: not with QOS caps (the ledger moves with the
+    queue outside the window) or bf_max_job_user (its window is the whole queue), nor with
+    floor reservations (their start rounds against now)."""
+    return not (sim.backfill.max_job_user or sim.config.floor_reservations
+                or any(c is not None for c in sim.qos_caps))
+
+
+def _memo(sim: Simulator, prof: Availability, window: list[int],
+          first_end: int | None) -> PassMemo | None:
+    """The memo of a pass over ``window`` that started and held nothing, ending with profile
+    ``prof``; ``first_end`` is the first time after now of the profile it began with.
+
+    A later pass at ``now2``, with the same running set (so the same free units and planned
+    ends) and the same window, decides the same, while: (a) ``now2 < first_end``: its
+    profile is this one's with segment 0 beginning at ``now2`` (no end merges into it), so a
+    job that did not fit now does not (it needs a longer stretch from segment 0 on) and
+    every other start search meets the same breakpoints with the same units, job by job; and
+    (b) no breakpoint of the final profile lies in (now + bf_window, now2 + bf_window]: a
+    job whose earliest start lay beyond this pass's horizon lies beyond that one's too
+    (every start found is a breakpoint of the profile at the job's turn, and a pass only
+    adds breakpoints)."""
+    if not _memo_ok(sim):
+        return None
+    span = sim.backfill.window.seconds
+    times = prof.times
+    k = bisect_right(times, sim.now + span)
+    until = min(first_end if first_end is not None else FOREVER,
+                times[k] - span if k < len(times) else FOREVER)
+    return PassMemo(sim.run_version, until, window)
+
+
+def _memo_holds(sim: Simulator, window: list[int]) -> bool:
+    memo = sim.bf_memo
+    return (memo is not None and memo.run_version == sim.run_version and sim.now < memo.until
+            and memo.window == window)
 
 
 def _easy_rest(sim: Simulator, d: Decisions, prof: Availability, watch: _Watch, pos: int,

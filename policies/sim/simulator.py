@@ -46,6 +46,7 @@ from sandfill.policies.document.model import Policy
 from sandfill.policies.sim.backfill import (
     BackfillMode,
     Decisions,
+    PassMemo,
     backfill_pass,
     main_pass,
     planned_durations,
@@ -159,6 +160,8 @@ class Simulator:
         self.rejected = table.rejected
         self.tier_names = [t.name for t in self.tiers]
         self.running: set[int] = set()
+        self.run_version = 0  # bumped whenever a job starts or stops running
+        self.bf_memo: PassMemo | None = None  # the last backfill pass's, if reusable
         self.planned_end: dict[int, int] = {}
         self.start = [-1] * len(self.jobs)
         self.end = [-1] * len(self.jobs)
@@ -317,6 +320,7 @@ class Simulator:
         self.bf_last = self.now
         rec = self.config.record_reservations
         d = backfill_pass(self, self.config.backfill, record=rec)
+        self.bf_memo = d.memo
         self._apply(d)  # (thread timing: its own starts are news to the next check)
         if rec:
             self._log_backfill(d)
@@ -388,6 +392,7 @@ class Simulator:
         assert units <= self.free, "scheduler over-committed"
         self.free -= units
         self.running.add(j)
+        self.run_version += 1
         if self.start[j] < 0:
             self.start[j] = now
         self.run_start[j] = now
@@ -406,6 +411,7 @@ class Simulator:
 
     def _release(self, j: int, outcome: str) -> None:
         self.running.discard(j)
+        self.run_version += 1
         del self.planned_end[j]
         self.free += self.job_units[j]
         caps = self.qos_caps[self.job_qos[j]]

@@ -195,3 +195,63 @@ def test_queue_head_merges_as_sorting_would() -> None:
                          rng.randint(0, 3), j) for j in ids[n_live:])
         m = rng.randint(1, 60)
         assert _merge_head(pending, capped, m, shift) == by_sorting(pending, capped, m, shift)
+
+
+def _memo_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sandfill.policies.sim.backfill as bf
+
+    monkeypatch.setattr(bf, "_memo_ok", lambda sim: False)
+
+
+def _stack(arrivals: int) -> tuple[list[Job], dict]:
+    """A 3-node job runs to 3600 on 4 nodes; 38 three-node jobs queue behind it (each
+    reserved after the one before), then a four-node one, then a long one-node job that fits
+    now until that reservation blocks it: every pass plans all 40 (bf_max_job_test 40).
+    ``arrivals`` low-priority jobs arrive a minute apart, outside that window."""
+    jobs = ([Job(0, 0, 3600, 3, "u", 3600)]
+            + [Job(k, 0, 600, 3, "u", 600) for k in range(1, 39)]
+            + [Job(39, 0, 600, 4, "u", 600), Job(40, 0, 86400, 1, "u", 86400)]
+            + [Job(40 + k, 60 * k, 600, 4, "u", 600) for k in range(1, arrivals + 1)])
+    policy = {**_fifo(), "scheduler": {"backfill": {"window": "1-00:00:00",
+                                                    "max_job_test": 40}}}
+    return jobs, policy
+
+
+def test_pass_reuses_an_unchanged_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Arrivals outside the window change neither the running set nor the window, so the
+    passes they trigger before 3600 decide what the first one decided (nothing): they are
+    not planned again (49 passes used to search 39 starts each), and the schedule is the same
+    as with every pass planned."""
+    jobs, policy = _stack(50)
+    cfg = SimConfig(nodes=4, cpus_per_node=1, alloc="cpu")
+    calls = _counting_fits(monkeypatch)
+    res = simulate(policy_from_mapping(policy), Workload(tuple(jobs)), cfg)
+    reused = calls[0]
+    _memo_off(monkeypatch)
+    calls[0] = 0
+    full = simulate(policy_from_mapping(policy), Workload(tuple(jobs)), cfg)
+    assert res.start == full.start and res.segments == full.segments
+    assert res.passes == full.passes > 50
+    assert full.start[40] == -1 or full.start[40] >= 3600  # it never backfilled early
+    assert calls[0] - reused >= 49 * 39, (reused, calls[0])  # the 49 reused passes' searches
+
+
+def test_pass_memo_ends_when_a_start_enters_bf_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On 6 nodes, A (3 nodes) runs to 3600, E (2) to 3900, B (1) to 2700; queued, in order:
+    R (6 nodes, 600 s), X (4 nodes, 600 s), Y (1 node, 1020 s), then 40 six-node jobs; with
+    bf_window 18 min. At 2700 (B ended) R's start (3900) is past the horizon (3780), X is
+    reserved at 3600 and blocks Y. A six-node arrival at 2800 sits outside the window
+    (bf_max_job_test 40), but by the pass at 2820 R's start is inside the horizon: R's
+    reservation pushes X out and Y backfills at 2820. A pass that reused 2700's decision
+    (nothing) would miss it."""
+    jobs = ([Job(0, 0, 3600, 3, "u", 3600), Job(1, 0, 3900, 2, "u", 3900),
+             Job(2, 0, 2700, 1, "u", 2700), Job(3, 0, 600, 6, "u", 600),
+             Job(4, 0, 600, 4, "u", 600), Job(5, 0, 1020, 1, "u", 1020)]
+            + [Job(k, 0, 36000, 6, "u", 36000) for k in range(6, 46)]
+            + [Job(46, 2800, 600, 6, "u", 600)])
+    policy = {**_fifo(), "scheduler": {"backfill": {"window": "18:00", "max_job_test": 40}}}
+    cfg = SimConfig(nodes=6, cpus_per_node=1, alloc="cpu")
+    res = simulate(policy_from_mapping(policy), Workload(tuple(jobs)), cfg)
+    assert res.start[5] == 2820
+    _memo_off(monkeypatch)
+    assert simulate(policy_from_mapping(policy), Workload(tuple(jobs)), cfg).start == res.start
