@@ -13,7 +13,7 @@ import yaml
 
 from sandfill.policies.cli import CLIError, load_or_error
 from sandfill.policies.document.model import Policy
-from sandfill.policies.lab.run import SimSettings
+from sandfill.policies.lab.run import SchedulerUnreachable, SimSettings
 from sandfill.policies.lab.spec import SpecError
 from sandfill.policies.sim.workload import Workload
 
@@ -129,8 +129,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           f"({'scheduler ' + args.scheduler if args.scheduler else f'{args.workers} local workers'})",
           file=sys.stderr)
     bar = TextBar(len(variants))
-    rows = run_variants(variants, workload, settings, scheduler=args.scheduler,
-                        workers=args.workers, progress=bar.update)
+    try:
+        rows = run_variants(variants, workload, settings, scheduler=args.scheduler,
+                            workers=args.workers, progress=bar.update)
+    except SchedulerUnreachable as exc:
+        raise CLIError(str(exc)) from None
     table = write_results(variants, rows, args.out)
     print(f"results: {args.out} ({len(table)} rows, {sum(r['pareto'] for r in table)} on the "
           f"Pareto front); policy files in {Path(args.out).stem}-policies/")
@@ -161,7 +164,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     try:
         found = recommend(base, goals, workload, settings, scheduler=args.scheduler,
                           workers=args.workers)
-    except ValueError as exc:  # the history cannot be split for the held-out check
+    except (ValueError, SchedulerUnreachable) as exc:  # too little history to split; no scheduler
         raise CLIError(str(exc)) from None
     print(found.summary(), file=sys.stderr)
     if found.contradiction:

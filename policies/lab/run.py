@@ -27,6 +27,7 @@ from sandfill.policies.lab.spec import Variant
 from sandfill.policies.sim.workload import Workload
 
 CLASSES = ("all", "short", "long", "small", "large")
+CONNECT_TIMEOUT = "10s"  # how long to try an existing scheduler's address
 FIELDS = ("jobs", "mean_wait", "median_wait", "p95_wait", "max_wait", "mean_bsld", "starved")
 Row = dict[str, Any]
 
@@ -143,6 +144,10 @@ def _on_dask(client: Any, variants: Sequence[Variant], workload: Workload, setti
     return rows
 
 
+class SchedulerUnreachable(RuntimeError):
+    """The scheduler address given does not answer (nothing ran)."""
+
+
 @contextmanager
 def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
     """A client of ``scheduler`` (an address), or of a new LocalCluster of ``workers``
@@ -156,7 +161,11 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
         yield None
         return
     if scheduler is not None:
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise SchedulerUnreachable(f"cannot reach the Dask scheduler {scheduler!r}: {exc}") from None
+        with client:
             yield client
         return
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,

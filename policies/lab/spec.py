@@ -182,6 +182,9 @@ def _number(v: Any, kind: Kind) -> float:
 def expand(knobs: list[Knob], loads: list[float], base: Policy, *, source: str | None = None) -> list[Variant]:
     """Every combination of the knobs' values at every load, each policy validated; a
     combination the policy file refuses is a :class:`SpecError` naming its settings."""
+    twice = sorted({f"{x:g}" for x in loads if loads.count(x) > 1})
+    if twice:
+        raise SpecError([Problem("loads", f"lists {', '.join(twice)} more than once", loads, True)], source)
     combos = list(itertools.product(*(k.values for k in knobs)))
     total = len(combos) * len(loads)
     if total > MAX_VARIANTS:

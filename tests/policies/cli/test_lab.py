@@ -165,3 +165,25 @@ def test_recommend_needs_enough_history_to_hold_part_out(tmp_path, capsys) -> No
                    "--limit", "12")  # the last --limit wins
     assert rc == 2
     assert "the history has 12 jobs: too few to hold part of it out" in capsys.readouterr().err
+
+
+def test_sweep_with_an_unreachable_scheduler_says_so(tmp_path, base, capsys, monkeypatch) -> None:
+    import socket
+
+    import sandfill.policies.lab.run as run
+
+    monkeypatch.setattr(run, "CONNECT_TIMEOUT", "1s")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    f = tmp_path / "spec.yaml"
+    f.write_text("knobs: {priority.weights.age: [1, 2]}\nloads: [1, 1.5, 1]\n")
+    rc = main(["policy", "sweep", str(base), "--spec", str(f), "--trace", str(ATLAS), "--limit", "50"])
+    assert rc == 1 and "loads: lists 1 more than once" in capsys.readouterr().err
+    f.write_text("knobs: {priority.weights.age: [1, 2]}\n")
+    out = tmp_path / "r.csv"
+    rc = main(["policy", "sweep", str(base), "--spec", str(f), "--trace", str(ATLAS), "--limit", "50",
+               "--scheduler", f"tcp://127.0.0.1:{port}", "--out", str(out)])
+    assert rc == 2
+    assert f"cannot reach the Dask scheduler 'tcp://127.0.0.1:{port}'" in capsys.readouterr().err
+    assert not out.exists()
