@@ -4,6 +4,7 @@
 
     short_limit: "1:00:00"      # jobs requesting up to this are "short" (default 1 h)
     holdout: 0.25               # the latest quarter of the history (by submit time) is held out
+    # holdout_last: "14d"       # or: the jobs submitted in the history's last 14 days
     goals:                      # metric: {at_most: BOUND} and/or {at_least: BOUND}
       short.p95_wait: {at_most: "10:00"}    # an absolute duration (a bare number = minutes)
       long.mean_wait: {at_most: "+5%"}      # signed percent: relative to the current policy
@@ -34,7 +35,14 @@ from sandfill import units
 from sandfill.policies.document.model import Policy
 from sandfill.policies.lab.run import FIELDS, Row
 from sandfill.policies.lab.spec import Knob, RangeDoc, Scalar, resolve_knob
-from sandfill.schema import DurationSeconds, Problem, SchemaError, Strict, validate
+from sandfill.schema import (
+    DurationSeconds,
+    PositiveDuration,
+    Problem,
+    SchemaError,
+    Strict,
+    validate,
+)
 
 RELATIVE = re.compile(r"([+-]\d+(?:\.\d+)?)\s*%")
 WAITS = ("mean_wait", "median_wait", "p95_wait", "max_wait")
@@ -63,9 +71,16 @@ class SearchDoc(Strict):
 
 class GoalsDoc(Strict):
     short_limit: DurationSeconds = 3600
-    holdout: Annotated[float, Field(gt=0, lt=1)] = 0.25
+    holdout: Annotated[float, Field(gt=0, lt=1)] | None = None
+    holdout_last: PositiveDuration | None = None
     goals: Annotated[dict[str, BoundDoc], Field(min_length=1)]
     search: SearchDoc | None = None
+
+    @model_validator(mode="after")
+    def _one_holdout(self) -> GoalsDoc:
+        if self.holdout is not None and self.holdout_last is not None:
+            raise ValueError("give holdout (a fraction) or holdout_last (a duration), not both")
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +108,8 @@ class Limit:
 class Goals:
     limits: tuple[Limit, ...]
     short_limit: int
-    holdout: float
+    holdout: float  # the fraction of the history's span held out ...
+    holdout_last: int | None  # ... or its last this many seconds
     knobs: tuple[Knob, ...] | None
     rounds: int
 
@@ -124,7 +140,8 @@ def read_goals(data: Any, base: Policy, *, source: str | None = None) -> Goals:
                 problems.append(Problem(f"search.knobs.{path}", str(exc)))
     if problems:
         raise GoalsError(problems, source)
-    return Goals(tuple(limits), doc.short_limit, doc.holdout, tuple(knobs) if knobs else None,
+    return Goals(tuple(limits), doc.short_limit, 0.25 if doc.holdout is None else doc.holdout,
+                 doc.holdout_last, tuple(knobs) if knobs else None,
                  doc.search.rounds if doc.search else 2)
 
 

@@ -103,19 +103,21 @@ def _fmt(lim: Limit, row: Row) -> str:
     return f"{v:g}"
 
 
-def split(workload: Workload, holdout: float) -> tuple[Workload, Workload, str]:
-    """The earlier and the later (held-out) part of ``workload``, by submit time."""
+def split(workload: Workload, holdout: float, last: int | None = None) -> tuple[Workload, Workload, str]:
+    """The earlier and the later (held-out) part of ``workload``, by submit time: the last
+    ``holdout`` of its span, or its last ``last`` seconds when given."""
     jobs = workload.jobs
     if len(jobs) < 20:
         raise ValueError(f"the history has {len(jobs)} jobs: too few to hold part of it out (20 at least)")
     t0, t1 = jobs[0].submit, jobs[-1].submit
-    cut = t0 + (t1 - t0) * (1 - holdout)
+    cut = t1 - last if last is not None else t0 + (t1 - t0) * (1 - holdout)
     k = next((i for i, j in enumerate(jobs) if j.submit > cut), len(jobs))
     if min(k, len(jobs) - k) < 10:
-        raise ValueError(f"holdout {holdout:g} leaves {k} and {len(jobs) - k} jobs: each part needs 10")
+        what = f"holdout_last {units.format_duration(last)}" if last is not None else f"holdout {holdout:g}"
+        raise ValueError(f"{what} leaves {k} and {len(jobs) - k} jobs: each part needs 10")
     part = lambda js, what: Workload(js, workload.nodes, workload.cpus_per_node,  # noqa: E731
                                      f"{workload.source} ({what})", workload.acknowledge)
-    when = units.describe_duration(cut - t0)
+    when = units.describe_duration(max(0, cut - t0))
     return (part(jobs[:k], "earlier part"), part(jobs[k:], "held-out later part"),
             f"held out: the jobs submitted after {when} into the history ({len(jobs) - k} of {len(jobs)})")
 
@@ -161,7 +163,7 @@ def recommend(base: Policy, goals: Goals, workload: Workload, settings: SimSetti
     out.contradiction = contradictions(goals.limits)
     if out.contradiction:
         return out
-    train, hold, out.split = split(workload, goals.holdout)
+    train, hold, out.split = split(workload, goals.holdout, goals.holdout_last)
     settings = replace(settings, short_limit=goals.short_limit)
     with dask_client(scheduler, workers) as client:
         def evaluate(vs: Sequence[Variant], wl: Workload) -> dict[str, Row]:

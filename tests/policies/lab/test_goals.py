@@ -23,6 +23,8 @@ def test_the_issues_goals_read_as_bounds() -> None:
     assert by["long.mean_wait", "at_most"].relative and by["long.mean_wait", "at_most"].value == pytest.approx(0.05)
     assert by["all.max_wait", "at_most"].resolve({"all.max_wait": 7200.0}) == 7200
     assert g.short_limit == 3600 and g.holdout == 0.25 and g.knobs is None and g.rounds == 2
+    assert g.holdout_last is None
+    assert read_goals({"holdout_last": "14d", "goals": {"utilization": {"at_least": 0.5}}}, BASE).holdout_last == 14 * 86400
     assert contradictions(g.limits) == []
     lim = by["long.mean_wait", "at_most"]
     assert slack(lim, {"long.mean_wait": 105.0}, {"long.mean_wait": 100.0}) == pytest.approx(0)
@@ -39,6 +41,8 @@ def test_the_issues_goals_read_as_bounds() -> None:
     ({"goals": {"utilization": {"at_least": -1}}}, "cannot be negative"),
     ({"goals": {}}, "goals"),
     ({"goals": {"utilization": {"at_least": 0.5}}, "holdout": 1.5}, "holdout"),
+    ({"goals": {"utilization": {"at_least": 0.5}}, "holdout": 0.2, "holdout_last": "14d"}, "not both"),
+    ({"goals": {"utilization": {"at_least": 0.5}}, "holdout_last": "a fortnight"}, "holdout_last"),
     ({"goals": {"utilization": {"at_least": 0.5}}, "search": {"knobs": {"tiers.x.max_walltime": ["1h"]}}},
      "search.knobs.tiers.x.max_walltime"),
 ])

@@ -72,6 +72,10 @@ def test_the_split_holds_out_the_later_jobs() -> None:
         split(wl.head(5), 0.25)
     with pytest.raises(ValueError, match="each part needs 10"):
         split(wl, 0.05)
+    early, late, _ = split(wl, 0.25, last=1500)  # the last 1500 s: submits 2500..3900 s
+    assert [j.id for j in late.jobs] == list(range(25, 40)) and len(early.jobs) == 25
+    with pytest.raises(ValueError, match="holdout_last 00:05:00 leaves 37 and 3 jobs"):
+        split(wl, 0.25, last=300)
 
 
 def test_refinement_narrows_to_the_best_values_neighbours() -> None:
