@@ -1,0 +1,149 @@
+"""The sandfill service under a real hub (the shipped jupyterhub_config.py), on the devcluster:
+the hub starts it, its metrics are for admins and ``read:metrics`` tokens, users see their own
+jobs only, and when it is killed its clients read UNKNOWN (never gone), fall back to their
+own squeue, and the hub starts it again."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fixtures_hub import USERS
+from jupyterhub.utils import subdomain_hook_idna
+
+from sandfill.dev.devcluster import DevCluster
+from sandfill.dev.hubprocess import HubProcess, user_token
+from sandfill.dev.testing import TestSlurm, sleep_script
+from sandfill.slurm import GONE, UNKNOWN, SlurmClient
+from sandfill.slurm.commands import wait_until
+from sandfill.slurm.remote import RemotePoller
+
+pytestmark = pytest.mark.slurm
+
+ADMIN, ADA, BOB = "sftest-dee", "sftest-ada", "sftest-bob"
+METRIC_NAMES = ("sandfill_slurm_rpcs_total", "sandfill_slurm_poll_seconds", "sandfill_slurm_cache_age_seconds",
+                "sandfill_slurm_pending_jobs", "sandfill_slurm_queue_wait_seconds")
+
+
+@dataclass
+class ServiceHub:
+    proc: HubProcess
+    tokens: dict[str, str]
+    slurm_conf: str
+
+    @property
+    def host(self) -> str:
+        """The service's public origin's host (``sandfill--service.localhost:PORT`` when users
+        get subdomains, the hub's otherwise); Python connects to the proxy and sends it."""
+        origin = urllib.parse.urlsplit(self.proc.url)
+        if not self.proc.site.get("subdomain_host"):
+            return origin.netloc
+        host = subdomain_hook_idna("sandfill", origin.hostname or "localhost", "service")
+        return f"{host}:{origin.port}" if origin.port else host
+
+    @property
+    def direct_url(self) -> str:
+        """Where the service itself listens (what a client on the hub's host may use)."""
+        status, model = self.proc.api("GET", "/services/sandfill", self.tokens[ADMIN])
+        assert status == 200 and model["url"], model
+        return str(model["url"]).rstrip("/") + "/services/sandfill/"
+
+    def get(self, path: str, user: str) -> tuple[int, str]:
+        conn = http.client.HTTPConnection(*self.proc.address, timeout=30)
+        try:
+            conn.request("GET", "/services/sandfill/" + path,
+                         headers={"Authorization": f"token {self.tokens[user]}", "Host": self.host})
+            r = conn.getresponse()
+            return r.status, r.read().decode(errors="replace")
+        finally:
+            conn.close()
+
+    def service_pid(self) -> int | None:
+        """The PID of this hub's sandfill service (its environment names this hub's API)."""
+        api = f"JUPYTERHUB_API_URL=http://127.0.0.1:{self.proc.site['hub_port']}/hub/api".encode()
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                if b"sandfill.hub.service" in (d / "cmdline").read_bytes() and api in (d / "environ").read_bytes().split(b"\0"):
+                    return int(d.name)
+            except OSError:
+                continue
+        return None
+
+
+@pytest.fixture(scope="module")
+def service_hub(devcluster: DevCluster, hub_accounts: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceHub]:
+    site = {
+        "allowed_users": list(USERS),
+        "admin_users": [ADMIN],
+        "slurm_conf": str(devcluster.slurm_conf),
+        "partitions": ["interactive", "burst", "batch"],
+        "default_partition": "interactive",
+        "server_ip": "127.0.0.1",
+        "exec_host": "127.0.0.1",
+    }
+    proc = HubProcess(tmp_path_factory.mktemp("service-hub"), site)  # the shipped jupyterhub_config.py
+    proc.start()
+    try:
+        tokens = {u: user_token(proc, u) for u in (ADMIN, ADA, BOB)}
+        hub = ServiceHub(proc, tokens, str(devcluster.slurm_conf))
+        wait_until("the hub to start the sandfill service", lambda: hub.get("metrics", ADMIN)[0] == 200, timeout=60,
+                   interval=0.25, describe=proc.log_tail)
+        yield hub
+    finally:
+        proc.stop()
+
+
+def test_the_hub_serves_metrics_to_admins_only(service_hub: ServiceHub) -> None:
+    status, text = service_hub.get("metrics", ADMIN)
+    assert status == 200
+    for name in METRIC_NAMES:
+        assert f"# TYPE {name}" in text, name
+    status, text = service_hub.get("metrics", ADA)
+    assert status == 403 and "sandfill_slurm" not in text
+
+
+def test_killed_service_clients_read_unknown_then_fall_back_and_the_hub_restarts_it(
+    service_hub: ServiceHub, slurm: TestSlurm
+) -> None:
+    as_ada = TestSlurm(service_hub.slurm_conf, prefix=["sudo", "-E", "-u", ADA])
+    job = as_ada.submit_sync(sleep_script(300), ["-p", "batch", "-c", "1", "-t", "5", "-o", "/dev/null", "--chdir=/tmp"])
+    # own jobs only, through the proxy, with the hub's identity
+    assert service_hub.get(f"api/jobs?ids={job}", ADA)[0] == 200
+    status, body = service_hub.get(f"api/jobs?ids={job}", BOB)
+    assert status == 403 and ADA not in body
+    stay = _client(service_hub, fallback_after=10_000)  # never falls back: shows what the service says
+    fall = _client(service_hub, fallback_after=1)
+    try:
+        for p in (stay, fall):
+            p._watched[job] = 1  # rounds run by hand (no poller thread)
+            assert p.poll_once([job])[job].user == ADA and not p.using_fallback
+        pid = service_hub.service_pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        wait_until("the service to be gone", lambda: service_hub.service_pid() != pid, timeout=30)
+        st = stay.poll_once([job])[job]
+        assert st.state == UNKNOWN and st.state != GONE and st.user == ADA  # last facts kept
+        st = fall.poll_once([job])[job]
+        assert fall.using_fallback and fall.local_rounds == 1 and st.known and not st.ended  # its own squeue
+        # JupyterHub 6.1 polls its managed services every 30 s (jitter 10 %) and starts them again
+        new = wait_until("the hub to restart the service", lambda: (p := service_hub.service_pid()) not in (None, pid) and p,
+                         timeout=75, interval=0.5, describe=service_hub.proc.log_tail)
+        wait_until("the restarted service to answer", lambda: service_hub.get("metrics", ADMIN)[0] == 200, timeout=30)
+        assert service_hub.service_pid() == new
+        st = stay.poll_once([job])[job]
+        assert st.known and not st.ended and stay.service_failures == 0
+    finally:
+        stay.close()
+        fall.close()
+
+
+def _client(hub: ServiceHub, **kw: float) -> RemotePoller:
+    return RemotePoller(hub.direct_url, hub.tokens[ADA], SlurmClient(hub.slurm_conf), use_sacct=False, **kw)  # type: ignore[arg-type]
