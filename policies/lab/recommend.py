@@ -65,8 +65,9 @@ class Recommendation:
                  f"{self.tried} variant(s) simulated on the earlier part; {self.split}"]
         lines.append("goals met on both parts: yes" if self.met else
                      "nothing tried meets every goal on the held-out part: printing the closest policy")
-        lines.append("settings: " + (", ".join(f"{k}={v}" for k, v in self.best.settings)
-                                     or "none changed (the current policy already does best)"))
+        same = ("none changed (the current policy already does best)" if self.met else
+                "none changed (nothing tried came closer to the goals than the current policy)")
+        lines.append("settings: " + (", ".join(f"{k}={v}" for k, v in self.best.settings) or same))
         lines += _figures_table(self)
         return "\n".join(lines)
 
