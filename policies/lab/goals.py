@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from pydantic import Field, StrictFloat, StrictInt, model_validator
@@ -34,7 +34,7 @@ from pydantic import Field, StrictFloat, StrictInt, model_validator
 from sandfill import units
 from sandfill.policies.document.model import Policy
 from sandfill.policies.lab.run import FIELDS, Row
-from sandfill.policies.lab.spec import Knob, RangeDoc, Scalar, resolve_knob
+from sandfill.policies.lab.spec import Knob, RangeDoc, Scalar, SpecError, expand, resolve_knob
 from sandfill.schema import (
     DurationSeconds,
     PositiveDuration,
@@ -138,6 +138,11 @@ def read_goals(data: Any, base: Policy, *, source: str | None = None) -> Goals:
                 knobs.append(resolve_knob(path, values, base))
             except ValueError as exc:
                 problems.append(Problem(f"search.knobs.{path}", str(exc)))
+    if knobs and not problems:
+        try:  # every combination of the admin's own grid must be a valid policy
+            expand(knobs, [1.0], base)
+        except SpecError as exc:
+            problems += [replace(p, path=f"search.{p.path}") for p in exc.problems]
     if problems:
         raise GoalsError(problems, source)
     return Goals(tuple(limits), doc.short_limit, 0.25 if doc.holdout is None else doc.holdout,

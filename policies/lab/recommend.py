@@ -85,7 +85,7 @@ def _figures_table(r: Recommendation) -> list[str]:
     head = ("goal", "earlier: current", "recommended", "held-out: current", "recommended",
             "held-out bound", "met")
     rows = [head]
-    for lim in r.goals.limits:
+    for lim in (*r.goals.limits, NO_MORE_REJECTED):
         b_tr, b_ho = r.current.train, r.current.hold
         ok = slack(lim, r.best.hold, b_ho) >= 0 and slack(lim, r.best.train, b_tr) >= 0
         rows.append((str(lim), _fmt(lim, b_tr), _fmt(lim, r.best.train), _fmt(lim, b_ho),

@@ -45,6 +45,8 @@ def test_the_issues_goals_read_as_bounds() -> None:
     ({"goals": {"utilization": {"at_least": 0.5}}, "holdout_last": "a fortnight"}, "holdout_last"),
     ({"goals": {"utilization": {"at_least": 0.5}}, "search": {"knobs": {"tiers.x.max_walltime": ["1h"]}}},
      "search.knobs.tiers.x.max_walltime"),
+    ({"goals": {"utilization": {"at_least": 0.5}}, "search": {"knobs": {"tiers.short.default_walltime": ["30m", "2h"]}}},
+     "search.knobs (tiers.short.default_walltime=02:00:00)"),
 ])
 def test_a_bad_goal_is_named(goals: dict, named: str) -> None:
     with pytest.raises(GoalsError) as exc:
