@@ -146,6 +146,14 @@ class DevCluster:
             return None
         return ClusterInfo(**raw)
 
+    def node_addresses(self) -> dict[str, str]:
+        """Each node's ``NodeAddr`` (all 127.0.0.1 on a single host; their own with ``--hosts``),
+        for a site file's node-name → address map; empty when the cluster was never booted."""
+        info = self.info()
+        if info is None:
+            return {}
+        return dict(zip((n.name for n in info.specs()), info.placement().node_addrs, strict=True))
+
     def daemons(self) -> list[daemons.Daemon]:
         return daemons.load(self.layout.pids)
 

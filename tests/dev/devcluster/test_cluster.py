@@ -139,6 +139,7 @@ def test_the_hosts_shape_gives_each_node_its_address_features_and_gres(tmp_path:
         st = os.lstat(f)
         assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3) and _mode(f) == 0o600
     assert "Nodes=cpu[1-2],bigmem1,gpu1" in c.layout.policy_conf.read_text()
+    assert c.node_addresses() == {"cpu1": "198.18.7.2", "cpu2": "198.18.7.3", "bigmem1": "198.18.7.4", "gpu1": "198.18.7.5"}
 
 
 def test_a_planted_file_at_a_gpu_stand_in_is_replaced_not_followed(tmp_path: Path) -> None:
@@ -164,3 +165,5 @@ def test_the_single_host_shape_is_unchanged(tmp_path: Path) -> None:
     assert not any("Feature" in r or "Gres" in r for r in nodes.values())
     assert "\nSlurmctldHost=host(127.0.0.1)\n" in conf and "\nGresTypes=" not in conf
     assert "Nodes=node[1-2]" in c.layout.policy_conf.read_text()
+    assert c.node_addresses() == {"node1": "127.0.0.1", "node2": "127.0.0.1"}
+    assert DevCluster(tmp_path / "never").node_addresses() == {}
