@@ -144,7 +144,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                      table_dir=Path(args.out).resolve().parent,
                      note=f"Workload {workload.source}: {len(workload)} jobs.")
         print(f"report: {args.report}")
-    return 0
+    errors = [r for r in table if r.get("error")]
+    for r in errors:
+        print(f"variant {r['variant']} failed: {r['error']}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:

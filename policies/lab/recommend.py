@@ -171,12 +171,12 @@ def recommend(base: Policy, goals: Goals, workload: Workload, settings: SimSetti
             return run_variants(vs, wl, settings, workers=workers, client=client)
 
         current = Variant("current", (), 1.0, base)
-        b_train = evaluate([current], train)["current"]
+        b_train = _ok(evaluate([current], train)["current"])
         out.contradiction = contradictions(goals.limits, b_train)
         if out.contradiction:
             return out
         ranked = _search(base, goals, evaluate, train, b_train, out)
-        b_hold = evaluate([current], hold)["current"]
+        b_hold = _ok(evaluate([current], hold)["current"])
         out.current = Candidate(base, (), b_train, b_hold)
         top = ranked[:TOP]
         held = evaluate([Variant(f"top{i}", c.settings, 1.0, c.policy) for i, c in enumerate(top)], hold)
@@ -210,11 +210,18 @@ def _search(base: Policy, goals: Goals, evaluate: Evaluate, train: Workload, b_t
         rows = evaluate([v for _, v in fresh], train) if fresh else {}
         out.tried += len(fresh)
         for settings, v in fresh:
-            tried[settings] = Candidate(v.policy, settings, rows[v.name])
+            if not rows[v.name].get("error"):  # a variant whose simulation failed is no candidate
+                tried[settings] = Candidate(v.policy, settings, rows[v.name])
         ranked = sorted(tried.values(), key=lambda c: _rank(limits, c.train, b_train))
         best = dict(ranked[0].settings) if ranked[0].settings else None
         knobs = [refine(k, _raw(k, best[k.path]) if best else _current(k, base)) for k in knobs]
     return sorted(tried.values(), key=lambda c: _rank(limits, c.train, b_train))
+
+
+def _ok(row: Row) -> Row:
+    if row.get("error"):
+        raise ValueError(f"simulating the current policy failed: {row['error']}")
+    return row
 
 
 def _rank(limits: Sequence[Limit], row: Row, baseline: Row) -> tuple[float, float]:
@@ -223,6 +230,8 @@ def _rank(limits: Sequence[Limit], row: Row, baseline: Row) -> tuple[float, floa
 
 
 def _miss(limits: Sequence[Limit], row: Row, baseline: Row) -> float:
+    if row.get("error"):
+        return float("inf")
     return sum(max(0.0, -slack(lim, row, baseline)) for lim in limits)
 
 

@@ -43,6 +43,11 @@ def write_report(path: str | os.PathLike[str], rows: Sequence[Row], knobs: Seque
                                                 here)) for r in rows]
     parts = [Div(text=f"<h1>{html.escape(title)}</h1><p>{len(rows)} variants; knobs: "
                       f"{html.escape(', '.join(knobs))}. {html.escape(note)}</p>", width=1000)]
+    bad = [r for r in rows if r.get("error")]
+    rows = [r for r in rows if not r.get("error")]
+    if bad:
+        parts.append(Div(text="<p><b>Failed variants</b> (not plotted): " + "; ".join(
+            html.escape(f"{r['variant']}: {r['error']}") for r in bad) + "</p>", width=1000))
     for load in sorted({r["load"] for r in rows}):
         parts.append(_plot([r for r in rows if r["load"] == load], knobs, load))
     parts.append(Div(text=_front_table(rows, knobs), width=1000))

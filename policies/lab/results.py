@@ -46,7 +46,8 @@ def policies_dir(table: str | os.PathLike[str]) -> Path:
 
 def table_rows(variants: Sequence[Variant], rows: dict[str, Row], table: str | os.PathLike[str]) -> list[Row]:
     """The table's rows in variant order: name, load, knob settings, figures, policy file
-    (relative to the table), and whether the variant is on its load's Pareto front."""
+    (relative to the table), whether the variant is on its load's Pareto front, and its
+    ``error`` if its simulation failed."""
     folder = policies_dir(table)
     out = []
     for v in variants:
@@ -65,10 +66,11 @@ def pareto(rows: Sequence[Row]) -> set[int]:
     """Indices of the rows no other row of the same load dominates (as good in every
     objective, better in one)."""
     keys = [tuple(sign * float(r.get(m) or 0.0) for m, sign in OBJECTIVES) for r in rows]
+    ok = [i for i, r in enumerate(rows) if not r.get("error")]  # a failed variant has no figures
     front = set()
-    for i, a in enumerate(keys):
-        if not any(j != i and rows[j]["load"] == rows[i]["load"] and _dominates(b, a)
-                   for j, b in enumerate(keys)):
+    for i in ok:
+        if not any(j != i and rows[j]["load"] == rows[i]["load"] and _dominates(keys[j], keys[i])
+                   for j in ok):
             front.add(i)
     return front
 

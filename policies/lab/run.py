@@ -7,7 +7,8 @@ a site points this at a ``BackfillSLURMCluster``'s scheduler, so the sweep itsel
 backfill jobs; nothing here needs to know. The workload is scattered to every worker once.
 Each task is keyed by the sweep's run id and the variant's name and submitted with
 ``retries``; a task whose worker dies is rescheduled by the scheduler, so every variant
-gives exactly one row. ``workers=0`` runs the variants one after another in this process
+gives exactly one row. A variant whose simulation still raises gives a row holding only its
+``error``; the other variants go on. ``workers=0`` runs the variants one after another in this process
 (the benchmark's baseline, and quick searches).
 """
 
@@ -116,7 +117,10 @@ def run_variants(
     if workers == 0 and scheduler is None:
         rows = {}
         for v in variants:
-            rows[v.name] = evaluate(v.policy, workload, v.load, settings)
+            try:
+                rows[v.name] = evaluate(v.policy, workload, v.load, settings)
+            except Exception as exc:  # one variant's failure is its row, not the sweep's end
+                rows[v.name] = failed(exc)
             tick(1)
         return rows
     with dask_client(scheduler, workers) as own:
@@ -139,9 +143,15 @@ def _on_dask(client: Any, variants: Sequence[Variant], workload: Workload, setti
         name = futures[fut]
         if name in rows:  # as_completed yields each future once; a guard all the same
             raise RuntimeError(f"variant {name} reported twice")
-        rows[name] = fut.result()
+        exc = fut.exception() if fut.status == "error" else None  # after its retries
+        rows[name] = failed(exc) if exc is not None else fut.result()
         tick(1)
     return rows
+
+
+def failed(exc: BaseException) -> Row:
+    """The row of a variant whose simulation raised: only the error."""
+    return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 class SchedulerUnreachable(RuntimeError):

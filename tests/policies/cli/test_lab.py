@@ -187,3 +187,29 @@ def test_sweep_with_an_unreachable_scheduler_says_so(tmp_path, base, capsys, mon
     assert rc == 2
     assert f"cannot reach the Dask scheduler 'tcp://127.0.0.1:{port}'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_sweep_keeps_every_row_when_a_variant_fails(tmp_path, base, capsys, monkeypatch) -> None:
+    import sandfill.policies.lab.run as run
+
+    real = run.evaluate
+
+    def flaky(policy, *a):
+        if policy.priority.weights.age == 2:
+            raise RuntimeError("simulator fell over")
+        return real(policy, *a)
+
+    monkeypatch.setattr(run, "evaluate", flaky)
+    f = tmp_path / "spec.yaml"
+    f.write_text("knobs: {priority.weights.age: [1, 2, 3]}\n")
+    out = tmp_path / "r.csv"
+    rc = main(["policy", "sweep", str(base), "--spec", str(f), "--trace", str(ATLAS), "--limit", "200",
+               "--workers", "0", "--out", str(out), "--report", str(tmp_path / "r.html")])
+    assert rc == 1
+    assert "variant atlas-v0002 failed: RuntimeError: simulator fell over" in capsys.readouterr().err
+    with open(out, newline="") as fh:
+        rows = {r["variant"]: r for r in csv.DictReader(fh)}
+    assert sorted(rows) == ["atlas-v0001", "atlas-v0002", "atlas-v0003"]
+    assert rows["atlas-v0002"]["error"] and rows["atlas-v0002"]["pareto"] == "False"
+    assert rows["atlas-v0001"]["short.p95_wait"] != ""
+    assert "Failed variants" in (tmp_path / "r.html").read_text()

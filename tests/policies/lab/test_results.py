@@ -55,3 +55,8 @@ def test_policy_yaml_round_trips_with_its_header() -> None:
     text = policy_yaml(BASE, ["made by a test"])
     assert text.startswith("# made by a test\nname: base\n")
     assert policy_from_yaml(text) == BASE
+
+
+def test_a_failed_variant_is_never_on_the_front() -> None:
+    rows = [row(1, 10, 10, 0.5), {"load": 1, "error": "RuntimeError: boom"}]
+    assert pareto(rows) == {0}

@@ -96,3 +96,21 @@ def test_the_text_bar_counts_to_the_total(capsys) -> None:
         bar.update()
     text = out.getvalue()
     assert "[##------] 1/4 variants" in text and text.endswith("4/4 variants 0s\n")
+
+
+def test_a_variant_that_fails_is_its_own_row_and_the_others_go_on(atlas, monkeypatch) -> None:
+    import sandfill.policies.lab.run as run
+
+    real = run.evaluate
+    vs = variants(2, [1.0])
+    bad = vs[1].policy
+
+    def flaky(policy, *a):
+        if policy == bad:
+            raise RuntimeError("simulator fell over")
+        return real(policy, *a)
+
+    monkeypatch.setattr(run, "evaluate", flaky)
+    rows = run_variants(vs, atlas.head(100), settings(atlas), workers=0)
+    assert rows[vs[1].name] == {"error": "RuntimeError: simulator fell over"}
+    assert all("short.p95_wait" in rows[v.name] for v in vs if v is not vs[1])
