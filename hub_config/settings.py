@@ -162,6 +162,14 @@ class SpawnerSettings(LoggingConfigurable):
         "10:00" or "10m" is ten minutes.""",
     ).tag(config=True)
 
+    lab_args = List(
+        Unicode(),
+        ["--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        help="""Extra arguments for the single-user server the hub starts. By default JupyterLab
+        neither asks to fetch news nor checks for updates: compute nodes often have no way
+        out, and a first session should not open on a popup.""",
+    ).tag(config=True)
+
     log_tail_bytes = Integer(8192, help="How much of the end of the job's log the hub shows.").tag(config=True)
 
     pending_refresh = Float(

@@ -107,6 +107,7 @@ class SubmitAsUser:
             os.path.join(bindir, "batchspawner-singleuser"),
             os.path.join(bindir, "jupyterhub-singleuser"),
             *self.get_args(),
+            *self.lab_args,
         ]
         ctx = build_context(
             request,

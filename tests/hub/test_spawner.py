@@ -12,11 +12,13 @@ import pytest
 from jupyterhub.objects import Hub
 from loop_probe import run_beside_a_ticker
 
-from sandfill.hub.form import FormError
+from sandfill.hub.form import FormError, ResourceRequest
 from sandfill.hub.spawner import BackfillSlurmSpawner
 from sandfill.hub.submit import HUB_SECRETS
 
 from .test_form import CHOICES
+
+CHOICES_REQUEST = ResourceRequest("small", 1, 2048, 7200, "interactive", None)
 
 SECRETS = {
     "CONFIGPROXY_AUTH_TOKEN": "proxy-secret-1f2e",
@@ -125,3 +127,19 @@ def test_the_submitted_job_is_committed_as_starting_as_soon_as_sbatch_returns() 
         assert "starting" not in sp.orm_spawner.state and "starting" not in sp.get_state()
     finally:
         sp.forget_starting()
+
+
+def test_the_server_jupyterlab_neither_asks_for_news_nor_checks_for_updates() -> None:
+    sp = spawner()
+    home = asyncio.run(sp._home())
+    script = sp.render_script(CHOICES_REQUEST, home)
+    command = script.splitlines()[-1]
+    assert command.startswith("exec ") and "--LabApp.news_url=None" in command
+    assert "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate" in command
+    # the values are what JupyterLab reads: None turns the news off, the class exists
+    from jupyterlab import NeverCheckForUpdate  # noqa: F401
+    from jupyterlab.labapp import LabApp
+
+    app = LabApp()
+    app.parse_command_line(sp.lab_args)
+    assert app.news_url is None and app.check_for_updates_class.__name__ == "NeverCheckForUpdate"
