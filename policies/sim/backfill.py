@@ -61,14 +61,19 @@ class Reservation:
 
 @dataclass(frozen=True, slots=True)
 class PassMemo:
-    """What a backfill pass that started and held nothing saw: the running set (its
-    version, see Simulator.run_version) and the window it tested. A later pass that sees
-    the same running set and window, before ``until``, decides the same: nothing (see
-    :func:`_memo`)."""
+    """What a backfill pass that started and held nothing saw and did: the running set (its
+    version, see Simulator.run_version), the window it tested, what it did at each position
+    (``log``: ``(pos, start, end, units)`` for a reservation, ``(pos, None, units, plan)``
+    for a shape that found no start) and where it stopped. A later pass that sees the same
+    running set before ``until`` decides, at the positions its window shares with this one
+    (up to ``stop``), what this one decided (see :func:`_memo`): with the same window, nothing;
+    else it replays the shared positions' log and plans on from the first that differs."""
 
     run_version: int
     until: int  # the memo holds while now < until
     window: list[int]
+    log: list[tuple]
+    stop: int
 
 
 @dataclass(slots=True)
@@ -261,17 +266,24 @@ class _Watch:
         self.window = window
 
     def alive(self, pos: int, prof: Availability) -> bool:
-        """Whether a job at window position ``pos`` or later may still fit."""
+        """Whether a job at window position ``pos`` or later may still fit: the next few
+        candidates one by one, then (when they are all out) the rest in one numpy step."""
         times, free = prof.times, prof.free
         now, free0 = times[0], free[0]
         cands, i, n = self.cands, self.i, len(self.cands)
-        while i < n:
+        last = min(n, i + ALIVE_SCAN)
+        while i < last:
             p, units, plan = cands[i]
             if p >= pos and units <= free0:
                 k = bisect_left(times, now + plan)
                 if not k or min(free[:k]) >= units:
                     break
             i += 1
+        else:
+            if i < n:
+                left = np.flatnonzero(_fit_mask(prof, self.units[i:], self.plans[i:])
+                                      & (self.pos[i:] >= pos))
+                i = i + int(left[0]) if len(left) else n
         self.i = i
         return i < n
 
@@ -286,6 +298,7 @@ def _stops_early(sim: Simulator, record: bool) -> bool:
 
 
 FOREVER = 1 << 62
+ALIVE_SCAN = 4  # candidates a "can anything still start?" check tests one by one
 CHECK_EVERY = 8  # window positions between two "can anything still start?" checks
 SMALL_QUEUE = 32  # on shorter queues the check would cost more than it saves
 
@@ -308,12 +321,10 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
     per_user: dict[str, int] = {}
     reserved_one = False
     window = _window(sim, record)
-    if window is not None and _memo_holds(sim, window):
-        d.memo = sim.bf_memo  # the same running set and window as a pass that decided nothing
-        return d
+    if window is not None and _memo_ok(sim):
+        return _simple_pass(sim, mode, d, prof, window)
     watch = _Watch(sim, prof, window) if window is not None else None
     queue = iter(window) if window is not None else sim.ordered_queue()
-    memo_from = (prof.times[1] if len(prof.times) > 1 else None) if window is not None else None
     check = 0
     nofit: _NoFit | None = None
     # EASY after its one reservation: only window jobs that still fit can start, and with no
@@ -365,9 +376,111 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
         reserved_one = True
         if record:
             d.reservations.append(Reservation(j, t, t + plan, units))
-    if window is not None and not d.starts and not d.held:
-        d.memo = _memo(sim, prof, window, memo_from)
     return d
+
+
+def _simple_pass(sim: Simulator, mode: BackfillMode, d: Decisions, prof: Availability,
+                 window: list[int]) -> Decisions:
+    """A pass over ``window`` without QOS caps, bf_max_job_user, floor reservations or
+    recorded reservations (nothing to hold or count): the loop of :func:`backfill_pass`
+    without those branches, starting from the last pass's memo where it holds."""
+    memo = sim.bf_memo
+    if memo is not None and (memo.run_version != sim.run_version or sim.now >= memo.until):
+        memo = None
+    if memo is not None and memo.window == window:
+        d.memo = memo  # the same running set and window as a pass that decided nothing
+        return d
+    first_end = prof.times[1] if len(prof.times) > 1 else None
+    watch = _Watch(sim, prof, window)
+    nofit = _NoFit()
+    log: list[tuple] = []
+    pos, reserved_one = 0, False
+    if memo is not None:
+        pos, reserved_one = _replay(prof, nofit, memo, window, log)
+    stop = _simple_loop(sim, mode, d, prof, window, watch, nofit, log, pos, reserved_one)
+    if not d.starts:
+        d.memo = _memo(sim, prof, window, first_end, log, stop)
+    return d
+
+
+def _simple_loop(sim: Simulator, mode: BackfillMode, d: Decisions, prof: Availability,
+                 window: list[int], watch: _Watch, nofit: _NoFit, log: list[tuple], pos: int,
+                 reserved_one: bool) -> int:
+    """Plan ``window`` from ``pos`` on; returns the position the pass stopped at (the state
+    it leaves is what the positions before it did)."""
+    bf = sim.backfill
+    times, free = prof.times, prof.free
+    now = times[0]
+    latest = now + bf.window.seconds
+    min_units = sim.min_pending_units()
+    job_units, job_plan, job_dur = sim.job_units, sim.job_plan, sim.job_dur
+    nf_units, nf_plans = nofit.units, nofit.plans
+    easy, started, check, n = mode == "easy", 0, pos, len(window)
+    while pos < n:
+        if free[0] < min_units:
+            break
+        if pos >= check:
+            if not watch.alive(pos, prof):  # nothing can start any more
+                break
+            check = pos + CHECK_EVERY
+        j = window[pos]
+        units, plan = job_units[j], job_plan[j]
+        if units <= free[0] and prof.fits_now(units, plan):
+            prof.reserve(now, now + plan, units)
+            d.starts.append(Start(j, job_dur[j], "backfill"))
+            started += 1
+            if bf.max_job_start and started >= bf.max_job_start:
+                break
+        elif easy and reserved_one:
+            _easy_rest(sim, d, prof, watch, pos + 1, started)
+            break  # (this job did nothing: the state after it is the state before it)
+        elif not ((i := bisect_right(nf_units, units) - 1) >= 0 and nf_plans[i] <= plan):
+            t = prof.earliest_fit(units, plan, latest)
+            if t is None:
+                nofit.add(units, plan)
+                log.append((pos, None, units, plan))
+            else:
+                blocked = min(sim.capacity, _reserved_units(sim, units))
+                prof.reserve(t, t + plan, blocked)
+                reserved_one = True
+                log.append((pos, t, t + plan, blocked))
+        pos += 1
+    return pos
+
+
+def _replay(prof: Availability, nofit: _NoFit, memo: PassMemo, window: list[int],
+            log: list[tuple]) -> tuple[int, bool]:
+    """Redo, on this pass's profile, what the memo's pass did at the positions before the
+    first at which the windows differ (or where it stopped); returns that position and
+    whether a reservation was made."""
+    resume = min(_common_prefix(window, memo.window), memo.stop)
+    reserved_one = False
+    for entry in memo.log:
+        pos, start, a, b = entry
+        if pos >= resume:
+            break
+        if start is None:
+            nofit.add(a, b)
+        else:
+            prof.reserve(start, a, b)
+            reserved_one = True
+        log.append(entry)
+    return resume, reserved_one
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading items ``a`` and ``b`` share (bisecting on slice equality)."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # a[:lo] == b[:lo] and a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def _user_full(per_user: dict[str, int], user: str, cap: int) -> bool:
@@ -396,8 +509,8 @@ def _memo_ok(sim: Simulator) -> bool:
                 or any(c is not None for c in sim.qos_caps))
 
 
-def _memo(sim: Simulator, prof: Availability, window: list[int],
-          first_end: int | None) -> PassMemo | None:
+def _memo(sim: Simulator, prof: Availability, window: list[int], first_end: int | None,
+          log: list[tuple], stop: int) -> PassMemo:
     """The memo of a pass over ``window`` that started and held nothing, ending with profile
     ``prof``; ``first_end`` is the first time after now of the profile it began with.
 
@@ -409,21 +522,14 @@ def _memo(sim: Simulator, prof: Availability, window: list[int],
     (b) no breakpoint of the final profile lies in (now + bf_window, now2 + bf_window]: a
     job whose earliest start lay beyond this pass's horizon lies beyond that one's too
     (every start found is a breakpoint of the profile at the job's turn, and a pass only
-    adds breakpoints)."""
-    if not _memo_ok(sim):
-        return None
+    adds breakpoints). The same holds position by position: at each position both windows
+    share, up to where this pass stopped, the later pass meets the same profile and shapes."""
     span = sim.backfill.window.seconds
     times = prof.times
     k = bisect_right(times, sim.now + span)
     until = min(first_end if first_end is not None else FOREVER,
                 times[k] - span if k < len(times) else FOREVER)
-    return PassMemo(sim.run_version, until, window)
-
-
-def _memo_holds(sim: Simulator, window: list[int]) -> bool:
-    memo = sim.bf_memo
-    return (memo is not None and memo.run_version == sim.run_version and sim.now < memo.until
-            and memo.window == window)
+    return PassMemo(sim.run_version, until, window, log, stop)
 
 
 def _easy_rest(sim: Simulator, d: Decisions, prof: Availability, watch: _Watch, pos: int,

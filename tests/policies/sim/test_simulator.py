@@ -203,17 +203,18 @@ def _memo_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bf, "_memo_ok", lambda sim: False)
 
 
-def _stack(arrivals: int) -> tuple[list[Job], dict]:
+def _stack(arrivals: int, max_job_test: int = 40) -> tuple[list[Job], dict]:
     """A 3-node job runs to 3600 on 4 nodes; 38 three-node jobs queue behind it (each
     reserved after the one before), then a four-node one, then a long one-node job that fits
-    now until that reservation blocks it: every pass plans all 40 (bf_max_job_test 40).
-    ``arrivals`` low-priority jobs arrive a minute apart, outside that window."""
+    now until that reservation blocks it: every pass plans those 40. ``arrivals``
+    low-priority four-node jobs arrive a minute apart, behind them (outside the window with
+    bf_max_job_test 40)."""
     jobs = ([Job(0, 0, 3600, 3, "u", 3600)]
             + [Job(k, 0, 600, 3, "u", 600) for k in range(1, 39)]
             + [Job(39, 0, 600, 4, "u", 600), Job(40, 0, 86400, 1, "u", 86400)]
             + [Job(40 + k, 60 * k, 600, 4, "u", 600) for k in range(1, arrivals + 1)])
     policy = {**_fifo(), "scheduler": {"backfill": {"window": "1-00:00:00",
-                                                    "max_job_test": 40}}}
+                                                    "max_job_test": max_job_test}}}
     return jobs, policy
 
 
@@ -255,3 +256,59 @@ def test_pass_memo_ends_when_a_start_enters_bf_window(monkeypatch: pytest.Monkey
     assert res.start[5] == 2820
     _memo_off(monkeypatch)
     assert simulate(policy_from_mapping(policy), Workload(tuple(jobs)), cfg).start == res.start
+
+
+def test_pass_resumes_where_the_window_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With bf_max_job_test 60 each arrival joins the window behind the 40 planned jobs: a
+    pass replays the last pass's 40 positions (same running set, same jobs) and plans on
+    from the first new one, instead of searching 39 starts again; same schedule."""
+    jobs, policy = _stack(50, max_job_test=60)
+    cfg = SimConfig(nodes=4, cpus_per_node=1, alloc="cpu")
+    calls = _counting_fits(monkeypatch)
+    res = simulate(policy_from_mapping(policy), Workload(tuple(jobs)), cfg)
+    resumed = calls[0]
+    _memo_off(monkeypatch)
+    calls[0] = 0
+    full = simulate(policy_from_mapping(policy), Workload(tuple(jobs)), cfg)
+    assert res.start == full.start and res.segments == full.segments
+    assert res.passes == full.passes > 50
+    assert calls[0] - resumed >= 49 * 39, (resumed, calls[0])
+
+
+def test_common_prefix() -> None:
+    from sandfill.policies.sim.backfill import _common_prefix
+
+    for n in range(12):
+        a = list(range(n))
+        assert _common_prefix(a, a) == n and _common_prefix(a, a + [7]) == n
+        for k in range(n):
+            assert _common_prefix(a, a[:k] + [-1] + a[k + 1:]) == k
+
+
+def test_watch_alive_matches_testing_every_job() -> None:
+    """The watch's answer (a few candidates one by one, then the rest in numpy) is the one a
+    test of every remaining window job against the profile, as reservations fill it, gives."""
+    import random
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from sandfill.policies.sim.availability import Availability
+    from sandfill.policies.sim.backfill import _Watch
+
+    rng = random.Random(7)
+    for _ in range(300):
+        cap = 16
+        ends = [(rng.randint(1, 50) * 60, rng.randint(1, 3)) for _ in range(rng.randint(0, 5))]
+        prof = Availability(0, cap, cap - sum(u for _, u in ends), ends)
+        n = rng.randint(1, 40)
+        units = [rng.randint(1, cap) for _ in range(n)]
+        plans = [rng.randint(1, 60) * 60 for _ in range(n)]
+        sim = SimpleNamespace(units_arr=np.array(units), plan_arr=np.array(plans))
+        watch = _Watch(sim, prof, list(range(n)))
+        for pos in range(0, n, 3):
+            want = any(units[j] <= prof.free[0] and prof.fits_now(units[j], plans[j])
+                       for j in range(pos, n))
+            assert watch.alive(pos, prof) == want
+            t = rng.randint(0, 40) * 60
+            prof.reserve(t, t + rng.randint(1, 20) * 60, rng.randint(0, 2))
