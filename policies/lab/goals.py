@@ -34,7 +34,7 @@ from pydantic import Field, StrictFloat, StrictInt, model_validator
 from sandfill import units
 from sandfill.policies.document.model import Policy
 from sandfill.policies.lab.run import FIELDS, Row
-from sandfill.policies.lab.spec import Knob, RangeDoc, Scalar, SpecError, expand, resolve_knob
+from sandfill.policies.lab.spec import Knob, SpecError, expand, resolve_knob
 from sandfill.schema import (
     DurationSeconds,
     PositiveDuration,
@@ -65,7 +65,7 @@ class BoundDoc(Strict):
 
 
 class SearchDoc(Strict):
-    knobs: dict[str, Annotated[list[Scalar], Field(min_length=1)] | RangeDoc] | None = None
+    knobs: dict[str, Any] | None = None  # each read by spec.resolve_knob
     rounds: Annotated[StrictInt, Field(ge=1, le=6)] = 2
 
 

@@ -22,13 +22,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictFloat, StrictInt
+from pydantic import Field, StrictFloat, StrictInt, ValidationError
 
 from sandfill import units
 from sandfill.policies.document.errors import PolicyError
 from sandfill.policies.document.load import policy_from_mapping, policy_to_mapping
 from sandfill.policies.document.model import Policy
 from sandfill.schema import Problem, SchemaError, Strict, validate
+from sandfill.schema import problems as pydantic_problems
 from sandfill.units import Duration
 
 Kind = Literal["duration", "int", "bool"]
@@ -45,7 +46,6 @@ GLOBAL_KNOBS: dict[str, Kind] = {
     "scheduler.backfill.window": "duration", "scheduler.backfill.continue": "bool",
 }
 MAX_VARIANTS = 5000
-Scalar = StrictInt | StrictFloat | str | bool | None
 
 
 class SpecError(SchemaError):
@@ -64,8 +64,7 @@ class RangeDoc(Strict):
 
 
 class SpecDoc(Strict):
-    knobs: Annotated[dict[str, Annotated[list[Scalar], Field(min_length=1)] | RangeDoc],
-                     Field(min_length=1)]
+    knobs: Annotated[dict[str, Any], Field(min_length=1)]  # each read by resolve_knob
     loads: Annotated[list[Annotated[float, Field(gt=0, le=100)]], Field(min_length=1)] = [1.0]
 
 
@@ -103,8 +102,17 @@ def read_spec(data: Any, base: Policy, *, source: str | None = None) -> tuple[li
     return knobs, list(doc.loads)
 
 
-def resolve_knob(path: str, values: list[Any] | RangeDoc, base: Policy) -> Knob:
+def resolve_knob(path: str, values: Any, base: Policy) -> Knob:
+    """One knob of a spec: its key path in ``base`` and its values (a list, or a range)."""
     keys, kind = knob_keys(path, base)
+    if isinstance(values, Mapping):
+        try:
+            values = RangeDoc.model_validate(values)
+        except ValidationError as exc:
+            raise ValueError("bad range: " + "; ".join(str(p) for p in pydantic_problems(RangeDoc, exc))) from None
+    elif not isinstance(values, list | RangeDoc) or not values:
+        raise ValueError(f"takes a list of values or a range {{from, to, steps}} or {{from, to, step}} "
+                         f"(got {values!r})")
     if isinstance(values, RangeDoc):
         got = _range(values, kind)
     else:

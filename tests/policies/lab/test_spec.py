@@ -54,6 +54,11 @@ def test_a_grid_of_knobs_and_loads_expands_to_validated_variants() -> None:
     ({"knobs": {"scheduler.backfill.continue": {"from": 0, "to": 1, "steps": 2}}}, "take a list"),
     ({"knobs": {"priority.weights.age": [10, 10]}}, "lists a value twice"),
     ({"knobs": {}}, "knobs"),
+    ({"knobs": {"priority.weights.age": {"from": 0, "to": 9, "stepz": 3}}},
+     "knobs.priority.weights.age: bad range: stepz: unknown key; did you mean 'step'?"),
+    ({"knobs": {"priority.weights.age": {"to": 9, "steps": 3}}}, "bad range: from: is required"),
+    ({"knobs": {"priority.weights.age": 5}}, "takes a list of values or a range"),
+    ({"knobs": {"priority.weights.age": []}}, "takes a list of values or a range"),
     ({"knobs": {"priority.weights.age": [10]}, "loads": [0]}, "loads.0"),
     ({"knobs": {"priority.weights.age": [10]}, "lodas": [1]}, "did you mean 'loads'"),
 ])
