@@ -100,6 +100,14 @@ def _workload(args: argparse.Namespace) -> tuple[Workload, SimSettings]:
     return workload, settings
 
 
+def _check_outputs(*paths: str | None) -> None:
+    """Refuse, before any work, an output whose folder is missing (nothing is written)."""
+    for path in (p for p in paths if p):
+        folder = Path(path).resolve().parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise CLIError(f"cannot write {path}: {folder} is not a writable folder")
+
+
 def _check_scale(args: argparse.Namespace) -> None:
     if args.workers < 0:
         raise CLIError(f"--workers must be 0 or more (got {args.workers})")
@@ -116,6 +124,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     base = _policy(args.policy)
     _check_scale(args)
+    _check_outputs(args.out, args.report)
     if str(args.out).endswith(".parquet") and not parquet_ok():
         raise CLIError(f"--out {args.out}: Parquet needs pyarrow, which is not installed; use .csv")
     try:
@@ -156,6 +165,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
     base = _policy(args.policy)
     _check_scale(args)
+    _check_outputs(args.out)
     try:
         goals = read_goals(_yaml(args.goals, "goals file"), base, source=args.goals)
     except (GoalsError, SpecError) as exc:

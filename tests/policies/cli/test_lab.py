@@ -89,6 +89,8 @@ def test_a_bad_spec_is_refused_before_any_work(tmp_path, base, capsys, monkeypat
     (["--load", "0"], "--load must be positive and at most 100 (got 0)"),
     (["--workers", "-1"], "--workers must be 0 or more (got -1)"),
     (["--out", "r.parquet"], "Parquet needs pyarrow"),
+    (["--out", "/nonexistent/r.csv"], "cannot write /nonexistent/r.csv: /nonexistent is not a writable folder"),
+    (["--report", "/nonexistent/r.html"], "cannot write /nonexistent/r.html"),
 ])
 def test_bad_sweep_options_name_the_value(tmp_path, base, capsys, extra, named) -> None:
     if "r.parquet" in extra:
