@@ -30,6 +30,16 @@ class Availability:
         self.times = times
         self.free = free
 
+    @classmethod
+    def shifted(cls, times: list[int], free: list[int], now: int, capacity: int) -> Availability:
+        """A copy of the curve ``times``/``free`` whose first segment begins at ``now``
+        instead (``now`` before ``times[1]``)."""
+        prof = cls.__new__(cls)
+        prof.capacity = capacity
+        prof.times = [now, *times[1:]]
+        prof.free = free[:]
+        return prof
+
     def earliest_fit(self, units: int, duration: int, latest_start: int) -> int | None:
         """Earliest start ≤ ``latest_start`` with ``units`` free for ``duration``, or None."""
         times, free = self.times, self.free

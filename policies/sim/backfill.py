@@ -74,6 +74,8 @@ class PassMemo:
     window: list[int]
     log: list[tuple]
     stop: int
+    base_times: list[int]  # the profile the pass began with
+    base_free: list[int]
 
 
 @dataclass(slots=True)
@@ -311,6 +313,9 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
     now = sim.now
     res = bf.resolution
     floor = sim.config.floor_reservations
+    window = _window(sim, record)
+    if window is not None and _memo_ok(sim):
+        return _simple_pass(sim, mode, d, window)
     prof = _availability(sim, floor)
     latest = now + bf.window.seconds
     ledger = _QosLedger(sim)
@@ -320,9 +325,6 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
     started = 0
     per_user: dict[str, int] = {}
     reserved_one = False
-    window = _window(sim, record)
-    if window is not None and _memo_ok(sim):
-        return _simple_pass(sim, mode, d, prof, window)
     watch = _Watch(sim, prof, window) if window is not None else None
     queue = iter(window) if window is not None else sim.ordered_queue()
     check = 0
@@ -379,7 +381,7 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
     return d
 
 
-def _simple_pass(sim: Simulator, mode: BackfillMode, d: Decisions, prof: Availability,
+def _simple_pass(sim: Simulator, mode: BackfillMode, d: Decisions,
                  window: list[int]) -> Decisions:
     """A pass over ``window`` without QOS caps, bf_max_job_user, floor reservations or
     recorded reservations (nothing to hold or count): the loop of :func:`backfill_pass`
@@ -390,6 +392,11 @@ def _simple_pass(sim: Simulator, mode: BackfillMode, d: Decisions, prof: Availab
     if memo is not None and memo.window == window:
         d.memo = memo  # the same running set and window as a pass that decided nothing
         return d
+    if memo is not None:  # the same running set: the same curve from its first end on
+        prof = Availability.shifted(memo.base_times, memo.base_free, sim.now, sim.capacity)
+    else:
+        prof = _availability(sim, False)
+    base = (prof.times[:], prof.free[:])
     first_end = prof.times[1] if len(prof.times) > 1 else None
     watch = _Watch(sim, prof, window)
     nofit = _NoFit()
@@ -399,7 +406,7 @@ def _simple_pass(sim: Simulator, mode: BackfillMode, d: Decisions, prof: Availab
         pos, reserved_one = _replay(prof, nofit, memo, window, log)
     stop = _simple_loop(sim, mode, d, prof, window, watch, nofit, log, pos, reserved_one)
     if not d.starts:
-        d.memo = _memo(sim, prof, window, first_end, log, stop)
+        d.memo = _memo(sim, prof, window, first_end, log, stop, base)
     return d
 
 
@@ -510,7 +517,7 @@ def _memo_ok(sim: Simulator) -> bool:
 
 
 def _memo(sim: Simulator, prof: Availability, window: list[int], first_end: int | None,
-          log: list[tuple], stop: int) -> PassMemo:
+          log: list[tuple], stop: int, base: tuple[list[int], list[int]]) -> PassMemo:
     """The memo of a pass over ``window`` that started and held nothing, ending with profile
     ``prof``; ``first_end`` is the first time after now of the profile it began with.
 
@@ -529,7 +536,7 @@ def _memo(sim: Simulator, prof: Availability, window: list[int], first_end: int 
     k = bisect_right(times, sim.now + span)
     until = min(first_end if first_end is not None else FOREVER,
                 times[k] - span if k < len(times) else FOREVER)
-    return PassMemo(sim.run_version, until, window, log, stop)
+    return PassMemo(sim.run_version, until, window, log, stop, *base)
 
 
 def _easy_rest(sim: Simulator, d: Decisions, prof: Availability, watch: _Watch, pos: int,
