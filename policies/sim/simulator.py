@@ -38,6 +38,7 @@ from bisect import bisect_left as _bisect_left
 from bisect import insort as heapq_insort
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Literal
 
 import numpy as np
@@ -469,21 +470,40 @@ def _merge_head(pending: list[tuple], capped: list[tuple], m: int, shift: float)
     out: list[int] = []
     i, c = 0, 0
     n_live, n_capped = min(len(pending), m), min(len(capped), m)
+    one_tier = bool(n_live and n_capped) and (
+        pending[0][0] == pending[n_live - 1][0] == capped[0][0] == capped[n_capped - 1][0])
     while len(out) < m:
-        if c < n_capped:
-            k = _bisect_left(pending, capped[c], i, n_live, key=live) if i < n_live else i
-        else:
+        if c >= n_capped:
             k = n_live
-        out += [key[3] for key in pending[i:min(k, i + m - len(out))]]
+        elif i >= n_live:
+            k = i
+        elif one_tier:
+            k = _first_after(pending, capped[c], i, n_live, shift)
+        else:
+            k = _bisect_left(pending, capped[c], i, n_live, key=live)
+        out += map(_job_of, pending[i:min(k, i + m - len(out))])
         i = k
         if len(out) >= m or c >= n_capped:
             break
         k = _bisect_left(capped, live(pending[i]), c, n_capped) if i < n_live else n_capped
-        out += [key[3] for key in capped[c:min(k, c + m - len(out))]]
+        out += map(_job_of, capped[c:min(k, c + m - len(out))])
         c = k
         if i >= n_live and c >= n_capped:
             break
     return out
+
+
+_job_of = itemgetter(3)
+
+
+def _first_after(pending: list[tuple], ckey: tuple, lo: int, hi: int, shift: float) -> int:
+    """``bisect_left(pending, ckey, lo, hi, key=live)`` when every key has ``ckey``'s first
+    field: bisect on the shifted second field, then step over its ties the rest orders first."""
+    k = _bisect_left(pending, ckey[1], lo, hi, key=lambda key: key[1] - shift)
+    rest = ckey[2:]
+    while k < hi and pending[k][1] - shift == ckey[1] and pending[k][2:] < rest:
+        k += 1
+    return k
 
 
 def simulate(

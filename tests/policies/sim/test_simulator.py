@@ -189,9 +189,10 @@ def test_queue_head_merges_as_sorting_would() -> None:
         n_live, n_capped = rng.randint(0, 25), rng.randint(0, 25)
         ids = rng.sample(range(1000), n_live + n_capped)
         shift = rng.choice([0.0, 0.5, 3.7, 120.0])
-        pending = sorted((rng.randint(-1, 0), rng.randint(0, 12) * 0.5, rng.randint(0, 3), j)
+        top = rng.choice([0, -1])  # one PriorityTier (bisect on priority alone), or two
+        pending = sorted((rng.randint(top, 0), rng.randint(0, 12) * 0.5, rng.randint(0, 3), j)
                          for j in ids[:n_live])
-        capped = sorted((rng.randint(-1, 0), rng.randint(0, 12) * 0.5 - shift,
+        capped = sorted((rng.randint(top, 0), rng.randint(0, 12) * 0.5 - shift,
                          rng.randint(0, 3), j) for j in ids[n_live:])
         m = rng.randint(1, 60)
         assert _merge_head(pending, capped, m, shift) == by_sorting(pending, capped, m, shift)
