@@ -74,6 +74,18 @@ def test_a_job_on_each_node_sees_its_own_address(hosts: DevCluster, tmp_path: Pa
         assert mine == {"127.0.0.1", addr}, (node, seen)
 
 
+def test_steps_cross_hosts_from_a_job_and_from_the_head(hosts: DevCluster, tmp_path: Path) -> None:
+    """srun inside a 2-node job (node to node) and srun on the head (head to node)."""
+    tmp_path.chmod(0o755)
+    slurm = TestSlurm(hosts.slurm_conf)
+    addrs = {name: r["NodeAddr"] for name, r in _scontrol_nodes(hosts).items()}
+    script = "#!/bin/sh\nsrun --ntasks-per-node=1 /usr/sbin/ip -4 -o addr show dev eth0\n"
+    seen = _run_on(slurm, tmp_path / "two.out", ["-N", "2", "-w", "cpu[1-2]", "-p", "batch"], script)
+    assert {line.split()[3].split("/")[0] for line in seen.splitlines()} == {addrs["cpu1"], addrs["cpu2"]}
+    res = hosts.runner().check(["srun", "-w", "bigmem1", "-p", "batch", "-t", "1", "/usr/sbin/ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+    assert res.split()[3].split("/")[0] == addrs["bigmem1"]
+
+
 def test_a_gpu_job_runs_on_the_gpu_node_with_its_gpu(hosts: DevCluster, tmp_path: Path) -> None:
     tmp_path.chmod(0o755)
     slurm = TestSlurm(hosts.slurm_conf)
