@@ -258,10 +258,12 @@ class _Watch:
     __slots__ = ("cands", "i", "window", "pos", "units", "plans")
 
     def __init__(self, sim: Simulator, prof: Availability, window: list[int]) -> None:
+        """``prof``: the profile the pass begins with. Built from the running jobs' ends
+        alone, it never falls, so a job fits it now exactly when it fits its first segment."""
         w = np.fromiter(window, dtype=np.int64, count=len(window))
-        units, plans = sim.units_arr[w], sim.plan_arr[w]
-        pos = np.flatnonzero(_fit_mask(prof, units, plans))
-        self.pos, self.units, self.plans = pos, units[pos], plans[pos]
+        units = sim.units_arr[w]
+        pos = np.flatnonzero(units <= prof.free[0])
+        self.pos, self.units, self.plans = pos, units[pos], sim.plan_arr[w[pos]]
         self.cands = list(zip(pos.tolist(), self.units.tolist(), self.plans.tolist(),
                               strict=True))
         self.i = 0
