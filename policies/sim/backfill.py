@@ -309,7 +309,7 @@ SMALL_QUEUE = 32  # on shorter queues the check would cost more than it saves
 
 def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -> Decisions:
     d = Decisions()
-    if mode == "none":
+    if mode == "none" or not sim.pending_key or _nothing_fits_now(sim):
         return d
     bf = sim.backfill
     now = sim.now
@@ -490,6 +490,13 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
         else:
             hi = mid
     return lo
+
+
+def _nothing_fits_now(sim: Simulator) -> bool:
+    """Whether fewer units are free now than any pending job needs, so that the pass's first
+    test would stop it. (Its profile's units free now are the machine's while every running
+    job's end lies ahead, as it does unless finished jobs keep their units: release_delay.)"""
+    return sim.config.release_delay == 0 and sim.free < sim.min_pending_units()
 
 
 def _user_full(per_user: dict[str, int], user: str, cap: int) -> bool:

@@ -313,3 +313,26 @@ def test_watch_alive_matches_testing_every_job() -> None:
             assert watch.alive(pos, prof) == want
             t = rng.randint(0, 40) * 60
             prof.reserve(t, t + rng.randint(1, 20) * 60, rng.randint(0, 2))
+
+
+def test_full_machine_pass_builds_no_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a 4-node job fills the machine until 1000, one-node arrivals every 10 s bring
+    backfill passes that cannot start anything: none of them builds a profile; the jobs
+    still start at 1000, and the short ones backfill there as before."""
+    from sandfill.policies.sim.availability import Availability
+
+    built: list[int] = []
+    real = Availability.__init__
+
+    def counted(self, now: int, capacity: int, free_now: int, ends: list) -> None:
+        built.append(now)
+        real(self, now, capacity, free_now, ends)
+
+    monkeypatch.setattr(Availability, "__init__", counted)
+    jobs = [Job(0, 0, 1000, 4, "u", 1000)] + [Job(k, 10 * k, 300, 1, "u", 300)
+                                              for k in range(1, 61)]
+    res = simulate(policy_from_mapping(_fifo()), Workload(tuple(jobs)),
+                   SimConfig(nodes=4, cpus_per_node=1, alloc="cpu"))
+    assert res.passes > 30
+    assert not [t for t in built if t < 1000], built
+    assert res.start[1:5] == [1000] * 4 and min(res.start[5:]) >= 1000
