@@ -259,3 +259,13 @@ def test_the_hub_config_adds_the_service_and_its_roles() -> None:
     assert ACCESS_SCOPE in roles["user"] and "self" in roles["user"]
     assert ACCESS_SCOPE in roles["server"] and "access:servers!server" in roles["server"]
     assert roles["idle-culler"] == ["list:users"]
+
+
+@pytest.mark.asyncio
+async def test_a_browser_without_a_session_is_sent_to_the_hubs_oauth_login(service: Service) -> None:
+    r = await AsyncHTTPClient().fetch(service.url + "metrics", headers={"Accept": "text/html"}, raise_error=False,
+                                      follow_redirects=False)
+    assert r.code == 302, r.body
+    location = r.headers["Location"]
+    assert "/hub/api/oauth2/authorize" in location and "client_id=service-sandfill" in location and "state=" in location
+    assert b"sandfill_slurm" not in r.body and service.slurm.calls == []
