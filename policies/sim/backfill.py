@@ -255,7 +255,7 @@ class _Watch:
     profile as it is (it only loses units as the pass goes on, so a job that does not fit
     now never will in this pass)."""
 
-    __slots__ = ("cands", "i", "window", "pos", "units", "plans")
+    __slots__ = ("c_pos", "c_units", "c_plans", "i", "window", "pos", "units", "plans")
 
     def __init__(self, sim: Simulator, prof: Availability, window: list[int]) -> None:
         """``prof``: the profile the pass begins with. Built from the running jobs' ends
@@ -264,8 +264,9 @@ class _Watch:
         units = sim.units_arr[w]
         pos = np.flatnonzero(units <= prof.free[0])
         self.pos, self.units, self.plans = pos, units[pos], sim.plan_arr[w[pos]]
-        self.cands = list(zip(pos.tolist(), self.units.tolist(), self.plans.tolist(),
-                              strict=True))
+        # the candidates' window positions, units and plans, as lists for the checks below
+        self.c_pos, self.c_units, self.c_plans = (pos.tolist(), self.units.tolist(),
+                                                  self.plans.tolist())
         self.i = 0
         self.window = window
 
@@ -274,12 +275,13 @@ class _Watch:
         candidates one by one, then (when they are all out) the rest in one numpy step."""
         times, free = prof.times, prof.free
         now, free0 = times[0], free[0]
-        cands, i, n = self.cands, self.i, len(self.cands)
+        c_pos, c_units, c_plans, i, n = self.c_pos, self.c_units, self.c_plans, self.i, len(
+            self.c_pos)
         last = min(n, i + ALIVE_SCAN)
         while i < last:
-            p, units, plan = cands[i]
-            if p >= pos and units <= free0:
-                k = bisect_left(times, now + plan)
+            units = c_units[i]
+            if c_pos[i] >= pos and units <= free0:
+                k = bisect_left(times, now + c_plans[i])
                 if not k or min(free[:k]) >= units:
                     break
             i += 1
@@ -559,7 +561,7 @@ def _easy_rest(sim: Simulator, d: Decisions, prof: Availability, watch: _Watch, 
     i = watch.i
     left = _fit_mask(prof, watch.units[i:], watch.plans[i:]) & (watch.pos[i:] >= pos)
     for c in (np.flatnonzero(left) + i).tolist():
-        p, units, plan = watch.cands[c]
+        p, units, plan = watch.c_pos[c], watch.c_units[c], watch.c_plans[c]
         if units > prof.free[0] or not prof.fits_now(units, plan):
             continue
         j = watch.window[p]
