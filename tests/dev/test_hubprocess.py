@@ -109,3 +109,18 @@ def test_the_site_file_is_private_and_a_planted_symlink_is_not_followed(tmp_path
     st = os.lstat(hub.site_file)
     assert st.st_mode & 0o777 == 0o600 and "slurm_conf: /x/slurm.conf" in hub.site_file.read_text()
     assert (tmp_path / "state").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_hub_we_start_puts_each_user_on_a_subdomain_unless_told_not_to(tmp_path: Path) -> None:
+    from sandfill.dev.hubprocess import HubProcess
+    from sandfill.hub.site import site_from_dict
+
+    hub = HubProcess(tmp_path / "a", {"port": 8123})
+    assert hub.url == "http://localhost:8123" and hub.address == ("127.0.0.1", 8123)
+    assert hub.user_url("sfdemo-ada") == "http://sfdemo-ada.localhost:8123/user/sfdemo-ada/"
+    assert hub.user_url("a--b").endswith(".localhost:8123/user/a--b/")  # JupyterHub's hook hashes it
+    hub.write_site()
+    assert "subdomain_host: http://localhost:8123" in hub.site_file.read_text()
+    assert site_from_dict({"subdomain_host": hub.site["subdomain_host"]}).subdomain_host == hub.url
+    one = HubProcess(tmp_path / "b", {"port": 8124, "subdomain_host": None})
+    assert one.url == "http://127.0.0.1:8124" and one.user_url("sfdemo-ada") == "http://127.0.0.1:8124/user/sfdemo-ada/"
