@@ -58,3 +58,6 @@ def test_sweep_and_recommend_from_live_sacct(conf: str, client: TestSlurm, tmp_p
     best = tmp_path / "best.yaml"
     best.write_text(cap.out)
     assert main(["policy", "check", str(best)]) == 0
+    rc = main(["policy", "diff", str(best), "--slurm-conf", conf])  # against the live policy
+    cap = capsys.readouterr()
+    assert rc in (0, 1), cap.err  # 0: no change, 1: a diff; 2 would be a file diff refuses
