@@ -436,25 +436,29 @@ def _simple_loop(sim: Simulator, mode: BackfillMode, d: Decisions, prof: Availab
             check = pos + CHECK_EVERY
         j = window[pos]
         units, plan = job_units[j], job_plan[j]
-        if units <= free[0] and prof.fits_now(units, plan):
+        if easy and reserved_one:  # EASY after its reservation: starts only
+            if not (units <= free[0] and prof.fits_now(units, plan)):
+                _easy_rest(sim, d, prof, watch, pos + 1, started)
+                break  # (this job did nothing: the state after it is the state before it)
+            t = now
+        elif (i := bisect_right(nf_units, units) - 1) >= 0 and nf_plans[i] <= plan:
+            t = None  # covered: no start within bf_window (so none now either)
+        else:
+            t = prof.earliest_fit(units, plan, latest)  # now when it fits now
+            if t is None:
+                nofit.add(units, plan)
+                log.append((pos, None, units, plan))
+        if t == now:
             prof.reserve(now, now + plan, units)
             d.starts.append(Start(j, job_dur[j], "backfill"))
             started += 1
             if bf.max_job_start and started >= bf.max_job_start:
                 break
-        elif easy and reserved_one:
-            _easy_rest(sim, d, prof, watch, pos + 1, started)
-            break  # (this job did nothing: the state after it is the state before it)
-        elif not ((i := bisect_right(nf_units, units) - 1) >= 0 and nf_plans[i] <= plan):
-            t = prof.earliest_fit(units, plan, latest)
-            if t is None:
-                nofit.add(units, plan)
-                log.append((pos, None, units, plan))
-            else:
-                blocked = min(sim.capacity, _reserved_units(sim, units))
-                prof.reserve(t, t + plan, blocked)
-                reserved_one = True
-                log.append((pos, t, t + plan, blocked))
+        elif t is not None:
+            blocked = min(sim.capacity, _reserved_units(sim, units))
+            prof.reserve(t, t + plan, blocked)
+            reserved_one = True
+            log.append((pos, t, t + plan, blocked))
         pos += 1
     return pos
 
