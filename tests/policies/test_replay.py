@@ -78,9 +78,21 @@ def test_the_slices_fit_the_ci_budget(traces_dir: Path) -> None:
     assert {SLICES[n][0] for n in SLICES} == {ATLAS, HPC2N, LUBLIN}
 
 
+#: the slices CI runs (the two with the widest margin: 98.7 % and 99.7 % measured); all six
+#: with SANDFILL_FIDELITY=wide (the issue's widened check: its figures in docs/benchmarks.md)
+IN_CI = ("atlas-5200", "lublin-400")
+WIDE = os.environ.get("SANDFILL_FIDELITY") == "wide"
+
+
+def _param(name: str):
+    marks = [KNOWN_MISS] if name.startswith("hpc2n") else []
+    if not WIDE and name not in IN_CI:
+        marks.append(pytest.mark.skip(reason="one of the widened slices: run with SANDFILL_FIDELITY=wide"))
+    return pytest.param(name, marks=marks)
+
+
 @pytest.mark.slurm
-@pytest.mark.parametrize("name", [pytest.param(n, marks=KNOWN_MISS) if n.startswith("hpc2n")
-                                  else n for n in SLICES])
+@pytest.mark.parametrize("name", [_param(n) for n in SLICES])
 def test_replay_slice_matches_the_simulator(name: str, conf: str, traces_dir: Path,
                                             capsys) -> None:
     trace, first, count, compress = SLICES[name]
