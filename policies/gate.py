@@ -100,7 +100,9 @@ def _delta(a: float | None, b: float | None, kind: str) -> str:
 def _cell(v: float | None, kind: str) -> str:
     if v is None:
         return "-"
-    return {"util": f"{v:.1%}", "count": f"{v:.0f}"}.get(kind, human_seconds(v) if kind == "s" else "")
+    if kind == "util":
+        return f"{v:.1%}"
+    return f"{v:.0f}" if kind == "count" else human_seconds(v)
 
 
 def effect_rows(e: Effect) -> list[tuple[str, str, str, str]]:

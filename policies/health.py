@@ -88,6 +88,9 @@ class WindowHealth:
     flagged_starts: int  # starts with a SchedBackfill/SchedMain/SchedSubmit flag
     notebooks: Waits | None
     workers: Workers
+    # partitions of started jobs the live policy has no tier for (the simulator puts their
+    # jobs in the tier their request maps to, so they appear under another name there)
+    other_partitions: tuple[str, ...] = ()
 
     @property
     def backfill_share(self) -> float | None:
@@ -188,7 +191,8 @@ def window_health(text: str, days: int, policy: Policy | None, shape: ClusterSha
         days, len(jobs), len(started),
         {t: w for t, v in by_tier.items() if (w := Waits.of(v)) is not None}, predicted,
         sum(1 for j in started if j.how == "backfill"), sum(1 for j in started if j.how),
-        Waits.of(nb), Workers(len(workers), sum(core_h), bf_h, *delay))
+        Waits.of(nb), Workers(len(workers), sum(core_h), bf_h, *delay),
+        tuple(sorted(set(by_tier) - set(names.values()))) if policy is not None else ())
 
 
 def read_windows(runner: Runner, days: list[int]) -> list[tuple[int, str]]:
@@ -223,14 +227,17 @@ def window_lines(w: WindowHealth) -> list[str]:
     out.append("  waits by tier (sacct | simulator, live policy, same jobs):")
     for tier in sorted(set(w.tiers) | set(w.predicted)):
         out.append(f"    {tier:<14} {_w(w.tiers.get(tier))}  |  {_w(w.predicted.get(tier))}")
+    if w.other_partitions:
+        out.append(f"    (no tier of the live policy for partition(s) {', '.join(w.other_partitions)}"
+                   ": the simulator puts those jobs in the tier their request maps to)")
     share = w.backfill_share
     out.append("  backfill share of starts: " + (
         "no start flags recorded" if share is None else
         f"{share:.0%} ({w.backfill_starts} of {w.flagged_starts}; sacct Flags SchedBackfill)"))
     out.append(f"  notebook time-to-start (queue wait): {_w(w.notebooks)}")
     k = w.workers
-    out.append(f"  Dask workers: {k.jobs} job(s), {k.core_hours:.2f} core-hours, "
-               f"{k.backfill_core_hours:.2f} of them started by backfill (in gaps)")
+    out.append(f"  Dask workers: {k.jobs} job(s), {k.core_hours:.3g} core-hours, "
+               f"{k.backfill_core_hours:.3g} of them started by backfill (in gaps)")
     out.append(f"  delay they caused to reserved jobs: {k.measured_delay}; simulated: other "
                f"jobs' mean wait {_delay(k.sim_delay_mean)}, max {_delay(k.sim_delay_max)}")
     return out

@@ -201,6 +201,8 @@ def test_apply_shows_the_effect_and_changes_nothing_until_confirmed(
     fragment = private_cluster.layout.policy_conf
     before = snapshot(runner, fragment)
     rc, out, err = _cli(capsys, "apply", str(WIDE), "--slurm-conf", conf)  # stdin: no terminal
+    with capsys.disabled():
+        print(f"\n{out}{err}")
     assert rc == 1
     assert "~ tiers.short.max_walltime: 00:10:00 -> 00:20:00" in out  # the diff first
     assert "simulated effect on the last 7 day(s)" in out and "tier:short median wait" in out

@@ -52,7 +52,8 @@ def test_a_window_of_recorded_accounting() -> None:
     assert k.sim_delay_mean is not None and "not measurable from accounting" in k.measured_delay
     text = health_text(Health(POLICY.name, [w]))
     assert "backfill share of starts: 33% (2 of 6; sacct Flags SchedBackfill)" in text
-    assert "Dask workers: 2 job(s), 4.00 core-hours, 4.00 of them started by backfill" in text
+    assert "Dask workers: 2 job(s), 4 core-hours, 4 of them started by backfill" in text
+    assert w.other_partitions == () and "no tier of the live policy" not in text
     assert "interactive" in text and "|" in text  # sacct beside the simulator
 
 
@@ -102,6 +103,13 @@ def test_unreachable_accounting_is_an_error_not_zeros() -> None:
     with pytest.raises(HealthUnavailable, match="Connection refused") as exc:
         read_windows(fake, [1, 7])
     assert "now-1days" in str(exc.value) and len(fake.calls) == 1  # stops at the first failure
+
+
+def test_a_partition_the_live_policy_has_no_tier_for_is_named() -> None:
+    text = RECORDED.replace("|burst|", "|debug|")
+    w = window_health(text, 1, POLICY, SHAPE)
+    assert "debug" in w.tiers and "debug" not in w.predicted and w.other_partitions == ("debug",)
+    assert "no tier of the live policy for partition(s) debug" in health_text(Health(POLICY.name, [w]))
 
 
 def test_without_a_valid_live_policy_tiers_are_partitions_and_nothing_is_predicted() -> None:
@@ -158,6 +166,8 @@ def test_health_on_the_devclusters_own_sacct_after_a_burst(
     assert "waits by tier, last 1 day(s)" in report.read_text()
     rc = main(["policy", "health", "--slurm-conf", conf])  # the default: a day and a week
     text = capsys.readouterr().out
+    with capsys.disabled():
+        print(f"\n{text}")
     assert rc == 0 and "last 1 day(s)" in text and "last 7 day(s)" in text
     assert "backfill share of starts:" in text and "not measurable from accounting" in text
 
