@@ -35,10 +35,8 @@ import sys
 import time as _time
 from array import array
 from bisect import bisect_left as _bisect_left
-from bisect import insort as heapq_insort
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Literal
 
 import numpy as np
@@ -175,8 +173,10 @@ class Simulator:
         self.segments: list[Segment] = []
         self.qos_used: dict[tuple[int, str], list[int]] = {}
         self.pending: list[tuple] = []  # sorted keys (see _key)
+        self.pending_ids: list[int] = []  # their jobs (key[3]), for windows cut in one slice
         self.pending_key: dict[int, tuple[bool, tuple]] = {}
         self.capped: list[tuple] = []  # keys of jobs past PriorityMaxAge
+        self.capped_ids: list[int] = []
         self.elig_heap: list[tuple] = []
         self.units_count: dict[int, int] = {}
         # what each job's backfill test grants and plans (s), also as arrays for backfill's
@@ -211,7 +211,7 @@ class Simulator:
         now = self.now
         key = self._key(j, now)
         self.pending_key[j] = (False, key)
-        heapq_insort(self.pending, key)
+        _insert(self.pending, self.pending_ids, key)
         if self.age_rate:
             heapq.heappush(self.elig_heap, (now, j, key))
         u = self.job_units[j]
@@ -219,8 +219,9 @@ class Simulator:
 
     def dequeue(self, j: int) -> None:
         capped, key = self.pending_key.pop(j)
-        lst = self.capped if capped else self.pending
-        del lst[_bisect_left(lst, key)]
+        lst, ids = (self.capped, self.capped_ids) if capped else (self.pending, self.pending_ids)
+        i = _bisect_left(lst, key)
+        del lst[i], ids[i]
         u = self.job_units[j]
         c = self.units_count[u] - 1
         if c:
@@ -240,10 +241,11 @@ class Simulator:
             cur = self.pending_key.get(j)
             if cur is None or cur[0] or cur[1] != key:
                 continue  # started, or requeued since
-            del self.pending[_bisect_left(self.pending, key)]
+            i = _bisect_left(self.pending, key)
+            del self.pending[i], self.pending_ids[i]
             ckey = (key[0], -(self.job_static[j] + self.age_rate * self.max_age), key[2], j)
             self.pending_key[j] = (True, ckey)
-            heapq_insort(self.capped, ckey)
+            _insert(self.capped, self.capped_ids, ckey)
 
     def ordered_queue(self) -> Iterator[int]:
         """Pending job indices in scheduling order at ``now`` (lazy: read before applying)."""
@@ -260,8 +262,9 @@ class Simulator:
         if self.age_rate:
             self._promote_capped()
         if not self.capped:
-            return [k[3] for k in self.pending[:m]]
-        return _merge_head(self.pending, self.capped, m, self.age_rate * self.now)
+            return self.pending_ids[:m]
+        return _merge_head(self.pending, self.capped, m, self.age_rate * self.now,
+                           self.pending_ids, self.capped_ids)
 
     # -- events ------------------------------------------------------------------------------
     def push(self, t: int, kind: int, payload: object = None) -> None:
@@ -459,10 +462,23 @@ class Simulator:
         self.backfill_log.append(BackfillRecord(self.now, tuple(d.reservations), running))
 
 
-def _merge_head(pending: list[tuple], capped: list[tuple], m: int, shift: float) -> list[int]:
+def _insert(keys: list[tuple], ids: list[int], key: tuple) -> None:
+    i = _bisect_left(keys, key)
+    keys.insert(i, key)
+    ids.insert(i, key[3])
+
+
+def _merge_head(pending: list[tuple], capped: list[tuple], m: int, shift: float,
+                pending_ids: list[int] | None = None,
+                capped_ids: list[int] | None = None) -> list[int]:
     """The first ``m`` jobs of ``pending`` (keys at ``shift`` = age_rate * now: their second
     field minus ``shift``) merged with ``capped`` (keys as they are), as sorting both heads
-    would order them, found run by run with bisect (keys are unique: they end with the job)."""
+    would order them, found run by run with bisect (keys are unique: they end with the job).
+    ``pending_ids``/``capped_ids``: the lists' jobs in their order (else read off the keys)."""
+    if pending_ids is None:
+        pending_ids = [k[3] for k in pending]
+    if capped_ids is None:
+        capped_ids = [k[3] for k in capped]
 
     def live(k: tuple) -> tuple:
         return (k[0], k[1] - shift, k[2], k[3])
@@ -481,19 +497,16 @@ def _merge_head(pending: list[tuple], capped: list[tuple], m: int, shift: float)
             k = _first_after(pending, capped[c], i, n_live, shift)
         else:
             k = _bisect_left(pending, capped[c], i, n_live, key=live)
-        out += map(_job_of, pending[i:min(k, i + m - len(out))])
+        out += pending_ids[i:min(k, i + m - len(out))]
         i = k
         if len(out) >= m or c >= n_capped:
             break
         k = _bisect_left(capped, live(pending[i]), c, n_capped) if i < n_live else n_capped
-        out += map(_job_of, capped[c:min(k, c + m - len(out))])
+        out += capped_ids[c:min(k, c + m - len(out))]
         c = k
         if i >= n_live and c >= n_capped:
             break
     return out
-
-
-_job_of = itemgetter(3)
 
 
 def _first_after(pending: list[tuple], ckey: tuple, lo: int, hi: int, shift: float) -> int:

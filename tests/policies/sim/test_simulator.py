@@ -336,3 +336,32 @@ def test_full_machine_pass_builds_no_profile(monkeypatch: pytest.MonkeyPatch) ->
     assert res.passes > 30
     assert not [t for t in built if t < 1000], built
     assert res.start[1:5] == [1000] * 4 and min(res.start[5:]) >= 1000
+
+
+def test_queue_ids_follow_their_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job lists kept beside the sorted queue keys (live and past PriorityMaxAge) stay
+    in step through arrivals, starts and promotions, and the window is the queue's head."""
+    from itertools import islice
+
+    from sandfill.policies.sim.simulator import Simulator
+
+    seen = [0]
+    real = Simulator.queue_head
+
+    def checked(self: Simulator, m: int) -> list[int]:
+        head = real(self, m)
+        assert self.pending_ids == [k[3] for k in self.pending]
+        assert self.capped_ids == [k[3] for k in self.capped]
+        assert head == list(islice(self.ordered_queue(), m))
+        seen[0] += bool(self.capped)
+        return head
+
+    monkeypatch.setattr(Simulator, "queue_head", checked)
+    policy = {"tiers": {"batch": {"max_walltime": "1-00:00:00"}}, "roles": {"default": "batch"},
+              "priority": {"type": "multifactor", "max_age": "10:00",
+                           "weights": {"age": 1000, "job_size": 1000}},
+              "scheduler": {"backfill": {"window": "1-00:00:00"}}}
+    jobs = [Job(k, 20 * k, 300 + 37 * (k % 7), 1 + k % 4, "u", 600) for k in range(120)]
+    simulate(policy_from_mapping(policy), Workload(tuple(jobs)),
+             SimConfig(nodes=4, cpus_per_node=1, alloc="cpu"))
+    assert seen[0] > 10  # windows with jobs past PriorityMaxAge were checked
