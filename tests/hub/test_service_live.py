@@ -8,13 +8,15 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fixtures_hub import USERS
+from fixtures_hub import USERS, BrowserSession, _NoRedirect
 from jupyterhub.utils import subdomain_hook_idna
 
 from sandfill.dev.devcluster import DevCluster
@@ -36,6 +38,7 @@ class ServiceHub:
     proc: HubProcess
     tokens: dict[str, str]
     slurm_conf: str
+    passwords: dict[str, str]
 
     @property
     def host(self) -> str:
@@ -93,7 +96,7 @@ def service_hub(devcluster: DevCluster, hub_accounts: dict[str, str], tmp_path_f
     proc.start()
     try:
         tokens = {u: user_token(proc, u) for u in (ADMIN, ADA, BOB)}
-        hub = ServiceHub(proc, tokens, str(devcluster.slurm_conf))
+        hub = ServiceHub(proc, tokens, str(devcluster.slurm_conf), hub_accounts)
         wait_until("the hub to start the sandfill service", lambda: hub.get("metrics", ADMIN)[0] == 200, timeout=60,
                    interval=0.25, describe=proc.log_tail)
         yield hub
@@ -108,6 +111,44 @@ def test_the_hub_serves_metrics_to_admins_only(service_hub: ServiceHub) -> None:
         assert f"# TYPE {name}" in text, name
     status, text = service_hub.get("metrics", ADA)
     assert status == 403 and "sandfill_slurm" not in text
+
+
+@pytest.mark.parametrize(("user", "expected"), [(ADMIN, 200), (ADA, 403)])
+def test_an_admins_browser_session_reads_the_metrics(service_hub: ServiceHub, user: str, expected: int) -> None:
+    """Logged in at the hub (PAM form), the browser follows the service's OAuth round trip
+    (no confirmation page) and comes back with the service's cookie."""
+    session = BrowserSession(service_hub.proc.url, user, service_hub.passwords[user])
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(session.jar), _ToProxy(service_hub.proc.address), _NoRedirect()
+    )
+    url, status, body, hops = f"http://{service_hub.host}/services/sandfill/metrics", 0, "", []
+    for _ in range(6):
+        req = urllib.request.Request(url, headers={"Accept": "text/html"})
+        try:
+            with opener.open(req, timeout=30) as r:
+                status, body = r.status, r.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            status, body = exc.code, exc.read().decode(errors="replace")
+            if status in (301, 302, 303) and exc.headers.get("Location"):
+                url = urllib.parse.urljoin(url, exc.headers["Location"])
+                hops.append(url.split("?")[0])
+                continue
+        break
+    assert status == expected, (status, hops, body[:300])
+    assert ("# TYPE sandfill_slurm_rpcs_total counter" in body) == (expected == 200)
+    assert any("/hub/api/oauth2/authorize" in h for h in hops) and any(h.endswith("/oauth_callback") for h in hops)
+
+
+class _ToProxy(urllib.request.HTTPHandler):
+    """Every http request to the proxy's address, whatever its host (``*.localhost`` does
+    not resolve for Python); urllib still sends the URL's host as ``Host``."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__()
+        self.address = address
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(lambda _host, **kw: http.client.HTTPConnection(*self.address, **kw), req)  # type: ignore[arg-type]
 
 
 def test_killed_service_clients_read_unknown_then_fall_back_and_the_hub_restarts_it(
