@@ -215,3 +215,24 @@ def test_sweep_keeps_every_row_when_a_variant_fails(tmp_path, base, capsys, monk
     assert rows["atlas-v0002"]["error"] and rows["atlas-v0002"]["pareto"] == "False"
     assert rows["atlas-v0001"]["short.p95_wait"] != ""
     assert "Failed variants" in (tmp_path / "r.html").read_text()
+
+
+def test_sweep_on_an_existing_scheduler(tmp_path, base, capsys) -> None:
+    import logging
+
+    from distributed import LocalCluster
+
+    f = tmp_path / "spec.yaml"
+    f.write_text("knobs: {priority.weights.age: [0, 1000, 4000]}\n")
+    out = tmp_path / "r.csv"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.CRITICAL) as cluster:
+        workers = set(cluster.scheduler_info["workers"])
+        rc = main(["policy", "sweep", str(base), "--spec", str(f), "--trace", str(ATLAS), "--limit", "300",
+                   "--scheduler", cluster.scheduler_address, "--out", str(out)])
+        cap = capsys.readouterr()
+        assert rc == 0, cap.err
+        assert f"(scheduler {cluster.scheduler_address})" in cap.err
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3 and {r["worker"] for r in rows} <= workers  # the site's workers ran them
