@@ -10,10 +10,12 @@ or in $SANDFILL_SCREENSHOT_DIR when that is set (`make screenshots` points it at
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 
@@ -45,7 +47,7 @@ def test_walltime_warning_is_a_notification_with_save_all(browser_login: Callabl
         page.set_default_timeout(30_000)
         try:
             browser_login(page, user)
-            page.goto(hub.url + f"/user/{user}/lab?reset")
+            page.goto(hub.user_url(user, "lab?reset"))
             toast = page.locator(".jp-Notification-Toast-warning", has_text="Save your work")
             toast.wait_for(timeout=90_000)
             text = toast.inner_text()
@@ -71,7 +73,7 @@ def test_panel_create_scale_dashboard_restart_shutdown(browser_login: Callable[[
         page.set_default_timeout(30_000)
         try:
             browser_login(page, user)
-            page.goto(hub.url + f"/user/{user}/lab?reset")
+            page.goto(hub.user_url(user, "lab?reset"))
             page.wait_for_selector(".jp-Launcher", timeout=90_000)
 
             page.click('[data-id="sandfill-panel"]')
@@ -105,7 +107,7 @@ def test_panel_create_scale_dashboard_restart_shutdown(browser_login: Callable[[
             href = cluster.locator(".sandfill-dashboard-link").get_attribute("href")
             assert href and "/proxy/" in href
             dash = context.new_page()
-            resp = dash.goto(href if href.startswith("http") else hub.url + href)
+            resp = dash.goto(urljoin(page.url, href))  # on the user's own origin
             assert resp is not None and resp.status == 200
             dash.wait_for_load_state()
             assert "Dask" in dash.title() or "Dask" in dash.content(), dash.content()[:500]
@@ -122,15 +124,15 @@ def test_panel_create_scale_dashboard_restart_shutdown(browser_login: Callable[[
             # browser's session (what is ours is the cluster outliving it; the menu click raced
             # the notebook's start-up on a loaded machine). The server's own record of the
             # kernel says when it is back: the toolbar indicator can lag far behind.
-            before = kernels(page, hub.url, user)
+            before = wait_until("the notebook's kernel to be listed", lambda: kernels(page), timeout=60)
             assert len(before) == 1, before
             kernel_id, started = before[0]["id"], before[0]["last_activity"]
-            restart_kernel(page, hub.url, user, kernel_id)
+            restart_kernel(page, kernel_id)
             wait_until(
                 "the kernel to come back idle after its restart",
-                lambda: any(k["id"] == kernel_id and k["execution_state"] == "idle" and k["last_activity"] > started for k in kernels(page, hub.url, user)),
+                lambda: any(k["id"] == kernel_id and k["execution_state"] == "idle" and k["last_activity"] > started for k in kernels(page)),
                 timeout=180,
-                describe=lambda: f"kernels={kernels(page, hub.url, user)} indicator={page.get_attribute('.jp-Notebook-ExecutionIndicator', 'data-status')} dialogs={page.locator('.jp-Dialog').all_inner_texts()}",
+                describe=lambda: f"kernels={kernels(page)} indicator={page.get_attribute('.jp-Notebook-ExecutionIndicator', 'data-status')} dialogs={page.locator('.jp-Dialog').all_inner_texts()}",
             )
             page.reload()
             page.wait_for_selector('[data-id="sandfill-panel"]')
@@ -156,17 +158,31 @@ def test_panel_create_scale_dashboard_restart_shutdown(browser_login: Callable[[
             browser.close()
 
 
-def kernels(page: Any, hub_url: str, user: str) -> list[dict[str, Any]]:
-    """The single-user server's kernels, read with the browser's own login cookie."""
-    resp = page.request.get(f"{hub_url}/user/{user}/api/kernels")
-    assert resp.ok, (resp.status, resp.text()[:300])
-    return list(resp.json())
+def kernels(page: Any) -> list[dict[str, Any]]:
+    """The single-user server's kernels, read from the lab page itself (the server's own
+    origin, with the browser's login cookie)."""
+    status, text = _fetch(page, "GET", "api/kernels")
+    assert status == 200, (status, text[:300])
+    return list(json.loads(text))
 
 
-def restart_kernel(page: Any, hub_url: str, user: str, kernel_id: str) -> None:
-    """Restart a kernel with the browser's own login cookie and XSRF token."""
-    mine = [c for c in page.context.cookies() if c["name"] == "_xsrf"]
-    xsrf = next((c for c in mine if c["path"].startswith(f"/user/{user}")), mine[0])["value"]
-    resp = page.request.post(f"{hub_url}/user/{user}/api/kernels/{kernel_id}/restart",
-                             headers={"X-XSRFToken": xsrf})
-    assert resp.ok, (resp.status, resp.text()[:300])
+def restart_kernel(page: Any, kernel_id: str) -> None:
+    """Restart a kernel from the lab page, with the browser's login cookie and XSRF token."""
+    status, text = _fetch(page, "POST", f"api/kernels/{kernel_id}/restart")
+    assert status == 200, (status, text[:300])
+
+
+def _fetch(page: Any, method: str, path: str) -> tuple[int, str]:
+    """``fetch`` in the page, relative to the server's base URL. In the page, not through
+    playwright's request API: Node's resolver, like Python's, does not know
+    ``<user>.localhost`` (Chromium does)."""
+    return tuple(page.evaluate(
+        """async ([method, path]) => {
+            const base = document.querySelector('#jupyter-config-data')
+                ? JSON.parse(document.querySelector('#jupyter-config-data').textContent).baseUrl : '/';
+            const xsrf = (document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || '';
+            const r = await fetch(base + path, {method, cache: 'no-store', headers: {'X-XSRFToken': decodeURIComponent(xsrf)}});
+            return [r.status, await r.text()];
+        }""",
+        [method, path],
+    ))  # type: ignore[return-value]
