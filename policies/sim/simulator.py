@@ -177,6 +177,7 @@ class Simulator:
         self.pending_key: dict[int, tuple[bool, tuple]] = {}
         self.capped: list[tuple] = []  # keys of jobs past PriorityMaxAge
         self.capped_ids: list[int] = []
+        self.head_cache: tuple | None = None  # the last window cut (see queue_head)
         self.elig_heap: list[tuple] = []
         self.units_count: dict[int, int] = {}
         # what each job's backfill test grants and plans (s), also as arrays for backfill's
@@ -263,8 +264,36 @@ class Simulator:
             self._promote_capped()
         if not self.capped:
             return self.pending_ids[:m]
-        return _merge_head(self.pending, self.capped, m, self.age_rate * self.now,
-                           self.pending_ids, self.capped_ids)
+        shift = self.age_rate * self.now
+        last = self.head_cache
+        if last is not None and last[0] == m and self._head_holds(last, shift):
+            return last[1]
+        pairs: list[tuple[int, int]] = []
+        head = _merge_head(self.pending, self.capped, m, shift, self.pending_ids,
+                           self.capped_ids, pairs)
+        n_live, n_capped = pairs.pop()
+        self.head_cache = (m, head, self.pending_ids[:n_live], self.capped_ids[:n_capped],
+                           pairs)
+        return head
+
+    def _head_holds(self, last: tuple, shift: float) -> bool:
+        """Whether the last window cut is still the queue's head: the same live and capped
+        keys lead their lists (nothing arrived, left or was promoted among them), no key
+        came after a short window, and each capped key that came before a live one still
+        does (live keys only move ahead as time passes, so the others hold)."""
+        m, head, live_ids, capped_ids, pairs = last
+        pending, capped = self.pending, self.capped
+        if (self.pending_ids[:len(live_ids)] != live_ids
+                or self.capped_ids[:len(capped_ids)] != capped_ids):
+            return False
+        if len(head) < m and (len(pending) != len(live_ids) or len(capped) != len(capped_ids)):
+            return False
+        for ci, pi in pairs:
+            if pi < len(pending):
+                k = pending[pi]
+                if not capped[ci] < (k[0], k[1] - shift, k[2], k[3]):
+                    return False
+        return True
 
     # -- events ------------------------------------------------------------------------------
     def push(self, t: int, kind: int, payload: object = None) -> None:
@@ -470,11 +499,14 @@ def _insert(keys: list[tuple], ids: list[int], key: tuple) -> None:
 
 def _merge_head(pending: list[tuple], capped: list[tuple], m: int, shift: float,
                 pending_ids: list[int] | None = None,
-                capped_ids: list[int] | None = None) -> list[int]:
+                capped_ids: list[int] | None = None,
+                pairs: list[tuple[int, int]] | None = None) -> list[int]:
     """The first ``m`` jobs of ``pending`` (keys at ``shift`` = age_rate * now: their second
     field minus ``shift``) merged with ``capped`` (keys as they are), as sorting both heads
     would order them, found run by run with bisect (keys are unique: they end with the job).
-    ``pending_ids``/``capped_ids``: the lists' jobs in their order (else read off the keys)."""
+    ``pending_ids``/``capped_ids``: the lists' jobs in their order (else read off the keys).
+    ``pairs`` (filled if given): for each capped run followed by a live key (in the window
+    or next after it), (last capped index, that live index); then (live taken, capped taken)."""
     if pending_ids is None:
         pending_ids = [k[3] for k in pending]
     if capped_ids is None:
@@ -485,6 +517,7 @@ def _merge_head(pending: list[tuple], capped: list[tuple], m: int, shift: float,
 
     out: list[int] = []
     i, c = 0, 0
+    last_capped = False  # whether the last run taken was capped keys
     n_live, n_capped = min(len(pending), m), min(len(capped), m)
     one_tier = bool(n_live and n_capped) and (
         pending[0][0] == pending[n_live - 1][0] == capped[0][0] == capped[n_capped - 1][0])
@@ -497,15 +530,25 @@ def _merge_head(pending: list[tuple], capped: list[tuple], m: int, shift: float,
             k = _first_after(pending, capped[c], i, n_live, shift)
         else:
             k = _bisect_left(pending, capped[c], i, n_live, key=live)
-        out += pending_ids[i:min(k, i + m - len(out))]
-        i = k
+        k = min(k, i + m - len(out))
+        if k > i:
+            if last_capped and pairs is not None:
+                pairs.append((c - 1, i))
+            out += pending_ids[i:k]
+            i, last_capped = k, False
         if len(out) >= m or c >= n_capped:
             break
         k = _bisect_left(capped, live(pending[i]), c, n_capped) if i < n_live else n_capped
-        out += capped_ids[c:min(k, c + m - len(out))]
-        c = k
+        k = min(k, c + m - len(out))
+        if k > c:
+            out += capped_ids[c:k]
+            c, last_capped = k, True
         if i >= n_live and c >= n_capped:
             break
+    if pairs is not None:
+        if last_capped:
+            pairs.append((c - 1, i))  # the next live key must stay behind the window
+        pairs.append((i, c))  # (how many live and capped keys the window took)
     return out
 
 

@@ -365,3 +365,37 @@ def test_queue_ids_follow_their_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     simulate(policy_from_mapping(policy), Workload(tuple(jobs)),
              SimConfig(nodes=4, cpus_per_node=1, alloc="cpu"))
     assert seen[0] > 10  # windows with jobs past PriorityMaxAge were checked
+
+
+def test_queue_head_cut_is_reused_only_while_it_holds() -> None:
+    """Random arrivals, starts and time steps over a queue whose jobs pass PriorityMaxAge:
+    after each, the window (reused from the last cut when it still holds) is the head of
+    the queue in order, for a window that fills and one that does not."""
+    import random
+    from itertools import islice
+
+    from sandfill.policies.sim.simulator import Simulator
+
+    policy = policy_from_mapping({
+        "tiers": {"batch": {"max_walltime": "1-00:00:00"}}, "roles": {"default": "batch"},
+        "priority": {"type": "multifactor", "max_age": "10:00",
+                     "weights": {"age": 1000, "job_size": 1000}}})
+    rng = random.Random(5)
+    jobs = tuple(Job(k, 0, 60, rng.randint(1, 8), "u", 60) for k in range(400))
+    for m in (12, 1000):
+        sim = Simulator(policy, Workload(jobs), SimConfig(nodes=8, cpus_per_node=1,
+                                                          alloc="cpu"))
+        waiting, reused = list(range(len(jobs))), 0
+        for _ in range(1500):
+            op = rng.random()
+            if op < 0.3 and waiting:
+                sim.enqueue(waiting.pop(rng.randrange(len(waiting))))
+            elif op < 0.4 and sim.pending_key:
+                sim.dequeue(rng.choice(list(sim.pending_key)))
+            else:
+                sim.now += rng.choice([1, 7, 30, 120])
+            before = sim.head_cache
+            head = sim.queue_head(m)
+            reused += before is not None and sim.head_cache is before
+            assert head == list(islice(sim.ordered_queue(), m))
+        assert reused > 100, reused
