@@ -15,24 +15,19 @@ from distributed.deploy.spec import ProcessInterface
 from sandfill.dask.config import CONFIG_NAME, memory_mib, seconds, setting
 from sandfill.dask.planner import GapPlanner, Plan
 from sandfill.slurm import SlurmClient
-from sandfill.slurm.squeue import OWN_END_TIME_SHELL
 from sandfill.units import format_duration, format_memory
 
 log = logging.getLogger("sandfill.dask.job")
 
-# The job asks the queue for its own end time (Slurm 22.05 sets no variable for it) and gives
-# the Dask workers a lifetime that ends retire-margin before it. One squeue per job.
-LIFETIME_PROLOGUE = """\
-sandfill_end=$({own_end} 2>/dev/null)
-sandfill_end_s=$(date -d "$sandfill_end" +%s 2>/dev/null || echo 0)
-if [ "$sandfill_end_s" -gt 0 ]; then
-  export SANDFILL_JOB_END="$sandfill_end_s"
-  SANDFILL_LIFETIME=$(( sandfill_end_s - $(date +%s) - {margin} ))
-else
-  SANDFILL_LIFETIME={fallback}
-fi
-[ "$SANDFILL_LIFETIME" -lt 10 ] && SANDFILL_LIFETIME=10
-echo "sandfill: job $SLURM_JOB_ID ends at $sandfill_end; workers retire after $SANDFILL_LIFETIME s"
+# The workers' lifetime, without asking Slurm anything: the walltime this script asks for,
+# less retire-margin (the script starts once the job has, so it cannot end sooner than that
+# allows, unless Slurm gave it less under --time-min). The cluster's keeper, which reads every
+# worker job's real end from its one shared poller, retires the workers retire-margin before
+# that end in every case; the lifetime is the backstop if the cluster's process is gone.
+LIFETIME = "@SANDFILL_LIFETIME@"
+LIFETIME_PROLOGUE = f"""\
+export SANDFILL_LIFETIME={LIFETIME}
+echo "sandfill: job $SLURM_JOB_ID: its workers retire after $SANDFILL_LIFETIME s at the latest"
 """
 
 
@@ -68,8 +63,7 @@ class BackfillSLURMJob(SLURMJob):
                 f"retire-margin ({self.retire_margin:.0f} s) must leave at least 10 s of the "
                 f"min-walltime ({self.min_walltime:.0f} s)"
             )
-        margin = int(self.retire_margin)
-        prologue = LIFETIME_PROLOGUE.format(own_end=OWN_END_TIME_SHELL, margin=margin, fallback=int(self.min_walltime) - margin)
+        self.walltime_s = int(self.min_walltime)  # what the script asks for (set by start())
         extra_args = list(kwargs.pop("worker_extra_args", None) or setting("worker-extra-args", None, cfg) or [])
         extra_args += ["--lifetime", "${SANDFILL_LIFETIME}s", "--lifetime-stagger", "0s"]
         user_prologue = list(kwargs.pop("job_script_prologue", None) or setting("job-script-prologue", None, cfg) or [])
@@ -83,7 +77,7 @@ class BackfillSLURMJob(SLURMJob):
             name=name,
             walltime=format_duration(self.min_walltime),
             worker_extra_args=extra_args,
-            job_script_prologue=[*user_prologue, prologue],
+            job_script_prologue=[*user_prologue, LIFETIME_PROLOGUE],
             config_name=cfg,
             **kwargs,
         )
@@ -100,7 +94,13 @@ class BackfillSLURMJob(SLURMJob):
         self.on_submit = on_submit
         self.canceller = canceller  # async (job_id) -> bool, retries a failed scancel (the keeper)
 
+    def job_script(self) -> str:
+        """dask-jobqueue's script, with the workers' lifetime for this job's walltime."""
+        lifetime = max(10, self.walltime_s - int(self.retire_margin))
+        return super().job_script().replace(LIFETIME, str(lifetime))
+
     def _set_walltime(self, walltime: int, time_min: int | None) -> None:
+        self.walltime_s = walltime
         lines = [ln for ln in self.job_header.splitlines() if not re.match(r"#SBATCH (-t|--time)", ln)]
         lines.append(f"#SBATCH -t {format_duration(walltime)}")
         if time_min:

@@ -164,6 +164,8 @@ class Keeper:
                 continue
             if st.state == "RUNNING" and self.expiring(name, snap, now):
                 info.due = True
+            if st.state == "RUNNING" and not info.retiring and st.end_time is not None and st.end_time - now <= self.retire_margin:
+                await self.retire_before_end(name)  # its end as Slurm has it: no query of its own
             if st.ended:
                 self.finish(name, st, self.ended_why(info, st))
                 changed = True
@@ -239,6 +241,16 @@ class Keeper:
                     names=self.worker_names(name), remove=True, close_workers=True
                 )
         self.drop(name, "scaled down")
+
+    async def retire_before_end(self, name: str) -> None:
+        """Retire job ``name``'s workers gracefully, retire-margin before the end Slurm gave
+        the job (read from the cluster's shared poller, so no worker job queries Slurm). The
+        job then completes and is recorded as retired; its replacement is already counted."""
+        info = self.info[name]
+        info.retiring = True
+        log.info("job %s ends in %.0f s or less: retiring its workers", info.job_id, self.retire_margin)
+        with contextlib.suppress(Exception):
+            await self.cluster.scheduler_comm.retire_workers(names=self.worker_names(name), remove=True, close_workers=True)
 
     def drop(self, name: str, why: str) -> None:
         """The cluster ends job ``name`` itself (``why`` says so in its history)."""

@@ -211,8 +211,3 @@ def parse_planned_starts(stdout: str) -> dict[str, float]:
         for n in names:
             out[n] = min(out.get(n, start), start)
     return out
-
-
-#: inside a batch job: the shell command that prints the job's own end time (``%e``; Slurm
-#: 22.05 sets no variable for it, and ``--time-min`` makes it unpredictable at submit time)
-OWN_END_TIME_SHELL = 'squeue -h -j "$SLURM_JOB_ID" -o %e'

@@ -62,8 +62,8 @@ def test_job_script_is_typed_and_fitted(dask_cfg: dict[str, object]) -> None:
         script = c.job_script()
     assert "#SBATCH -p burst" in script and "#SBATCH --qos=burst" in script and "#SBATCH --no-requeue" in script
     assert "#SBATCH --cpus-per-task=1" in script and "#SBATCH --mem=1G" in script
-    assert 'squeue -h -j "$SLURM_JOB_ID" -o %e' in script  # the job asks for its real end
-    assert "- 45 ))" in script and "--lifetime ${SANDFILL_LIFETIME}s" in script
+    assert "squeue" not in script  # the keeper reads the job's end from the shared poller
+    assert "export SANDFILL_LIFETIME=75\n" in script and "--lifetime ${SANDFILL_LIFETIME}s" in script
     assert "tls://127.0.0.1:" in script and "--tls-ca-file" in script and "--tls-key" in script
     assert "--host 127.0.0.1" in script  # a single-host cluster: workers stay on loopback
 

@@ -30,10 +30,11 @@ def test_walltimes_are_slurm_durations() -> None:
     assert (j.min_walltime, j.max_walltime, j.retire_margin) == (120, 3600, 45)
     script = j.job_script()
     assert "#SBATCH -t 00:02:00" in script and "#SBATCH --no-requeue" in script
-    assert "- 45 ))" in script and "--lifetime ${SANDFILL_LIFETIME}s" in script
-    assert 'sandfill_end=$(squeue -h -j "$SLURM_JOB_ID" -o %e 2>/dev/null)' in script  # the job asks for its real end
+    assert "export SANDFILL_LIFETIME=75\n" in script and "--lifetime ${SANDFILL_LIFETIME}s" in script  # 2 min - 45 s
+    assert "squeue" not in script and "scontrol" not in script  # a worker job asks Slurm nothing
     j._set_walltime(1800, 600)
     assert "#SBATCH -t 00:30:00" in j.job_header and "#SBATCH --time-min=00:10:00" in j.job_header
+    assert "export SANDFILL_LIFETIME=1755\n" in j.job_script()  # the walltime asked for - 45 s
     assert "#SBATCH -t 00:02:00" not in j.job_header
 
 

@@ -134,6 +134,28 @@ async def test_expiring_jobs_are_replaced_ahead_of_their_end() -> None:
     assert k.lead(JobStatus("1", "RUNNING", time_limit=60)) == 60  # never less than the margin
 
 
+async def test_workers_retire_a_margin_before_the_end_slurm_gave_their_job() -> None:
+    """The keeper, not the worker job, reads the job's end (from the one shared poller): a
+    job Slurm started with less than it asked (--time-min) still retires in time."""
+    c = FakeCluster()
+    k = keeper(c)
+    now = time.time()
+    c.submit("w100", "100", JobStatus("100", "RUNNING", end_time=now + 300, time_limit=3600))
+    c.submit("w101", "101", JobStatus("101", "RUNNING", end_time=now + 59, time_limit=600))
+    c.connect("w100")
+    c.connect("w101")
+    k.target_jobs = 2
+    await k.keep_once()
+    assert c.scheduler_comm.retired == [["w101"]] and k.info["w101"].retiring
+    assert not k.info["w100"].retiring
+    await k.keep_once()  # once only
+    assert c.scheduler_comm.retired == [["w101"]]
+    assert len(c.worker_spec) == 3  # and its replacement is on the way
+    c.poller.snap["101"] = JobStatus("101", "COMPLETED")  # its workers left, the job ended
+    await k.keep_once()
+    assert next(j for j in k.jobs() if j.job_id == "101").ended_why == "retired"
+
+
 async def test_surplus_goes_pending_newest_first_then_least_time_left() -> None:
     c = FakeCluster()
     k = keeper(c)
