@@ -40,11 +40,13 @@ class Availability:
         prof.free = free[:]
         return prof
 
-    def earliest_fit(self, units: int, duration: int, latest_start: int) -> int | None:
-        """Earliest start ≤ ``latest_start`` with ``units`` free for ``duration``, or None."""
+    def earliest_fit(self, units: int, duration: int, latest_start: int,
+                     not_before: int | None = None) -> int | None:
+        """Earliest start ≤ ``latest_start`` with ``units`` free for ``duration``, or None;
+        ``not_before``: a breakpoint no later than that start, known to the caller."""
         times, free = self.times, self.free
         n = len(times)
-        i = 0
+        i = 0 if not_before is None else bisect_left(times, not_before)
         while i < n:
             if free[i] < units:
                 i += 1

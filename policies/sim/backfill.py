@@ -427,6 +427,7 @@ def _simple_loop(sim: Simulator, mode: BackfillMode, d: Decisions, prof: Availab
     job_units, job_plan, job_dur = sim.job_units, sim.job_plan, sim.job_dur
     nf_units, nf_plans = nofit.units, nofit.plans
     easy, started, check, n = mode == "easy", 0, pos, len(window)
+    found: dict[int, tuple[int, int]] = {}  # units -> (start, plan) of the last search
     while pos < n:
         if free[0] < min_units:
             break
@@ -444,10 +445,16 @@ def _simple_loop(sim: Simulator, mode: BackfillMode, d: Decisions, prof: Availab
         elif (i := bisect_right(nf_units, units) - 1) >= 0 and nf_plans[i] <= plan:
             t = None  # covered: no start within bf_window (so none now either)
         else:
-            t = prof.earliest_fit(units, plan, latest)  # now when it fits now
+            # now when it fits now; a job as wide found its start at ``low[0]``: when this
+            # one is no shorter, it cannot start before (the profile only loses units)
+            low = found.get(units)
+            t = prof.earliest_fit(units, plan, latest,
+                                  low[0] if low is not None and low[1] <= plan else None)
             if t is None:
                 nofit.add(units, plan)
                 log.append((pos, None, units, plan))
+            else:
+                found[units] = (t, plan)
         if t == now:
             prof.reserve(now, now + plan, units)
             d.starts.append(Start(j, job_dur[j], "backfill"))

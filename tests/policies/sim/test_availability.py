@@ -15,3 +15,21 @@ def test_shifted_is_the_curve_built_later() -> None:
     assert (later.times, later.free, later.capacity) == (fresh.times, fresh.free, 10)
     later.reserve(100, 700, 3)
     assert first.times == [0, 90, 600, 1200] and first.free == [2, 3, 6, 10]
+
+
+def test_earliest_fit_from_a_known_bound() -> None:
+    """Started from a breakpoint no later than the answer, the search gives the answer."""
+    import random
+
+    rng = random.Random(3)
+    for _ in range(500):
+        ends = [(rng.randint(1, 40) * 60, rng.randint(1, 4)) for _ in range(rng.randint(0, 6))]
+        prof = Availability(0, 16, 16 - sum(u for _, u in ends), ends)
+        for _ in range(rng.randint(0, 4)):
+            t = rng.randint(0, 40) * 60
+            prof.reserve(t, t + rng.randint(1, 20) * 60, rng.randint(1, 3))
+        units, plan = rng.randint(1, 16), rng.randint(1, 30) * 60
+        want = prof.earliest_fit(units, plan, 3600)
+        bounds = [b for b in prof.times if want is None or b <= want]
+        for b in bounds:
+            assert prof.earliest_fit(units, plan, 3600, b) == want

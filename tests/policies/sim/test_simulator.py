@@ -113,9 +113,10 @@ def _counting_fits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls = [0]
     real = Availability.earliest_fit
 
-    def counted(self, units: int, duration: int, latest_start: int) -> int | None:
+    def counted(self, units: int, duration: int, latest_start: int,
+                not_before: int | None = None) -> int | None:
         calls[0] += 1
-        return real(self, units, duration, latest_start)
+        return real(self, units, duration, latest_start, not_before)
 
     monkeypatch.setattr(Availability, "earliest_fit", counted)
     return calls
