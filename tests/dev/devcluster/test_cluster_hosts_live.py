@@ -6,6 +6,7 @@ node sees its node's own address; a ``--gres=gpu:1`` job runs on the GPU node wi
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -36,6 +37,8 @@ def hosts() -> Iterator[DevCluster]:
         yield c
     finally:
         c.down(log=lambda *_: None)
+        if not c.layout.network.exists() and not c.daemons():  # all stopped: its files can go
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _scontrol_nodes(c: DevCluster) -> dict[str, dict[str, str]]:
