@@ -16,7 +16,7 @@ from sandfill.slurm.states import is_user_name
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser(
         "devcluster",
-        help="the embedded real Slurm cluster on loopback",
+        help="the embedded real Slurm cluster (on loopback, or one network namespace per node with --hosts)",
         description="Boot, inspect and stop a real multi-node Slurm cluster on this host.",
     )
     state_help = f"where the cluster keeps everything (default: {default_state_dir()})"
