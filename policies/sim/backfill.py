@@ -158,6 +158,10 @@ def _reserve(prof: Availability, floor: bool, now: int, start: int, end: int, un
 
 def main_pass(sim: Simulator) -> Decisions:
     d = Decisions()
+    if not sim.any_preemptable and all(c is None for c in sim.qos_caps):
+        first = sim.queue_first()  # with nothing to hold or preempt, the pass stops at the
+        if first is None or sim.job_units[first] > sim.free:  # first job that does not fit
+            return d
     free = sim.free
     ledger = _QosLedger(sim)
     victims_taken: set[int] = set()

@@ -258,6 +258,18 @@ class Simulator:
         live = ((k[0], k[1] - shift, k[2], k[3]) for k in self.pending)
         return (k[3] for k in heapq.merge(live, self.capped))
 
+    def queue_first(self) -> int | None:
+        """The first job of :meth:`ordered_queue` (None when nothing is pending)."""
+        if self.age_rate:
+            self._promote_capped()
+        if not self.capped:
+            return self.pending_ids[0] if self.pending_ids else None
+        if not self.pending:
+            return self.capped_ids[0]
+        k = self.pending[0]
+        live = (k[0], k[1] - self.age_rate * self.now, k[2], k[3])
+        return k[3] if live < self.capped[0] else self.capped_ids[0]
+
     def queue_head(self, m: int) -> list[int]:
         """The first ``m`` jobs of :meth:`ordered_queue` (a list, built in one go)."""
         if self.age_rate:

@@ -318,8 +318,8 @@ def test_watch_alive_matches_testing_every_job() -> None:
 
 def test_full_machine_pass_builds_no_profile(monkeypatch: pytest.MonkeyPatch) -> None:
     """While a 4-node job fills the machine until 1000, one-node arrivals every 10 s bring
-    backfill passes that cannot start anything: none of them builds a profile; the jobs
-    still start at 1000, and the short ones backfill there as before."""
+    main and backfill passes that cannot start anything: no backfill pass builds a profile
+    and no main pass walks the queue; the jobs still start at 1000 as before."""
     from sandfill.policies.sim.availability import Availability
 
     built: list[int] = []
@@ -330,12 +330,23 @@ def test_full_machine_pass_builds_no_profile(monkeypatch: pytest.MonkeyPatch) ->
         real(self, now, capacity, free_now, ends)
 
     monkeypatch.setattr(Availability, "__init__", counted)
+    from sandfill.policies.sim.simulator import Simulator
+
+    walked: list[int] = []  # main passes that walked the queue (its first job cannot start)
+    real_order = Simulator.ordered_queue
+
+    def ordered(self: Simulator):
+        walked.append(self.now)
+        return real_order(self)
+
+    monkeypatch.setattr(Simulator, "ordered_queue", ordered)
     jobs = [Job(0, 0, 1000, 4, "u", 1000)] + [Job(k, 10 * k, 300, 1, "u", 300)
                                               for k in range(1, 61)]
     res = simulate(policy_from_mapping(_fifo()), Workload(tuple(jobs)),
                    SimConfig(nodes=4, cpus_per_node=1, alloc="cpu"))
     assert res.passes > 30
     assert not [t for t in built if t < 1000], built
+    assert not [t for t in walked if 0 < t < 1000], walked
     assert res.start[1:5] == [1000] * 4 and min(res.start[5:]) >= 1000
 
 
@@ -399,4 +410,5 @@ def test_queue_head_cut_is_reused_only_while_it_holds() -> None:
             head = sim.queue_head(m)
             reused += before is not None and sim.head_cache is before
             assert head == list(islice(sim.ordered_queue(), m))
+            assert sim.queue_first() == next(iter(sim.ordered_queue()), None)
         assert reused > 100, reused
