@@ -10,7 +10,9 @@ ratio, jobs/s, and whether the two schedules are identical (sha256 of every job'
 run segment, as tests/policies/sim/test_fingerprint.py checks on the shipped slice). Runs:
 Atlas conservative and EASY at load 1.0 and 1.5, each ``--other`` trace conservative at load
 1.0, then peak memory (tracemalloc during one Atlas conservative run at load 1.5, and the
-process's peak RSS). Optionally (``--naive-jobs N``) the old naive per-event re-plan baseline
+process's peak RSS), then issue #16's speed goals, each with its figure, met or not.
+``--repeat N`` runs each engine N times per row, alternating, and counts each one's best
+(the box is shared). Optionally (``--naive-jobs N``) the old naive per-event re-plan baseline
 on a prefix.
 
 Trace: Parallel Workloads Archive (Feitelson, Tsafrir, Krakov, J. Parallel Distrib. Comput.
@@ -127,28 +129,33 @@ def schedule_sha(res) -> str:
     return hashlib.sha256(repr((starts, segs)).encode()).hexdigest()
 
 
-def compare(label: str, wl, load: float, mode: str, old: ModuleType) -> dict:
-    """One run with the baseline and the current engine, side by side."""
+def compare(label: str, wl, load: float, mode: str, old: ModuleType, repeat: int = 1) -> dict:
+    """Runs with the baseline and the current engine, side by side (``repeat`` times each,
+    alternating; the best wall time of each counts: the box is shared)."""
     pol = policy_from_mapping(POLICY)
     shape = {"nodes": wl.nodes, "cpus_per_node": wl.cpus_per_node or 1, "backfill": mode}
     work = wl.scaled(load)
-    t = time.perf_counter()
-    before = old.simulate(pol, work, old.SimConfig(**shape))
-    t_old = time.perf_counter() - t
-    t = time.perf_counter()
-    after = simulate(pol, work, SimConfig(**shape))
-    t_new = time.perf_counter() - t
+    t_old = t_new = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        before = old.simulate(pol, work, old.SimConfig(**shape))
+        t_old = min(t_old, time.perf_counter() - t)
+        t = time.perf_counter()
+        after = simulate(pol, work, SimConfig(**shape))
+        t_new = min(t_new, time.perf_counter() - t)
     same = schedule_sha(before) == schedule_sha(after)
     print(f"{label:28s} load {load:3.1f} {mode:12s} baseline {t_old:7.2f}s  now {t_new:6.2f}s  "
           f"{t_old / t_new:5.1f}x  {len(wl) / t_new:9.0f} jobs/s  {after.passes} passes  "
           f"schedule {'identical' if same else 'DIFFERENT'}", flush=True)
-    return {"old": t_old, "new": t_new, "same": same}
+    return {"label": label, "load": load, "mode": mode, "old": t_old, "new": t_new,
+            "same": same, "jobs": len(wl)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description="The policy simulator against the engine of a recorded commit (side by "
-        "side in one run): Atlas at load 1.0 and 1.5, other traces at 1.0, peak memory.",
+        "side in one run): Atlas at load 1.0 and 1.5, other traces at 1.0, peak memory, and "
+        "the speed goals met or not.",
     )
     ap.add_argument("--trace", type=Path, default=ATLAS,
                     help="the Atlas SWF trace, .gz or not (default: the shipped first 8000 jobs)")
@@ -160,6 +167,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="also time the naive per-event re-plan on this many jobs (default 0: skip)")
     ap.add_argument("--load", type=_positive_float, default=2.0,
                     help="load factor of the naive baseline's prefix (default 2.0)")
+    ap.add_argument("--repeat", type=_whole, default=1,
+                    help="runs of each engine per row, the best counting (default 1)")
     return ap.parse_args(argv)
 
 
@@ -179,7 +188,7 @@ def _positive_float(value: str) -> float:
     return x
 
 
-def _memory(wl) -> None:
+def _memory(wl) -> float:
     pol = policy_from_mapping(POLICY)
     tracemalloc.start()
     simulate(pol, wl.scaled(1.5), SimConfig(nodes=wl.nodes, cpus_per_node=wl.cpus_per_node))
@@ -188,6 +197,28 @@ def _memory(wl) -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak traced allocations during a conservative run at load 1.5: {peak:.0f} MB; "
           f"peak RSS of the whole process (both engines, all traces): {rss:.0f} MB")
+    return rss
+
+
+def goals(rows: list[dict], others: list[dict], rss: float) -> list[str]:
+    """The issue's speed goals, each with its figure and whether it is met."""
+    def row(load: float, mode: str) -> dict:
+        return next(r for r in rows if r["load"] == load and r["mode"] == mode)
+
+    cons, easy = row(1.5, "conservative"), row(1.0, "easy")
+    out = [_goal("Atlas load 1.5 conservative >= 15x", cons["old"] / cons["new"], 15, "x"),
+           _goal("EASY at Atlas load 1.0 >= 200,000 jobs/s", easy["jobs"] / easy["new"],
+                 200_000, " jobs/s")]
+    if others:  # the busiest: the one the baseline replays at the fewest jobs/s
+        busy = min(others, key=lambda r: r["jobs"] / r["old"])
+        out.append(_goal(f"busiest other trace ({busy['label']}) load 1.0 conservative >= 5x",
+                         busy["old"] / busy["new"], 5, "x"))
+    out.append(f"goal peak memory < 500 MB: {rss:.0f} MB RSS: {'met' if rss < 500 else 'NOT met'}")
+    return out
+
+
+def _goal(name: str, value: float, target: float, unit: str) -> str:
+    return f"goal {name}: {value:,.1f}{unit}: {'met' if value >= target else 'NOT met'}"
 
 
 def _naive(wl, n: int, load: float) -> None:
@@ -209,14 +240,16 @@ def main() -> None:
     wl = read_swf(args.trace)
     print(f"trace: {wl.source}: {len(wl)} jobs replayed ({wl.skipped} never ran); baseline "
           f"engine of {args.baseline[:9]}")
-    rows = [compare(args.trace.name, wl, load, mode, old)
+    rows = [compare(args.trace.name, wl, load, mode, old, args.repeat)
             for load in (1.0, 1.5) for mode in ("conservative", "easy")]
-    for path in args.other:
-        rows.append(compare(path.name, read_swf(path), 1.0, "conservative", old))
-    _memory(wl)
+    others = [compare(path.name, read_swf(path), 1.0, "conservative", old, args.repeat)
+              for path in args.other]
+    rss = _memory(wl)
+    for line in goals(rows, others, rss):
+        print(line)
     if args.naive_jobs:
         _naive(wl, args.naive_jobs, args.load)
-    if not all(r["same"] for r in rows):
+    if not all(r["same"] for r in rows + others):
         raise SystemExit("a schedule differs from the baseline engine's")
 
 
