@@ -28,17 +28,7 @@ from batchspawner import SlurmSpawner
 from traitlets import Dict, Unicode, default
 
 from sandfill.hub import progress
-from sandfill.hub.form import (
-    Choices,
-    FormError,
-    FormSettings,
-    ResourceRequest,
-    flatten_form,
-    load_choices,
-    previous_request,
-    render_form,
-    validate_request,
-)
+from sandfill.hub.formflow import FormFlow
 from sandfill.hub.joblog import tail_log
 from sandfill.hub.orphans import LOST, OrphanKeeper
 from sandfill.hub.settings import SpawnerSettings
@@ -51,19 +41,6 @@ _HOST = re.compile(r"[A-Za-z0-9_.:-]+")
 # job id → spawners waiting for news about it (progress pages, start loops)
 _listeners: dict[str, set[BackfillSlurmSpawner]] = {}
 _listening: set[int] = set()
-# profile → the reason last logged for not offering it (logged once per reason)
-_hidden_logged: dict[str, str] = {}
-
-
-def _log_hidden(log: Any, choices: Choices) -> Choices:
-    """Log each profile the form does not offer, with why, once per profile and reason."""
-    for name, why in choices.hidden:
-        if _hidden_logged.get(name) != why:
-            _hidden_logged[name] = why
-            log.warning("Profile %r is not offered: it cannot start here (%s)", name, why)
-    return choices
-
-
 def _on_poller_change(loop: asyncio.AbstractEventLoop) -> Callable[[dict[str, JobStatus]], None]:
     def changed(statuses: dict[str, JobStatus]) -> None:
         def wake() -> None:
@@ -76,7 +53,7 @@ def _on_poller_change(loop: asyncio.AbstractEventLoop) -> Callable[[dict[str, Jo
     return changed
 
 
-class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpawner):
+class BackfillSlurmSpawner(OrphanKeeper, FormFlow, SubmitAsUser, SpawnerSettings, SlurmSpawner):
     """A SlurmSpawner with a validated form, live pending information, one shared queue
     poller and 'unknown, not gone' semantics. Configure it through the site file
     (see ``hub_config/site.example.yaml``) rather than by hand; its settings are those of
@@ -85,7 +62,6 @@ class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpa
     # ---- state ------------------------------------------------------------------------------
     job_output_path = Unicode()
     last_end = Dict(help="How the last server job ended (state, reason, log tail); kept across stops.")
-    request: ResourceRequest | None = None
     slurm_status: JobStatus | None = None
 
     def __init__(self, **kwargs: Any) -> None:
@@ -93,7 +69,6 @@ class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpa
         self._changed = asyncio.Event()
         self._port_reported = asyncio.Event()
         self._watching: str | None = None
-        self._refused_form: tuple[dict[str, str], FormError] | None = None
         self._bind_ip = self.ip  # the configured listen address (self.ip becomes the exec host)
 
     # ---- shared machinery ---------------------------------------------------------------
@@ -125,62 +100,14 @@ class BackfillSlurmSpawner(OrphanKeeper, SubmitAsUser, SpawnerSettings, SlurmSpa
                 _listeners.pop(self._watching, None)
             self._watching = None
 
-    # ---- the form ----------------------------------------------------------------------
-    async def choices(self) -> Choices:
-        settings = FormSettings(
-            partitions=self.partitions,
-            default_partition=self.default_partition,
-            profiles=self.profiles,
-            max_cpus=self.max_cpus,
-            max_memory_mb=self.max_memory,
-            max_walltime_s=self.max_walltime.seconds,
-        )
-        return _log_hidden(self.log, await load_choices(self.view, self.user.name, settings))
-
+    # ---- the form (the flow is FormFlow's) ---------------------------------------------
     @default("options_form")
     def _options_form_default(self) -> Callable[[BackfillSlurmSpawner], Any]:
         return _render_options_form
 
-    async def render_options_form(self) -> str:
-        choices = await self.choices()
-        saved = self.orm_spawner.user_options if self.orm_spawner is not None else None
-        typed, self._refused_form = self._refused_form, None  # shown once, right after the refusal
-        return render_form(choices, previous_request(saved, choices), refused=typed)
-
-    async def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:  # type: ignore[override]
-        raw = flatten_form(formdata)
-        try:
-            request = validate_request(raw, await self.choices())
-        except FormError as exc:
-            self._refused_form = (raw, exc)  # JupyterHub re-renders the form next: keep what was typed
-            raise
-        return request.as_options()
-
     @default("apply_user_options")
     def _apply_default(self) -> Callable[[BackfillSlurmSpawner, dict[str, Any]], Any]:
         return _apply_user_options
-
-    async def apply_request(self, options: dict[str, Any]) -> ResourceRequest:
-        """Validate ``user_options`` (from the form or the REST API) into ``self.request``.
-
-        JupyterHub has already saved the options in its database (it reuses them when a
-        later spawn brings none, also after a restart): refused options are replaced by
-        none (the next spawn without options gets the defaults), accepted ones by their
-        validated form."""
-        try:
-            self.request = validate_request(options or {}, await self.choices())
-        except FormError:
-            self.request = None
-            self._save_options({})
-            raise
-        self._save_options(self.request.as_options())
-        return self.request
-
-    def _save_options(self, options: dict[str, Any]) -> None:
-        self.user_options = options
-        if self.orm_spawner is not None and self.orm_spawner.user_options != options:
-            self.orm_spawner.user_options = options
-            self.db.commit()
 
     # ---- submission ---------------------------------------------------------------------
     async def submit_batch_script(self) -> str:
