@@ -505,7 +505,7 @@ function OptionalField({ name, label, value, set, numeric }: IOptionalFieldProps
       <input
         className={`jp-mod-styled sandfill-${name}`}
         data-testid={`sandfill-${name}`}
-        placeholder={numeric ? 'optional, 0: scale later' : 'optional'}
+        placeholder="optional"
         inputMode={numeric ? 'numeric' : undefined}
         value={value}
         onChange={e => set(e.target.value)}

@@ -5,7 +5,8 @@ product. Run, from this folder:
 
     PYTHONPATH=. jupyter lab --ServerApp.jpserver_extensions=mock_sandfill=True
 
-Every cluster gets one job in each state so all badges show.
+Every cluster gets one job in each state so all badges show, a job held back (no job id)
+with its waiting reason, the next planned start that bounds the gap, and a log per job.
 """
 
 import itertools
@@ -76,7 +77,7 @@ def _job(state, **kw):
     elif state == "pending":
         base.update(slurm_state="PENDING", reason="Priority", estimated_start=now + 180)
     elif state == "ended":
-        base.update(slurm_state="TIMEOUT", ended_why="reached its walltime", node="node2")
+        base.update(slurm_state="TIMEOUT", ended_why="reached its walltime", node="node2", start_time=now - 2400, ended_at=now - 600)
     base.update(kw)
     return base
 
@@ -98,7 +99,12 @@ def _cluster(template, name, workers):
             _job("pending"),
             _job("ended"),
             _job("unknown"),
+            _job("pending", job_id="", reason="WaitingForGap", reason_text="waiting for a gap in the schedule", estimated_start=None),
         ],
+        "waiting_reason": "no node has free CPUs until a planned start at least min-walltime away; waiting for a gap",
+        "last_error": None,
+        "cancels_owed": [],
+        "next_planned_start": time.time() + 1500,
         "created": time.time(),
     }
 
@@ -182,6 +188,15 @@ class ClusterHandler(_Base):
             self.finish()
 
 
+class JobLogHandler(_Base):
+    @tornado.web.authenticated
+    def get(self, cid, job_id):
+        c = CLUSTERS.get(cid)
+        if c is None or job_id not in {j["job_id"] for j in c["jobs"] if j["job_id"]}:
+            return self.fail(404, f"cluster {cid!r} has no worker job {job_id!r}")
+        self.finish(json.dumps({"job_id": job_id, "text": f"==> sandfill-worker-{job_id}.err <==\nworker started\n"}))
+
+
 def _jupyter_server_extension_points():
     return [{"module": "mock_sandfill"}]
 
@@ -195,5 +210,6 @@ def _load_jupyter_server_extension(serverapp):
             (url_path_join(base, "templates"), TemplatesHandler),
             (url_path_join(base, "clusters"), ClustersHandler),
             (url_path_join(base, "clusters", "([^/]+)"), ClusterHandler),
+            (url_path_join(base, "clusters", "([^/]+)", "jobs", "([0-9_]+)", "log"), JobLogHandler),
         ],
     )
