@@ -22,6 +22,12 @@ none of the window's jobs that fit it still fits the profile as reservations fil
 profile only loses units during a pass), recording only the QOS holds it would still have
 recorded; (2) EASY, after its one reservation, looks only at those jobs; (3) a job at least
 as wide and as long as one that found no start within ``bf_window`` is not searched again.
+Without QOS caps, bf_max_job_user, floor or recorded reservations a pass runs a lean loop
+(:func:`_simple_pass`) that also (4) reuses the last pass's decision, or replays its log up
+to the first window position that changed, while the running set is the same (see
+:class:`PassMemo`), and (5) starts each start search where the pass last found one for a job
+as wide and no longer. A pass (main or backfill) with fewer units free than its first test
+needs returns before building anything.
 """
 
 from __future__ import annotations
@@ -317,34 +323,33 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
     d = Decisions()
     if mode == "none" or not sim.pending_key or _nothing_fits_now(sim):
         return d
-    bf = sim.backfill
-    now = sim.now
-    res = bf.resolution
-    floor = sim.config.floor_reservations
     window = _window(sim, record)
     if window is not None and _memo_ok(sim):
         return _simple_pass(sim, mode, d, window)
+    _general_pass(sim, mode, d, window, record)
+    return d
+
+
+def _general_pass(sim: Simulator, mode: BackfillMode, d: Decisions, window: list[int] | None,
+                  record: bool) -> None:
+    """A pass with every branch: QOS holds, bf_max_job_user, floor reservations, recorded
+    reservations, the whole queue when it is short (``window`` None)."""
+    bf, now, floor = sim.backfill, sim.now, sim.config.floor_reservations
+    res, latest = bf.resolution, now + bf.window.seconds
     prof = _availability(sim, floor)
-    latest = now + bf.window.seconds
-    ledger = _QosLedger(sim)
-    min_units = sim.min_pending_units()
+    ledger, min_units = _QosLedger(sim), sim.min_pending_units()
     job_units, job_plan, job_dur, job_user = sim.job_units, sim.job_plan, sim.job_dur, sim.job_user
-    tested = 0
-    started = 0
+    tested = started = check = 0
     per_user: dict[str, int] = {}
     reserved_one = False
     watch = _Watch(sim, prof, window) if window is not None else None
     queue = iter(window) if window is not None else sim.ordered_queue()
-    check = 0
     nofit: _NoFit | None = None
     # EASY after its one reservation: only window jobs that still fit can start, and with no
     # QOS caps and no bf_max_job_user the others need no look (no holds, nothing to count)
-    jump = (watch is not None and not bf.max_job_user
-            and all(c is None for c in sim.qos_caps))
+    jump = watch is not None and not bf.max_job_user and not _has_caps(sim)
     for pos, j in enumerate(queue):
-        if prof.free[0] < min_units:
-            break
-        if tested >= bf.max_job_test:
+        if prof.free[0] < min_units or tested >= bf.max_job_test:
             break
         if watch is not None and pos >= check:
             if not watch.alive(pos, prof):  # nothing can start any more
@@ -386,7 +391,6 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
         reserved_one = True
         if record:
             d.reservations.append(Reservation(j, t, t + plan, units))
-    return d
 
 
 def _simple_pass(sim: Simulator, mode: BackfillMode, d: Decisions,
@@ -514,6 +518,10 @@ def _nothing_fits_now(sim: Simulator) -> bool:
     test would stop it. (Its profile's units free now are the machine's while every running
     job's end lies ahead, as it does unless finished jobs keep their units: release_delay.)"""
     return sim.config.release_delay == 0 and sim.free < sim.min_pending_units()
+
+
+def _has_caps(sim: Simulator) -> bool:
+    return any(c is not None for c in sim.qos_caps)
 
 
 def _user_full(per_user: dict[str, int], user: str, cap: int) -> bool:
