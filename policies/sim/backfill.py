@@ -15,7 +15,7 @@ touch the event queue or change the state (the simulator applies the decisions).
 
 The pass stops early once no remaining job is small enough for the units free now: later
 reservations could not change which jobs start in this pass. Three more shortcuts keep
-saturated replays fast and give the same decisions (tests/policies/sim/test_fingerprint.py
+saturated replays fast and give the same decisions (tests/policies/sim/test_simulator_fingerprint.py
 holds the engine to the schedules recorded before them): (1) the pass's window (the jobs it
 may test) is checked against its first profile in one numpy step, and it stops planning once
 none of the window's jobs that fit it still fits the profile as reservations fill it (the
@@ -332,8 +332,7 @@ def backfill_pass(sim: Simulator, mode: BackfillMode, *, record: bool = False) -
 
 def _general_pass(sim: Simulator, mode: BackfillMode, d: Decisions, window: list[int] | None,
                   record: bool) -> None:
-    """A pass with every branch: QOS holds, bf_max_job_user, floor reservations, recorded
-    reservations, the whole queue when it is short (``window`` None)."""
+    """A pass with every branch (QOS, bf_max_job_user, floor and recorded reservations)."""
     bf, now, floor = sim.backfill, sim.now, sim.config.floor_reservations
     res, latest = bf.resolution, now + bf.window.seconds
     prof = _availability(sim, floor)

@@ -135,9 +135,7 @@ class Simulator:
     """State of one replay. Schedulers read its attributes; only its methods change them."""
 
     def __init__(self, policy: Policy, workload: Workload, config: SimConfig) -> None:
-        self.policy = policy
-        self.workload = workload
-        self.config = config
+        self.policy, self.workload, self.config = policy, workload, config
         self.backfill = policy.scheduler.backfill
         cpn = config.cpus_per_node
         self.capacity = config.nodes if config.alloc == "node" else config.nodes * cpn
@@ -162,13 +160,10 @@ class Simulator:
         self.run_version = 0  # bumped whenever a job starts or stops running
         self.bf_memo: PassMemo | None = None  # the last backfill pass's, if reusable
         self.planned_end: dict[int, int] = {}
-        self.start = [-1] * len(self.jobs)
-        self.end = [-1] * len(self.jobs)
-        self.granted = [0] * len(self.jobs)
-        self.preemptions = [0] * len(self.jobs)
-        self.run_id = [0] * len(self.jobs)
-        self.run_start = [0] * len(self.jobs)
-        self.run_by = [""] * len(self.jobs)
+        n = len(self.jobs)
+        self.start, self.end = [-1] * n, [-1] * n
+        self.granted, self.preemptions, self.run_id, self.run_start = [0] * n, [0] * n, [0] * n, [0] * n
+        self.run_by = [""] * n
         self.held: dict[int, str] = {}
         self.segments: list[Segment] = []
         self.qos_used: dict[tuple[int, str], list[int]] = {}
@@ -194,12 +189,9 @@ class Simulator:
         self.bf_thread = config.bf_timing == "thread"
         self.backfills = config.backfill != "none" and policy.scheduler.type == "backfill"
         self.bf_last = config.bf_last if config.bf_last is not None else -(10**12)
-        self.timeline_t = array("q")
-        self.timeline_busy = array("q")
-        self.timeline_queue = array("q")
+        self.timeline_t, self.timeline_busy, self.timeline_queue = array("q"), array("q"), array("q")
         self.backfill_log: list[BackfillRecord] = []
-        self.events = 0
-        self.passes = 0
+        self.events = self.passes = 0
 
     # -- queue -------------------------------------------------------------------------------
     def _key(self, j: int, eligible: int) -> tuple:
@@ -278,7 +270,7 @@ class Simulator:
             return self.pending_ids[:m]
         shift = self.age_rate * self.now
         last = self.head_cache
-        if last is not None and last[0] == m and self._head_holds(last, shift):
+        if last is not None and last[0] == m and _head_holds(self, last, shift):
             return last[1]
         pairs: list[tuple[int, int]] = []
         head = _merge_head(self.pending, self.capped, m, shift, self.pending_ids,
@@ -287,25 +279,6 @@ class Simulator:
         self.head_cache = (m, head, self.pending_ids[:n_live], self.capped_ids[:n_capped],
                            pairs)
         return head
-
-    def _head_holds(self, last: tuple, shift: float) -> bool:
-        """Whether the last window cut is still the queue's head: the same live and capped
-        keys lead their lists (nothing arrived, left or was promoted among them), no key
-        came after a short window, and each capped key that came before a live one still
-        does (live keys only move ahead as time passes, so the others hold)."""
-        m, head, live_ids, capped_ids, pairs = last
-        pending, capped = self.pending, self.capped
-        if (self.pending_ids[:len(live_ids)] != live_ids
-                or self.capped_ids[:len(capped_ids)] != capped_ids):
-            return False
-        if len(head) < m and (len(pending) != len(live_ids) or len(capped) != len(capped_ids)):
-            return False
-        for ci, pi in pairs:
-            if pi < len(pending):
-                k = pending[pi]
-                if not capped[ci] < (k[0], k[1] - shift, k[2], k[3]):
-                    return False
-        return True
 
     # -- events ------------------------------------------------------------------------------
     def push(self, t: int, kind: int, payload: object = None) -> None:
@@ -501,6 +474,26 @@ class Simulator:
             (r, self.run_start[r], self.planned_end[r], self.job_units[r]) for r in self.running
         )
         self.backfill_log.append(BackfillRecord(self.now, tuple(d.reservations), running))
+
+
+def _head_holds(sim: Simulator, last: tuple, shift: float) -> bool:
+    """Whether the last window cut is still the queue's head: the same live and capped
+    keys lead their lists (nothing arrived, left or was promoted among them), no key
+    came after a short window, and each capped key that came before a live one still
+    does (live keys only move ahead as time passes, so the others hold)."""
+    m, head, live_ids, capped_ids, pairs = last
+    pending, capped = sim.pending, sim.capped
+    if (sim.pending_ids[:len(live_ids)] != live_ids
+            or sim.capped_ids[:len(capped_ids)] != capped_ids):
+        return False
+    if len(head) < m and (len(pending) != len(live_ids) or len(capped) != len(capped_ids)):
+        return False
+    for ci, pi in pairs:
+        if pi < len(pending):
+            k = pending[pi]
+            if not capped[ci] < (k[0], k[1] - shift, k[2], k[3]):
+                return False
+    return True
 
 
 def _insert(keys: list[tuple], ids: list[int], key: tuple) -> None:
