@@ -7,7 +7,7 @@ The baseline engine (policies/sim/availability.py, backfill.py, simulator.py at
 ``--baseline``, by default the commit before the speed-ups) is read with ``git show`` into a
 temporary package, so the tree holds one engine. For each run it prints both wall times, the
 ratio, jobs/s, and whether the two schedules are identical (sha256 of every job's start and
-run segment, as tests/policies/sim/test_fingerprint.py checks on the shipped slice). Runs:
+run segment, as tests/policies/sim/test_simulator_fingerprint.py checks on the shipped slice). Runs:
 Atlas conservative and EASY at load 1.0 and 1.5, each ``--other`` trace conservative at load
 1.0, then peak memory (tracemalloc during one Atlas conservative run at load 1.5, and the
 process's peak RSS), then issue #16's speed goals, each with its figure, met or not.

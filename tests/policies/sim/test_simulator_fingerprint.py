@@ -6,7 +6,7 @@ bf_max_job_user/bf_max_job_start, CPU allocation with node-sized floor reservati
 thread timing).
 
 The data file was written once, before the engine was sped up, with
-``python tests/policies/sim/test_fingerprint.py --record`` run on that commit; it is not to be
+``python tests/policies/sim/test_simulator_fingerprint.py --record`` run on that commit; it is not to be
 re-recorded from a later engine (that would make the check vacuous).
 """
 
