@@ -60,7 +60,7 @@ def test_login_pending_page_lab_cell_and_stop(browser_login: Callable[[Any, str]
             message = page.inner_text("#progress-message")
             reason = page.inner_text("#progress-message .sandfill-reason")
             assert reason in ("Resources", "Priority"), message
-            assert "PENDING" in message and "position 1 of 1 pending in interactive" in message, message
+            assert "PENDING" in message and "Queue position: 1 of 1 pending in interactive" in message, message  # the status card (2c49e13)
             job_id = page.inner_text("#progress-message .sandfill-job-id")
             assert slurm.squeue_sync([job_id])[job_id].pending
 
@@ -68,7 +68,8 @@ def test_login_pending_page_lab_cell_and_stop(browser_login: Callable[[Any, str]
             slurm.cancel_sync(rock_ids, check=True)
             page.wait_for_url(f"**/user/{user}/**", timeout=90_000)
 
-            page.goto(hub.url + f"/user/{user}/lab?reset")
+            assert page.url.startswith(hub.user_url(user)), page.url  # the server's own origin
+            page.goto(hub.user_url(user, "lab?reset"))
             page.wait_for_selector(".jp-Launcher", timeout=90_000)
             # sandfill's walltime plugin is loaded and has asked the server about the job
             page.wait_for_function("() => window.sandfillWalltime && window.sandfillWalltime.job_id", timeout=60_000)
