@@ -68,8 +68,9 @@ def test_demo_prints_logins_and_a_signal_stops_everything(sig: signal.Signals) -
             if "Ctrl-C stops" in line:
                 break
         text = "".join(banner)
-        assert f"http://127.0.0.1:{port}/" in text, text
+        assert f"http://localhost:{port}/" in text, text
         users = [ln.split()[1] for ln in banner if ln.strip().startswith("login:")]
+        assert f"http://{sorted(users)[0]}.localhost:{port}/user/{sorted(users)[0]}/" in text, text  # per-user origins
         assert users and all(_exists(u) for u in users)
         saved = state / "demo-logins.txt"
         assert saved.stat().st_mode & 0o777 == 0o600 and all(u in saved.read_text() for u in users)
