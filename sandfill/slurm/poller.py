@@ -248,8 +248,14 @@ class QueuePoller:
                     self._waiters[:0] = waiters
                 raise
             self._settle(waiters)
-            self._wake.wait(self._next_interval())
+            ended, gap = time.monotonic(), self._next_interval()
+            self._wake.wait(gap)
             self._wake.clear()
+            with self._lock:
+                asked = bool(self._waiters)
+            if not asked:  # woken by new watches only (a cluster submitting twelve worker
+                # jobs): at most one round per fast interval, so a burst of them shares one
+                self._stop.wait(max(0.0, ended + min(self.fast_interval, gap) - time.monotonic()))
 
     def _settle(self, futures: Iterable[concurrent.futures.Future[dict[str, JobStatus]]]) -> None:
         """Resolve ``futures`` with the current snapshot (those not resolved yet)."""
