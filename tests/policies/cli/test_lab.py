@@ -9,7 +9,8 @@ import pytest
 
 from sandfill.cli import main
 
-ATLAS = Path(__file__).parents[3] / "policies" / "traces" / "LLNL-Atlas-2006-2.1-cln.first8000.swf.gz"
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())  # the checkout
+ATLAS = ROOT / "policies" / "traces" / "LLNL-Atlas-2006-2.1-cln.first8000.swf.gz"
 BASE = ("name: atlas\ntiers:\n  short: {max_walltime: '1:00:00', priority_tier: 10, priority_job_factor: 100}\n"
         "  batch: {max_walltime: 10-00:00:00, priority_job_factor: 10}\nroles: {default: batch}\n"
         "priority: {type: multifactor, weights: {age: 1000, partition: 1000}}\n"

@@ -26,7 +26,7 @@ from sandfill.policies.sim.simulator import SimConfig, SimResult, simulate
 from sandfill.policies.sim.trace import read_swf
 from sandfill.policies.sim.workload import Workload
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())  # the checkout
 ATLAS = ROOT / "policies" / "traces" / "LLNL-Atlas-2006-2.1-cln.first8000.swf.gz"
 DATA = Path(__file__).parent / "data" / "atlas_fingerprint.json"
 
