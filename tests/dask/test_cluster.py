@@ -20,7 +20,7 @@ from distributed.security import Security
 
 from sandfill.dask import BackfillSLURMCluster, config
 from sandfill.dev.devcluster import DevCluster
-from sandfill.dev.testing import TestSlurm, sleep_script
+from sandfill.dev.testing import TestSlurm, queue_rpcs, sleep_script
 from sandfill.slurm import SlurmClient
 from sandfill.slurm.commands import wait_until
 
@@ -426,3 +426,25 @@ def test_the_tls_staging_directory_is_owner_only(offsite: dict[str, object]) -> 
         staged = [p for p in tls.iterdir() if p.name.endswith(".key") or ".key." in p.name]
         assert staged and all((p.stat().st_mode & 0o077) == 0 for p in staged), staged
         assert str(tls) in c.job_script()
+
+
+@pytest.mark.slurm
+def test_queue_queries_do_not_grow_with_the_number_of_workers(dask_cfg: dict[str, object], slurm: TestSlurm) -> None:
+    """slurmctld's queue queries over a cluster's life (start, compute, close), counted by
+    sdiag, for 1 worker job and for 12: the keeper's one shared poller answers for all of them
+    and no worker job asks Slurm for its own end (which cost one query per job: 11 more)."""
+
+    def life(n: int) -> int:
+        before = queue_rpcs(slurm.sdiag_rpcs_sync())
+        with BackfillSLURMCluster(min_walltime="00:05:00", max_walltime="00:10:00") as cluster, Client(cluster) as client:
+            cluster.scale(n)
+            client.wait_for_workers(n, timeout=120)
+            assert sum(client.gather(client.map(lambda x: x + 1, range(100)))) == 5050
+            t_end = time.monotonic() + 25  # the same steady stretch for both sizes
+
+            wait_until("a steady stretch", lambda: time.monotonic() >= t_end, timeout=40, interval=1)
+        return queue_rpcs(slurm.sdiag_rpcs_sync()) - before
+
+    one, twelve = life(1), life(12)
+    print(f"queue queries over a cluster's life: {one} with 1 worker job, {twelve} with 12")
+    assert twelve <= one + 5, f"queue queries grew with the workers: {one} for 1 worker job, {twelve} for 12"
