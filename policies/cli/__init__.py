@@ -1,10 +1,11 @@
 """``sandfill policy …``: registered through the ``sandfill.cli`` entry point group
 (``policy = "sandfill.policies.cli:register"``).
 
-The subcommands sit in three modules, one per room of the package: :mod:`.check`
-(``check``, ``render``: the document), :mod:`.simulate` (``simulate``: the simulation) and
-:mod:`.live` (``show``, ``diff``, ``apply``, ``history``, ``rollback``, ``replay``: the live
-cluster).
+The subcommands sit in four modules, one per room of the package: :mod:`.check`
+(``check``, ``render``: the document), :mod:`.simulate` (``simulate``: the simulation),
+:mod:`.live` (``show``, ``diff``, ``apply`` with its simulation gate, ``history``,
+``rollback``, ``replay``, ``health``: the live cluster) and :mod:`.lab` (``sweep``,
+``recommend``: the policy lab).
 """
 
 from __future__ import annotations
