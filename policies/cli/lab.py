@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from sandfill.policies.cli import CLIError, load_or_error
+from sandfill.policies.cli.simulate import add_workload_args
 from sandfill.policies.document.model import Policy
 from sandfill.policies.lab.run import SchedulerUnreachable, SimSettings
 from sandfill.policies.lab.spec import SpecError
@@ -40,33 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(s: argparse.ArgumentParser) -> None:
-    src = s.add_mutually_exclusive_group(required=True)
-    src.add_argument("--trace", help="SWF trace (.swf or .swf.gz)")
-    src.add_argument("--sacct-history", "--sacct-file", dest="sacct_file",
-                     help="output of sacct -P --format=... or sacct --json")
-    src.add_argument("--sacct", action="store_true",
-                     help="run sacct on the live cluster ($SLURM_CONF / --slurm-conf)")
-    s.add_argument("--start", help="with --sacct: sacct --starttime (default now-7days)")
-    s.add_argument("--end", help="with --sacct: sacct --endtime (default now)")
-    s.add_argument("--slurm-conf", metavar="PATH", help="with --sacct: the cluster's slurm.conf")
+    add_workload_args(s)
     s.add_argument("--scheduler", metavar="ADDRESS",
                    help="an existing Dask scheduler (e.g. a BackfillSLURMCluster's) instead of "
                         "a LocalCluster")
     s.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                    help="LocalCluster worker processes (default: one per core; 0 = run the "
                         "variants one after another in this process)")
-    s.add_argument("--backfill", choices=("conservative", "easy", "none"), default="conservative")
-    s.add_argument("--use-trace-partitions", action="store_true",
-                   help="put jobs in the tier named by the trace's partition field")
-    s.add_argument("--nodes", type=int, help="nodes (default: from the trace header)")
-    s.add_argument("--cpus-per-node", type=int, help="CPUs per node (default: from the trace)")
-    s.add_argument("--alloc", choices=("node", "cpu"),
-                   help="allocate whole nodes or CPUs (default: node for SWF, cpu for sacct)")
-    s.add_argument("--no-accounting", action="store_true",
-                   help="simulate without slurmdbd (no age/QOS factors, no QOS caps)")
-    s.add_argument("--limit", type=int, help="use only the first N jobs")
-    s.add_argument("--short-limit", type=int, default=3600,
-                   help="requested seconds up to which a job counts as short (default 3600)")
 
 
 def _policy(path: str) -> Policy:

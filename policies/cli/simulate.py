@@ -15,16 +15,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("simulate", help="replay a workload under a policy (and compare)")
     s.add_argument("policy", help="policy YAML")
     s.add_argument("--vs", metavar="OTHER_POLICY", help="a second policy to compare with")
+    s.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report")
+    s.add_argument("--load", type=float, default=1.0, help="scale arrival rate (1.2 = 20%% busier)")
+    add_workload_args(s)
+    s.add_argument("--starve-after", type=int, default=86400,
+                   help="wait in seconds counted as starvation (default 86400)")
+    s.set_defaults(func=cmd_simulate)
+
+
+def add_workload_args(s: argparse.ArgumentParser) -> None:
+    """The workload and how it is simulated: what ``simulate``, ``sweep`` and ``recommend``
+    read (:func:`load_workload` takes them)."""
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--trace", help="SWF trace (.swf or .swf.gz)")
-    src.add_argument("--sacct-file", help="output of sacct -P --format=... or sacct --json")
+    src.add_argument("--sacct-file", "--sacct-history", dest="sacct_file",
+                     help="output of sacct -P --format=... or sacct --json")
     src.add_argument("--sacct", action="store_true",
                      help="run sacct on the live cluster ($SLURM_CONF / --slurm-conf)")
     s.add_argument("--start", help="with --sacct: sacct --starttime (default now-7days)")
     s.add_argument("--end", help="with --sacct: sacct --endtime (default now)")
     s.add_argument("--slurm-conf", metavar="PATH", help="with --sacct: the cluster's slurm.conf")
-    s.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report")
-    s.add_argument("--load", type=float, default=1.0, help="scale arrival rate (1.2 = 20%% busier)")
     s.add_argument("--backfill", choices=("conservative", "easy", "none"), default="conservative")
     s.add_argument("--use-trace-partitions", action="store_true",
                    help="put jobs in the tier named by the trace's partition field")
@@ -34,12 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="allocate whole nodes or CPUs (default: node for SWF, cpu for sacct)")
     s.add_argument("--no-accounting", action="store_true",
                    help="simulate without slurmdbd (no age/QOS factors, no QOS caps)")
-    s.add_argument("--limit", type=int, help="replay only the first N jobs")
+    s.add_argument("--limit", type=int, help="use only the first N jobs")
     s.add_argument("--short-limit", type=int, default=3600,
                    help="requested seconds up to which a job counts as short (default 3600)")
-    s.add_argument("--starve-after", type=int, default=86400,
-                   help="wait in seconds counted as starvation (default 86400)")
-    s.set_defaults(func=cmd_simulate)
 
 
 def _live_sacct(args: argparse.Namespace) -> Workload:
