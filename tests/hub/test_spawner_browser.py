@@ -30,9 +30,12 @@ def test_login_pending_page_lab_cell_and_stop(browser_login: Callable[[Any, str]
             browser_login(page, user)
 
             # the form: profiles and live availability; pick the interactive-tier profile
-            page.goto(hub.url + f"/hub/spawn/{user}")
-            page.wait_for_selector("#sandfill-availability")
-            assert "0 of 32" in page.inner_text("#sandfill-availability")  # sinfo: nothing idle
+            def form_shows_the_full_cluster() -> bool:  # sinfo: nothing idle (the hub's view
+                page.goto(hub.url + f"/hub/spawn/{user}")  # of it may be up to 5 s old)
+                page.wait_for_selector("#sandfill-availability")
+                return "0 of 32" in page.inner_text("#sandfill-availability")
+
+            wait_until("the form to show the full cluster", form_shows_the_full_cluster, timeout=30, interval=2)
             # the form says how it reads the walltime and memory before anything is sent
             for text, words in [("2:00", "2:00 → 2 minutes"), ("2h", "2h → 2 hours"), ("02:00:00", "02:00:00 → 2 hours")]:
                 page.fill("#sandfill-walltime", text)
