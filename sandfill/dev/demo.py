@@ -64,7 +64,7 @@ def demo_site(state: Path, cluster: DevCluster, port: int, users: list[str]) -> 
         "profiles": [
             {"name": "small", "description": "1 CPU, 1 GB, 2 h, interactive tier", "cpus": 1, "memory": "1G", "walltime": "02:00:00", "partition": "interactive"},
             {"name": "medium", "description": "4 CPUs, 4 GB, 4 h, interactive tier", "cpus": 4, "memory": "4G", "walltime": "04:00:00", "partition": "interactive"},
-            {"name": "large", "description": "8 CPUs, 8 GB, 4 h, burst tier", "cpus": 8, "memory": "8G", "walltime": "04:00:00", "partition": "burst"},
+            {"name": "large", "description": "8 CPUs, 8 GB, 1 h, burst tier", "cpus": 8, "memory": "8G", "walltime": "01:00:00", "partition": "burst"},
         ],
     }
 
