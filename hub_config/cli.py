@@ -47,7 +47,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{args.file}: OK ({len(site.profiles)} profile(s), partitions {', '.join(site.partitions)})")
     for line in describe_site(site):
         print(f"  {line}")
+    for line in warnings(site):
+        print(f"  warning: {line}", file=sys.stderr)
     return 0
+
+
+def warnings(site: SiteConfig) -> list[str]:
+    """What is valid but unsafe for a site whose users do not trust each other."""
+    out = []
+    if site.subdomain_host is None:
+        out.append("subdomain_host is not set: every user's server shares the hub's origin, so a "
+                   "page one user serves runs with the rights of whoever opens it "
+                   "(set it to e.g. https://hub.example.org with wildcard DNS; docs/security.md)")
+    return out
 
 
 def describe_site(site: SiteConfig) -> list[str]:

@@ -22,6 +22,16 @@ def test_check_prints_the_resolved_settings(capsys: pytest.CaptureFixture[str]) 
     assert "small: 1 CPU, 2G (2 GiB), 02:00:00 (2 hours) on interactive" in out
 
 
+def test_check_warns_when_users_share_the_hubs_origin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["hub", "check", str(EXAMPLE)]) == 0  # the example sets subdomain_host
+    assert "warning" not in capsys.readouterr().err
+    f = tmp_path / "site.yaml"
+    f.write_text("port: 9000\n")
+    assert main(["hub", "check", str(f)]) == 0  # valid, but unsafe for untrusted users
+    err = capsys.readouterr().err
+    assert "warning: subdomain_host is not set: every user's server shares the hub's origin" in err
+
+
 def test_check_json_has_seconds_and_mib(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "site.yaml"
     f.write_text("max_walltime: '2:00'\nmax_memory: 4G\nprofiles: [{name: p, cpus: 1, memory: 512, walltime: 2}]\n")
