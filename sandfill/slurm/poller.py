@@ -89,7 +89,8 @@ class QueuePoller:
         self._pending: dict[concurrent.futures.Future[dict[str, JobStatus]], float] = {}
         self._lock = threading.Lock()
         self._pending_added = threading.Condition(self._lock)
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # a reason for a round: a new watch, a refresh, close
+        self._asked = threading.Event()  # a refresh (or close): the round starts at once
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._watchdog: threading.Thread | None = None
@@ -162,6 +163,7 @@ class QueuePoller:
         requests share one round (one squeue). Resolved within :attr:`wait_timeout` seconds
         whatever happens (see the module's notes)."""
         fut = self._new_waiter()
+        self._asked.set()
         self._wake.set()
         return fut
 
@@ -208,6 +210,7 @@ class QueuePoller:
 
     def close(self) -> None:
         self._stop.set()
+        self._asked.set()
         self._wake.set()
         with self._lock:
             self._pending_added.notify()
@@ -235,6 +238,8 @@ class QueuePoller:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # a wake from now on asks for the round after this one
+            self._asked.clear()
             with self._lock:
                 waiters, self._waiters = self._waiters, []
                 active = [j for j in self._watched if not (self._status.get(j) and self._status[j].ended)]
@@ -250,12 +255,9 @@ class QueuePoller:
             self._settle(waiters)
             ended, gap = time.monotonic(), self._next_interval()
             self._wake.wait(gap)
-            self._wake.clear()
-            with self._lock:
-                asked = bool(self._waiters)
-            if not asked:  # woken by new watches only (a cluster submitting twelve worker
+            if not self._asked.is_set():  # new watches alone (a cluster submitting twelve worker
                 # jobs): at most one round per fast interval, so a burst of them shares one
-                self._stop.wait(max(0.0, ended + min(self.fast_interval, gap) - time.monotonic()))
+                self._asked.wait(max(0.0, ended + min(self.fast_interval, gap) - time.monotonic()))
 
     def _settle(self, futures: Iterable[concurrent.futures.Future[dict[str, JobStatus]]]) -> None:
         """Resolve ``futures`` with the current snapshot (those not resolved yet)."""

@@ -418,3 +418,24 @@ async def test_live_a_hung_controller_reads_unknown_and_awaits_stay_bounded(devc
         assert st.running and st.nodes == node
     finally:
         poller.close()
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_new_watches_shares_one_round_and_a_refresh_still_gets_its_own() -> None:
+    runner = _FakeSqueue()
+    client = SlurmClient("/nonexistent/slurm.conf")
+    client.runner = runner
+    p = QueuePoller(client, fast_interval=0.5, slow_interval=0.5, use_sacct=False, jitter=0.0)
+    try:
+        p.watch("1")
+        await asyncio.wait_for(p.refresh(), 5)
+        before = runner.calls
+        for _ in range(10):  # a cluster submitting worker jobs one after another
+            p.watch(["1", "2"])
+            time.sleep(0.01)  # the time between two submissions, not synchronisation
+        assert runner.calls - before <= 1  # at most one round in that burst (not ten)
+        calls = runner.calls
+        await asyncio.wait_for(p.refresh(), 5)  # an explicit refresh still gets a round of its own
+        assert runner.calls > calls and p.stats.last_error is None
+    finally:
+        p.close()
