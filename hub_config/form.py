@@ -30,6 +30,7 @@ from sandfill.slurm.view import SchedulerView
 FIELDS = ("profile", "cpus", "memory", "walltime", "partition", "account")
 CUSTOM = "custom"
 MAX_FIELD_LEN = 64
+REQUIRED = "is required"
 _SAFE = {  # full matches (memory and walltime: sandfill.units' own full matches)
     "profile": re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*"),
     "cpus": re.compile(r"-?[0-9]+"),  # a negative number gets the range message
@@ -199,7 +200,7 @@ def _quantity(q: _Quantity, raw: Mapping[str, str], profile: Profile | None, lim
     """Memory (MiB) or walltime (seconds): from the field, else the profile; within ``limit``."""
     text = raw.get(q.name) or (q.show(getattr(profile, q.name)) if profile else "")
     if not text:
-        raise FormError(q.name, "", "is required")
+        raise FormError(q.name, "", REQUIRED)
     try:
         value = q.parse(text)
     except units.UnitError as exc:
@@ -231,7 +232,7 @@ def _partition(raw: Mapping[str, str], profile: Profile | None, choices: Choices
 def _cpus(raw: Mapping[str, str], profile: Profile | None, max_cpus: int) -> int:
     text = raw.get("cpus") or (str(profile.cpus) if profile else "")
     if not text:
-        raise FormError("cpus", "", "is required")
+        raise FormError("cpus", "", REQUIRED)
     cpus = int(text) if re.fullmatch(r"-?[0-9]{1,6}", text) else -1
     if not 1 <= cpus <= max_cpus:
         raise FormError("cpus", raw.get("cpus", text), f"must be a whole number from 1 to {max_cpus}")
@@ -258,7 +259,8 @@ def validate_request(options: Mapping[str, Any], choices: Choices) -> ResourceRe
         try:
             return step()
         except FormError as exc:
-            errors.setdefault(exc.field, exc)
+            if not (exc.reason == REQUIRED and "profile" in errors):  # a bad profile filled
+                errors.setdefault(exc.field, exc)  # nothing in: that is said once, by profile
             return fallback
 
     raw: dict[str, str] = {}

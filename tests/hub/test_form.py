@@ -169,6 +169,9 @@ def test_every_bad_field_is_named_at_once_not_only_the_first() -> None:
     assert "cpus: '99' must be a whole number from 1 to 8" in message
     assert "memory: 'lots' is not an amount of memory (use 512M, 4G or 1T" in message  # the accepted forms
     assert "walltime: '12:00:00' is longer than the limit of 08:00:00 on interactive" in message
+    with pytest.raises(FormErrors) as bad_profile:  # a bad profile fills nothing in: said once
+        validate_request({"profile": "`id`"}, CHOICES)
+    assert list(bad_profile.value.errors) == ["profile"] and str(bad_profile.value).startswith("profile: ")
     with pytest.raises(FormErrors) as one:  # one bad field reads as before
         validate_request({"memory": "lots"}, CHOICES)
     assert str(one.value).startswith("memory: 'lots'") and list(one.value.errors) == ["memory"]
