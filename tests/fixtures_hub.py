@@ -160,7 +160,7 @@ class BrowserSession:
 
     def __init__(self, url: str, user: str, password: str) -> None:
         self.url = url
-        self.jar = http.cookiejar.CookieJar()
+        self.jar = http.cookiejar.CookieJar(policy=_BrowserCookiePolicy())
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect())
         self.get("/hub/login")
         status, _ = self.post("/hub/login", {"username": user, "password": password})
@@ -189,6 +189,19 @@ class BrowserSession:
         headers = {"Content-Type": "application/json", **({"X-XSRFToken": self._xsrf()} if xsrf else {})}
         req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST", headers=headers)
         return self._open(req)
+
+
+class _BrowserCookiePolicy(http.cookiejar.DefaultCookiePolicy):
+    """Cookies as a browser keeps them for ``localhost``. Python's jar files a dotless host
+    under "<host>.local", so it never sends the hub's domain cookies (``.localhost``, set
+    for the users' subdomains) back to ``localhost`` itself, and the hub then sees a login
+    without its session id (its XSRF token no longer matches)."""
+
+    def domain_return_ok(self, domain: str, request: Any) -> bool:
+        return domain == ".localhost" or super().domain_return_ok(domain, request)
+
+    def return_ok_domain(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return cookie.domain == ".localhost" or super().return_ok_domain(cookie, request)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -84,7 +84,7 @@ def test_injection_attempts_are_rejected_and_submit_nothing(clean_servers: Hub, 
         form = {"profile": "small", "cpus": "1", "memory": "1G", "walltime": "01:00:00", "partition": "interactive"}
         form.update(options)
         status, html = browser.post(f"/hub/spawn/{user}", form)
-        assert status == 400, (options, status)
+        assert status == 400, (options, status, html[-800:])
         assert f"{field}: " in html and "sandfill-form" in html  # the form again, with the error
     assert slurm.user_job_ids_sync([user], "all") == queue_before
     assert slurm.sacct_user_ids_sync(user, "now-1days") == acct_before
@@ -414,7 +414,7 @@ def test_html_in_every_form_field_comes_back_escaped(clean_servers: Hub, slurm: 
         form = {"profile": "small", "cpus": "1", "memory": "1G", "walltime": "01:00:00", "partition": "interactive"}
         form[field] = payload
         status, html = browser.post(f"/hub/spawn/{user}", form)
-        assert status == 400, (field, status)
+        assert status == 400, (field, status, html[-800:])
         assert f"{field}: " in html and "<img src=x" not in html, field
         assert "&lt;img src=x" in html, field
     assert slurm.user_job_ids_sync([user], "all") == before
