@@ -22,6 +22,7 @@ from sandfill.slurm.commands import wait_until
 Hub = Any  # the conftest's Hub helper (importlib mode: not importable by name)
 HANG_S = 90
 RUNNING_USER, PENDING_USER = "sftest-ada", "sftest-bob"
+WHOLE_NODE = {"profile": "custom", "cpus": "8", "memory": "1G", "walltime": "01:00:00", "partition": "interactive"}
 
 
 def slow_square(x: int) -> int:
@@ -30,13 +31,21 @@ def slow_square(x: int) -> int:
 
 
 def fill_every_free_cpu(slurm: TestSlurm) -> list[str]:
-    """One 'rock' job per node that has idle CPUs, taking all of them: the next job pends."""
-    ids = [
-        slurm.submit_sync(sleep_script(600), ["-p", "batch", "-w", node, "-c", str(n), "-t", "10", "-J", "rock", "-o", "/dev/null"])
-        for node, n in slurm.idle_cpus_sync().items()
-        if n > 0
-    ]
-    wait_until("the rocks to run", lambda: all(s.running for s in slurm.squeue_sync(ids).values()), timeout=60)
+    """'Rock' jobs on every idle CPU until none is left and every rock runs (CPUs a job
+    just gave back may free a moment later): the next job pends."""
+    ids: list[str] = []
+
+    def full() -> bool:
+        if not all(s.running for s in slurm.squeue_sync(ids).values()):
+            return False  # the last rocks are not placed yet
+        idle = {node: n for node, n in slurm.idle_cpus_sync().items() if n > 0}
+        ids.extend(
+            slurm.submit_sync(sleep_script(600), ["-p", "batch", "-w", node, "-c", str(n), "-t", "10", "-J", "rock", "-o", "/dev/null"])
+            for node, n in idle.items()
+        )
+        return not idle
+
+    wait_until("rocks on every CPU", full, timeout=90, interval=2)
     return ids
 
 
@@ -64,7 +73,8 @@ def test_a_controller_hung_for_90_s_loses_nothing(
         workers = {j.job_id for j in cluster.jobs if j.state == "running"}
         try:
             rocks = fill_every_free_cpu(slurm)
-            hub.spawn(PENDING_USER, wait=False)
+            # a whole node's worth: CPUs a just-ended job gives back later cannot start it
+            hub.spawn(PENDING_USER, WHOLE_NODE, wait=False)
             pending_job = wait_until("the second server to pend", lambda: (j := hub.job(PENDING_USER)[1])["state"] == "PENDING" and j["job_id"], timeout=60)
             futures = client.map(slow_square, range(60))  # ~45 s of work on 2 workers
             wait_until("the computation to be mid-flight", lambda: any(f.done() for f in futures), timeout=60)
