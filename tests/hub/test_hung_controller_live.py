@@ -25,11 +25,6 @@ RUNNING_USER, PENDING_USER = "sftest-ada", "sftest-bob"
 WHOLE_NODE = {"profile": "custom", "cpus": "8", "memory": "1G", "walltime": "01:00:00", "partition": "interactive"}
 
 
-def slow_square(x: int) -> int:
-    time.sleep(1.5)  # a task's work, not synchronisation
-    return x * x
-
-
 def fill_every_free_cpu(slurm: TestSlurm) -> list[str]:
     """'Rock' jobs on every idle CPU until none is left and every rock runs (CPUs a job
     just gave back may free a moment later): the next job pends."""
@@ -63,6 +58,10 @@ def hung(devcluster: DevCluster) -> Iterator[int]:
 def test_a_controller_hung_for_90_s_loses_nothing(
     clean_servers: Hub, dask_cfg: dict[str, object], devcluster: DevCluster, slurm: TestSlurm
 ) -> None:
+    def slow_square(x: int) -> int:  # defined here, so the workers get it by value (they
+        time.sleep(1.5)  # cannot import a test module); a task's work, not synchronisation
+        return x * x
+
     hub = clean_servers
     server_job = hub.spawn(RUNNING_USER)["job_id"]
     rocks: list[str] = []
