@@ -3,6 +3,7 @@ free ports, against the session's devcluster, with test accounts made for the se
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import http.cookiejar
 import json
@@ -24,7 +25,7 @@ import pytest
 from sandfill.dev.accounts import create_accounts, is_ours, remove_accounts
 from sandfill.dev.devcluster import DevCluster
 from sandfill.dev.hubprocess import HubProcess, user_token
-from sandfill.dev.testing import TestSlurm, sleep_script
+from sandfill.dev.testing import TestSlurm, launch_chromium, sleep_script
 from sandfill.slurm import SlurmClient
 from sandfill.slurm.commands import wait_until
 
@@ -395,6 +396,28 @@ def browser_login(hub: Hub) -> Callable[[Any, str], None]:
     """``browser_login(page, user)``: log in through the hub's login form (PAM) in a
     playwright page."""
     return lambda page, user: _browser_login(page, hub, user)
+
+
+@pytest.fixture
+def logged_in_page(hub: Hub) -> Callable[[str], Any]:
+    """``with logged_in_page(user) as page:`` a headless chromium page, logged in as
+    ``user`` through the hub's login form, closed afterwards."""
+
+    @contextlib.contextmanager
+    def open_page(user: str) -> Iterator[Any]:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            browser = launch_chromium(p)
+            try:
+                page = browser.new_page()
+                page.set_default_timeout(30_000)
+                _browser_login(page, hub, user)
+                yield page
+            finally:
+                browser.close()
+
+    return open_page
 
 
 def _browser_login(page: Any, hub: Hub, user: str) -> None:
