@@ -116,7 +116,7 @@ class BackfillSLURMCluster(SLURMCluster):
     async def _start(self) -> None:
         self._shape = self._dummy_job.shape()
         await super()._start()
-        self.scheduler.add_plugin(SeenWorkers(self.keeper.seen_workers), name="sandfill-seen-workers")
+        self.scheduler.add_plugin(SeenWorkers(self.keeper), name="sandfill-seen-workers")
         # Any client of this scheduler — a kernel that connected by name too — reads the same
         # job model and can scale, over the scheduler's own (TLS) comm.
         self.scheduler.handlers.update(

@@ -67,15 +67,15 @@ class JobInfo:
 
 
 class SeenWorkers(SchedulerPlugin):
-    """Remembers the name of every worker that joined (the scheduler runs in-process)."""
+    """Tells the keeper of every worker that joins (the scheduler runs in-process)."""
 
-    def __init__(self, seen: set[str]) -> None:
-        self.seen = seen
+    def __init__(self, keeper: Keeper) -> None:
+        self.keeper = keeper
 
     def add_worker(self, scheduler: Any, worker: str) -> None:
         ws = scheduler.workers.get(worker)
         if ws is not None:
-            self.seen.add(str(ws.name))
+            self.keeper.worker_joined(str(ws.name))
 
 
 class Keeper:
@@ -331,6 +331,15 @@ class Keeper:
             if job is not None:
                 out.setdefault(job, set()).add(wname)
         return out
+
+    def worker_joined(self, worker: str) -> None:
+        """A worker reached the scheduler: remember it, and when the poller's last word on its
+        job is still "pending" (the job started since that round), ask for a round now, so
+        the model does not show connected workers on a pending job for a whole interval."""
+        self.seen_workers.add(worker)
+        name = self.worker_to_job().get(worker)
+        if name is not None and self.pending(name, self.cluster.poller.snapshot()):
+            self.cluster.poller.request_refresh()
 
     def _connected_once(self, name: str) -> bool:
         """Did any worker of this job ever reach the scheduler (even between two keeper

@@ -34,6 +34,11 @@ class FakePoller:
     def unwatch(self, job_id: Any) -> None:
         self.watched.discard(job_id)
 
+    refreshes = 0
+
+    def request_refresh(self) -> None:
+        self.refreshes += 1
+
 
 class FakePlanner:
     ttl = 10.0
@@ -117,6 +122,19 @@ async def test_grows_to_target_within_the_pending_cap_then_holds() -> None:
     assert len([j for j in k2.jobs() if j.reason == "WaitingForGap"]) == 3
     await k2.keep_once()  # holding: no new look at the schedule until hold_until
     assert c2.planner.picks == 2 and k2.waiting == 3
+
+
+async def test_a_worker_joining_from_a_job_last_seen_pending_asks_the_poller_for_a_round() -> None:
+    """Without it the model shows connected workers on a "pending" job until the next round."""
+    c = FakeCluster()
+    k = keeper(c)
+    c.submit("w1", "1", JobStatus("1", "PENDING", reason="Resources"))
+    c.submit("w2", "2", JobStatus("2", "RUNNING", end_time=time.time() + 600))
+    k.worker_joined("w1")
+    assert c.poller.refreshes == 1 and "w1" in k.seen_workers
+    k.worker_joined("w2")  # the poller already knows it runs: no extra round
+    k.worker_joined("stranger")  # not one of ours
+    assert c.poller.refreshes == 1 and {"w2", "stranger"} <= k.seen_workers
 
 
 async def test_expiring_jobs_are_replaced_ahead_of_their_end() -> None:

@@ -124,7 +124,10 @@ async def test_lifecycle_scale_jobs_log_connect_delete(jp_fetch: Any, devcluster
         assert code == 400 and needle in err["error"], err
     code, model = await call(jp_fetch, "PATCH", "clusters", cid, body={"scale": 2})
     assert code == 200 and model["target"] == {"mode": "scale", "n": 2, "minimum": None, "maximum": None}
-    model = await wait_for(jp_fetch, cid, lambda m: m["workers"] == 2)
+    def both_running(m: dict[str, Any]) -> bool:
+        return m["workers"] == 2 and sum(j["state"] == "running" for j in m["jobs"]) == 2
+
+    model = await wait_for(jp_fetch, cid, both_running)  # the poller may see the start a round after the workers join
     running = [j for j in model["jobs"] if j["state"] == "running"]
     assert len(running) == 2 and all(j["time_left"] > 0 and j["node"] and j["workers"] for j in running)
     code, jobs = await call(jp_fetch, "GET", "clusters", cid, "jobs")
