@@ -15,6 +15,7 @@ value and -- for a misspelt key -- a "did you mean". ``sandfill hub check SITE.y
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -37,6 +38,8 @@ from sandfill.slurm.states import USER_NAME
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+#: a host name: DNS labels of either case, at most 253 characters
+_HOSTNAME = re.compile(r"(?i)(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
 #: ``http(s)://host[:port]``: lower-case DNS labels (no IP address: it has no subdomains),
 #: nothing after the port (no path, query, user or trailing ``/``)
 _ORIGIN = re.compile(rf"https?://(?!\d+(?:\.\d+)*(?::|$)){_LABEL}(?:\.{_LABEL})*(?::(?P<port>\d{{1,5}}))?")
@@ -86,6 +89,28 @@ def _origin(value: Any) -> Any:
     return value
 
 
+def _ip(value: Any) -> Any:
+    """An IP address to listen on (``0.0.0.0``/``::``: every interface)."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address such as '127.0.0.1' or '0.0.0.0'") from None
+    return value
+
+
+def _host(value: Any) -> Any:
+    """A host name or an IP address that clients connect to (not ``0.0.0.0``)."""
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not a host name or IP address") from None
+        return value
+    if ip.is_unspecified:
+        raise ValueError(f"{value!r} is every interface, not an address to connect to")
+    return value
+
+
 Text = Annotated[str, BeforeValidator(_text)]
 Name = Annotated[str, _pattern(_NAME, "a valid name (letters, digits, '_', '.', '-')")]
 UserName = Annotated[str, _pattern(USER_NAME, "a valid user name")]
@@ -93,6 +118,8 @@ Count = Annotated[int, BeforeValidator(_whole), Field(ge=1)]
 Port = Annotated[int, BeforeValidator(_port)]
 Walltime = PositiveDuration
 Origin = Annotated[str, BeforeValidator(_text), AfterValidator(_origin)]
+ListenIP = Annotated[str, BeforeValidator(_text), AfterValidator(_ip)]
+Host = Annotated[str, BeforeValidator(_text), AfterValidator(_host)]
 
 
 class Profile(Strict):
@@ -134,6 +161,11 @@ class SiteConfig(Strict):
     # certificate. None: one origin for all (only when every user is trusted)
     subdomain_host: Origin | None = None
     state_dir: Text = "/var/lib/sandfill/hub"
+    # the sandfill service (the cluster's one Slurm view): where it listens (the proxy and
+    # the server jobs reach it there), and the address compute nodes connect to
+    service_ip: ListenIP = "127.0.0.1"
+    service_port: Port | None = None  # None: a free port picked when the hub's config loads
+    service_connect_ip: Host | None = None  # None: service_ip (needed when that is 0.0.0.0 or ::)
     # who may log in
     admin_users: tuple[UserName, ...] = ()
     allowed_users: tuple[UserName, ...] = ()
@@ -235,6 +267,9 @@ def cross_check(site: SiteConfig) -> list[Problem]:
     parts = ", ".join(site.partitions)
     if site.default_partition not in site.partitions:
         out.append(Problem("default_partition", f"{site.default_partition!r} is not in partitions ({parts})"))
+    if site.service_connect_ip is None and ipaddress.ip_address(site.service_ip).is_unspecified:
+        out.append(Problem("service_connect_ip", f"must be set when service_ip is {site.service_ip!r} (every "
+                           "interface): the address compute nodes reach the sandfill service on"))
     if not site.base_url.startswith("/"):
         out.append(Problem("base_url", f"{site.base_url!r} must start with /"))
     seen: set[str] = set()

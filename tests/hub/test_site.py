@@ -16,6 +16,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "hub_config" / "site.example.yam
 def test_example_site_file_loads() -> None:
     site = load_site(EXAMPLE, environ={})
     assert site.hub_connect_ip == "10.0.0.5"
+    assert (site.service_ip, site.service_port, site.service_connect_ip) == ("0.0.0.0", 8090, "10.0.0.5")
     assert site.partitions == ("interactive", "burst")
     assert [p.name for p in site.profiles] == ["small", "large"]
     assert site.max_walltime == 8 * 3600 and site.max_memory == 32768
@@ -190,3 +191,31 @@ def test_a_bad_subdomain_host_is_refused_naming_it(value: str) -> None:
         site_from_dict({"subdomain_host": value})
     assert [p.path for p in exc.value.problems] == ["subdomain_host"]
     assert repr(value.strip() if "\n" not in value else value) in str(exc.value)
+
+
+def test_the_service_listens_on_loopback_by_default_and_where_the_site_says() -> None:
+    default = site_from_dict({})
+    assert (default.service_ip, default.service_port, default.service_connect_ip) == ("127.0.0.1", None, None)
+    site = site_from_dict({"service_ip": "0.0.0.0", "service_port": "8090", "service_connect_ip": "Login1.example.org"})
+    assert (site.service_ip, site.service_port, site.service_connect_ip) == ("0.0.0.0", 8090, "Login1.example.org")
+    assert site_from_dict({"service_ip": "::1", "service_connect_ip": "fe80::1"}).service_ip == "::1"
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "words"),
+    [
+        ({"service_ip": "login1"}, "service_ip", "'login1' is not an IP address"),
+        ({"service_ip": "10.0.0.5\nc.JupyterHub.x=1"}, "service_ip", "line break"),
+        ({"service_port": 70000}, "service_port", "70000 is not a TCP port"),
+        ({"service_port": "80a"}, "service_port", "'80a' is not a whole number"),
+        ({"service_connect_ip": "bad host!"}, "service_connect_ip", "'bad host!' is not a host name"),
+        ({"service_connect_ip": "0.0.0.0"}, "service_connect_ip", "'0.0.0.0' is every interface"),
+        ({"service_ip": "0.0.0.0"}, "service_connect_ip", "must be set when service_ip is '0.0.0.0'"),
+        ({"service_ip": "::"}, "service_connect_ip", "must be set when service_ip is '::'"),
+    ],
+)
+def test_a_bad_service_address_is_refused_naming_it(raw: dict[str, object], key: str, words: str) -> None:
+    with pytest.raises(SiteError) as exc:
+        site_from_dict(raw)
+    assert [p.path for p in exc.value.problems] == [key]
+    assert words in str(exc.value)
