@@ -269,3 +269,29 @@ async def test_a_browser_without_a_session_is_sent_to_the_hubs_oauth_login(servi
     location = r.headers["Location"]
     assert "/hub/api/oauth2/authorize" in location and "client_id=service-sandfill" in location and "state=" in location
     assert b"sandfill_slurm" not in r.body and service.slurm.calls == []
+
+
+def test_server_jobs_get_the_services_url_and_no_token_but_their_own() -> None:
+    from traitlets.config import Config
+
+    from sandfill.hub.service.config import client_url
+    from sandfill.slurm.remote import URL_ENV
+
+    from .test_spawner import spawner
+
+    c = Config()
+    configure_services(c, SiteConfig(service_ip="0.0.0.0", service_port=8090, service_connect_ip="login1"))
+    svc = c.JupyterHub.services[0]
+    assert svc["url"] == "http://0.0.0.0:8090" and "api_token" not in svc  # the hub makes its token
+    sp = spawner(config=c)
+    env = sp._sbatch_env()
+    assert env[URL_ENV] == "http://login1:8090/services/sandfill/"
+    assert env["JUPYTERHUB_API_TOKEN"] == "server-token"  # the server's own, whose role may access the service
+    # a site's own environment for the jobs is kept; on one host the URL is loopback
+    c = Config()
+    c.BackfillSlurmSpawner.environment = {"SITE_VAR": "1"}
+    configure_services(c, SiteConfig())
+    env = spawner(config=c)._sbatch_env()
+    port = int(c.JupyterHub.services[0]["url"].rsplit(":", 1)[1])
+    assert env["SITE_VAR"] == "1" and env[URL_ENV] == client_url(SiteConfig(), port) == f"http://127.0.0.1:{port}/services/sandfill/"
+    assert client_url(SiteConfig(service_ip="::1"), 9) == "http://[::1]:9/services/sandfill/"
