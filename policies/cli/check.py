@@ -9,6 +9,7 @@ import sys
 from sandfill.policies.cli import CLIError, load_or_error
 from sandfill.policies.document.load import policy_warnings
 from sandfill.policies.document.model import ClusterShape
+from sandfill.policies.document.nodesets import parse_machine
 from sandfill.policies.document.render import render_sacctmgr, render_slurm_conf
 
 
@@ -22,7 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     r = sub.add_parser("render", help="print the slurm.conf fragment and sacctmgr commands")
     r.add_argument("file", help="policy YAML")
-    r.add_argument("--nodes", default="node[1-4]", help="Slurm node list (default node[1-4])")
+    r.add_argument("--nodes", default=None,
+                   help="Slurm node list (default: the --node-features nodes, else node[1-4])")
+    r.add_argument("--node-features", action="append", default=[], metavar="NODELIST=FEAT[+FEAT]",
+                   help="the cluster's nodes and their features (repeatable), e.g. cpu[1-2]=cpu "
+                        "gpu1=gpu: resolves tiers whose nodes are chosen by feature")
     r.add_argument("--no-accounting", action="store_true", help="the cluster has no slurmdbd")
     r.set_defaults(func=cmd_render)
 
@@ -54,7 +59,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         return 1
     accounting = not args.no_accounting
     try:
-        text = render_slurm_conf(policy, nodes=args.nodes, accounting=accounting)
+        machine = parse_machine(args.node_features)
+        nodes = args.nodes or (",".join(n.name for n in machine) if machine else "node[1-4]")
+        text = render_slurm_conf(policy, nodes=nodes, accounting=accounting, machine=machine)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     print(text, end="")

@@ -34,6 +34,7 @@ from sandfill.policies.document.errors import PolicyError, Problem
 from sandfill.policies.document.model import (
     BackfillSettings,
     ClusterShape,
+    NodeSet,
     Policy,
     PreemptionSettings,
     PrioritySettings,
@@ -42,6 +43,7 @@ from sandfill.policies.document.model import (
     SchedulerSettings,
     Tier,
 )
+from sandfill.policies.document.nodesets import empty_sets, expand_list
 from sandfill.schema import (
     Invalid,
     PositiveDuration,
@@ -87,6 +89,30 @@ class QosDoc(Strict):
     max_cpus_per_user: Count | None = None
 
 
+def _host_list(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a Slurm host list (a string such as gpu1 or cpu[1-2])")
+    expand_list(value)
+    return value
+
+
+class NodesDoc(Strict):
+    """A tier's node set: by feature (every listed one) or by Slurm host list; exactly one."""
+
+    features: Annotated[list[SlurmName], Field(min_length=1)] | None = None
+    list_: Annotated[str, BeforeValidator(_host_list)] | None = Field(None, alias="list")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> NodesDoc:
+        if (self.features is None) == (self.list_ is None):
+            raise Invalid([Problem("", "give exactly one of features: [..] or list: NODELIST")])
+        return self
+
+    def node_set(self) -> NodeSet:
+        feats = tuple(self.features) if self.features is not None else None
+        return NodeSet(features=feats, list_=self.list_)
+
+
 class TierDoc(Strict):
     partition: SlurmName | None = None  # default: the tier's name
     max_walltime: Seconds
@@ -97,6 +123,7 @@ class TierDoc(Strict):
     priority_job_factor: TierLevel = 1
     preempt_mode: PreemptModeName = "off"
     qos: QosDoc | None = None
+    nodes: NodesDoc | None = None  # default: every node of the cluster
 
     @model_validator(mode="wrap")
     @classmethod
@@ -187,6 +214,7 @@ def _tier(name: str, doc: TierDoc) -> Tier:
         priority_job_factor=doc.priority_job_factor,
         preempt_mode=doc.preempt_mode,
         qos=Qos(q.name or name, q.priority, q.max_jobs_per_user, q.max_cpus_per_user),
+        nodes=doc.nodes.node_set() if doc.nodes is not None else None,
     )
 
 
@@ -204,7 +232,7 @@ def _role_problems(roles: dict[str, str], names: list[str]) -> list[Problem]:
 
 
 _PARTITION_FIELDS = ("max_walltime", "default_walltime", "max_nodes", "priority_tier",
-                     "priority_job_factor", "preempt_mode", "qos")
+                     "priority_job_factor", "preempt_mode", "qos", "nodes")
 
 
 def _tier_problems(tiers: list[Tier]) -> list[Problem]:
@@ -352,7 +380,10 @@ def policy_to_mapping(policy: Policy) -> dict[str, Any]:
     tiers = {}
     for t in m["tiers"]:
         name = t.pop("name")
+        nodes = t.pop("nodes")
         t["qos"] = t.pop("qos")  # last, as in the file
+        if nodes is not None:  # only tiers with a node set say so
+            t["nodes"] = {k: v for k, v in nodes.items() if v is not None}
         tiers[name] = t
     m["priority"]["weights"] = m["priority"].pop("weights")
     return {"name": m.pop("name"), **m, "tiers": tiers, "roles": dict(policy.roles)}
@@ -430,7 +461,21 @@ def shape_problems(policy: Policy, shape: ClusterShape) -> list[Problem]:
                 t.qos.max_cpus_per_user,
                 f"exceeds the cluster's {shape.cpus} CPUs (the cap would never bind)",
             ))
+    return out + node_set_problems(policy, shape)
+
+
+def node_set_problems(policy: Policy, shape: ClusterShape) -> list[Problem]:
+    """Node sets that match none of the known machine's nodes (a partition Slurm would
+    refuse or leave empty); nothing when the machine's nodes are not known."""
+    out = [_at(f"tiers.{t.name}.nodes", _set_value(t.nodes), why)
+           for t, why in empty_sets(policy, shape.machine) if t.nodes is not None]
     return out
+
+
+def _set_value(nodes: NodeSet | None) -> object:
+    if nodes is None:
+        return None
+    return list(nodes.features) if nodes.features is not None else nodes.list_
 
 
 def _at(path: str, value: object, message: str) -> Problem:

@@ -23,11 +23,22 @@ SCHEDULER_TYPES: tuple[str, ...] = ("backfill", "builtin")
 
 
 @dataclass(frozen=True, slots=True)
+class MachineNode:
+    """One node of a known machine: its name, CPUs and features (``scontrol show nodes``)."""
+
+    name: str
+    cpus: int = 0
+    features: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterShape:
-    """Size of the machine a policy is meant for (used for consistency checks)."""
+    """Size of the machine a policy is meant for (used for consistency checks); ``machine``
+    lists its nodes when they are known (node sets are then checked against them)."""
 
     nodes: int
     cpus_per_node: int
+    machine: tuple[MachineNode, ...] = ()
 
     @property
     def cpus(self) -> int:
@@ -49,6 +60,20 @@ class Qos:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeSet:
+    """The nodes of a tier's partition: those carrying every one of ``features``, or the
+    Slurm host list ``list_`` (``gpu1``, ``cpu[1-2],bigmem1``). Exactly one is set."""
+
+    features: tuple[str, ...] | None = None
+    list_: str | None = None
+
+    def describe(self) -> str:
+        if self.features is not None:
+            return "features " + "&".join(self.features)
+        return f"nodes {self.list_}"
+
+
+@dataclass(frozen=True, slots=True)
 class Tier:
     """One service tier: a Slurm partition plus its QOS."""
 
@@ -62,6 +87,7 @@ class Tier:
     priority_tier: int = 1
     priority_job_factor: int = 1
     preempt_mode: PreemptMode = "off"
+    nodes: NodeSet | None = None  # the partition's nodes (None: every node of the cluster)
 
     @property
     def preemptable(self) -> bool:

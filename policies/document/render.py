@@ -18,8 +18,10 @@ sacctmgr(1) of Slurm 22.05:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from sandfill.policies.document.model import Policy, Tier
+from sandfill.policies.document.model import MachineNode, Policy, Tier
+from sandfill.policies.document.nodesets import resolve
 from sandfill.schema import check_slurm_name
 from sandfill.slurm import sacctmgr
 
@@ -44,8 +46,13 @@ class RenderError(ValueError):
     policy's own settings (defence in depth: the loader refuses such values first)."""
 
 
-def render_slurm_conf(policy: Policy, *, nodes: str, accounting: bool) -> str:
+def render_slurm_conf(policy: Policy, *, nodes: str, accounting: bool,
+                      machine: Sequence[MachineNode] = ()) -> str:
     """The slurm.conf INCLUDE fragment for ``policy`` on the nodes ``nodes`` (``node[1-4]``).
+
+    A tier with a node set gets its own ``Nodes=`` (:func:`tier_nodes`): a feature set needs
+    ``machine`` (the cluster's nodes with their features), a list is written as given unless
+    ``machine`` is known (then the machine's nodes it names).
 
     Every name is checked again here (a Policy can be built without the loader) and every
     line of the result must be a comment or ``Key=value`` settings of :data:`_KEYS`;
@@ -64,12 +71,33 @@ def render_slurm_conf(policy: Policy, *, nodes: str, accounting: bool) -> str:
         if tier.partition in seen:  # tiers sharing an identical partition
             continue
         seen.add(tier.partition)
-        lines.append(
-            _partition_line(policy, tier, nodes, tier.partition == default.partition, accounting)
-        )
+        lines.append(_partition_line(policy, tier, tier_nodes(tier, nodes, machine),
+                                     tier.partition == default.partition, accounting))
     for line in lines:
         check_line(line)
     return "\n".join(lines) + "\n"
+
+
+def tier_nodes(tier: Tier, nodes: str, machine: Sequence[MachineNode] = ()) -> str:
+    """The ``Nodes=`` of ``tier``'s partition: ``nodes`` (the cluster's) without a node set,
+    else the set resolved against ``machine``; RenderError naming the tier when a feature
+    set cannot be resolved or a set matches no node."""
+    if tier.nodes is None:
+        return nodes
+    if not machine:
+        if tier.nodes.list_ is None:
+            raise RenderError(f"tier {tier.name!r} selects {tier.nodes.describe()}: the cluster's "
+                              "nodes and their features are needed to render it")
+        listed = tier.nodes.list_
+    else:
+        names = resolve(tier.nodes, machine)
+        if not names:
+            raise RenderError(f"tier {tier.name!r}: {tier.nodes.describe()} matches none of the "
+                              f"cluster's nodes ({', '.join(n.name for n in machine)})")
+        listed = ",".join(names)
+    if not _NODES.fullmatch(listed):
+        raise RenderError(f"tier {tier.name!r}: the node list {listed!r} is not one slurm.conf takes")
+    return listed
 
 
 def check_names(policy: Policy) -> None:
