@@ -9,9 +9,9 @@ import contextlib
 import logging
 import math
 import os
-import re
+import shlex
+import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from dask_jobqueue import SLURMCluster
@@ -26,7 +26,9 @@ from sandfill.dask.model import WorkerJob
 from sandfill.dask.planner import GapPlanner
 from sandfill.dask.widget import ClusterWidget, LocalSource, jobs_table_html
 from sandfill.files import private_dir
+from sandfill.net import AddressError, local_address_toward
 from sandfill.slurm import QueuePoller, SlurmClient
+from sandfill.slurm.nodeaddr import NodeAddrError, node_addresses
 from sandfill.slurm.policy_meta import role_partition
 from sandfill.units import parse_memory
 
@@ -307,17 +309,16 @@ DEFAULT_SLURM_CONF = "/etc/slurm/slurm.conf"
 
 def _deploy_options(slurm_conf: str | None, cfg: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """``kwargs`` with the cluster's security, TLS staging and log directories resolved, and
-    where the scheduler (and, on a single-host Slurm, the workers) listen. A cluster without
+    where the scheduler and the workers listen (:func:`_listen_hosts`). A cluster without
     TLS is refused (unless the admin allows it), and so is a dashboard beyond loopback, before
     anything is made or submitted."""
     security = setting("security", kwargs.pop("security", None), cfg)
-    single = _single_host(slurm_conf)  # every node on loopback (the devcluster)
-    opts: dict[str, Any] = {"host": LOOPBACK} if single else {}
-    opts.update(setting("scheduler-options", None, cfg) or {})
+    opts: dict[str, Any] = dict(setting("scheduler-options", None, cfg) or {})
     opts.update(kwargs.pop("scheduler_options", None) or {})
     _refuse_insecure(security, kwargs.get("protocol"), opts)
     opts["dashboard_address"] = _loopback_address("scheduler-options.dashboard_address", opts.get("dashboard_address"))
-    kwargs["worker_extra_args"] = _worker_args(list(kwargs.pop("worker_extra_args", None) or setting("worker-extra-args", None, cfg) or []), single)
+    extra = _worker_args(list(kwargs.pop("worker_extra_args", None) or setting("worker-extra-args", None, cfg) or []))
+    kwargs["worker_extra_args"] = _listen_hosts(slurm_conf, cfg, kwargs, opts, extra)
     # the workers' TLS key is staged here: owner-only, tightened if it already exists
     tmp = private_dir(os.path.expanduser(setting("shared-temp-directory", kwargs.pop("shared_temp_directory", None), cfg)))
     logs = setting("log-directory", kwargs.pop("log_directory", None), cfg)
@@ -368,25 +369,43 @@ def _loopback_address(name: str, value: Any) -> str:
     return f"{LOOPBACK}:{addr['port'] or 0}"
 
 
-def _worker_args(extra: list[str], single: bool) -> list[str]:
-    """The workers' extra arguments: their dashboards on loopback, and on a single-host Slurm
-    their comms too (they listen and advertise themselves there)."""
+def _worker_args(extra: list[str]) -> list[str]:
+    """The workers' extra arguments with their dashboards on loopback."""
     flag = "--dashboard-address"
     if flag in extra:
         i = extra.index(flag)
         extra[i + 1 : i + 2] = [_loopback_address(f"worker-extra-args {flag}", extra[i + 1] if i + 1 < len(extra) else "")]
     else:
         extra += [flag, f"{LOOPBACK}:0"]
-    if single and "--host" not in extra:
-        extra += ["--host", LOOPBACK]
     return extra
 
 
-def _single_host(slurm_conf: str | None) -> bool:
-    """True when every node the Slurm config names lives on a loopback address."""
+def _listen_hosts(slurm_conf: str | None, cfg: str, kwargs: dict[str, Any], opts: dict[str, Any], extra: list[str]) -> list[str]:
+    """Where the scheduler and the workers listen, as on any site: the scheduler on the local
+    address of this host's route toward the worker nodes (their ``NodeAddr`` in slurm.conf),
+    each worker on its own node's address toward the scheduler (worked out in the job, by
+    ``python -m sandfill.net toward``). A host or interface the user set is kept. On a Slurm
+    whose nodes are all on one host's loopback both answers are 127.0.0.1. Returns the
+    workers' arguments; sets ``opts["host"]``; ValueError when no address can be found."""
+    if kwargs.get("interface") or opts.get("interface"):
+        return extra  # dask-jobqueue passes the interface to scheduler and workers alike
+    if not opts.get("host"):
+        opts["host"] = _scheduler_host(slurm_conf)
+    if "--host" not in extra and "--interface" not in extra:
+        python = kwargs.get("python") or setting("python", None, cfg) or sys.executable
+        toward = shlex.quote(str(opts["host"]))
+        extra += ["--host", f"$({shlex.quote(str(python))} -m sandfill.net toward {toward})"]
+    return extra
+
+
+def _scheduler_host(slurm_conf: str | None) -> str:
+    """The local address toward the first node slurm.conf declares."""
+    conf = slurm_conf or DEFAULT_SLURM_CONF
     try:
-        text = Path(slurm_conf or DEFAULT_SLURM_CONF).read_text()
-    except OSError:
-        return False
-    addrs = re.findall(r"^\s*NodeName=\S+.*?\bNodeAddr=(\S+)", text, flags=re.M | re.I)
-    return bool(addrs) and all(a.startswith("127.") or a in {"localhost", "::1"} for a in addrs)
+        peer = next(iter(node_addresses(conf).values()))
+        return local_address_toward(peer)
+    except (NodeAddrError, AddressError) as exc:
+        raise ValueError(
+            f"cannot tell where the scheduler should listen ({exc}); set "
+            "jobqueue.sandfill.scheduler-options.host to this host's address on the cluster network"
+        ) from None

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -65,7 +67,8 @@ def test_job_script_is_typed_and_fitted(dask_cfg: dict[str, object]) -> None:
     assert "squeue" not in script  # the keeper reads the job's end from the shared poller
     assert "export SANDFILL_LIFETIME=75\n" in script and "--lifetime ${SANDFILL_LIFETIME}s" in script
     assert "tls://127.0.0.1:" in script and "--tls-ca-file" in script and "--tls-key" in script
-    assert "--host 127.0.0.1" in script  # a single-host cluster: workers stay on loopback
+    # each worker listens on its node's address toward the scheduler (127.0.0.1 on one host)
+    assert "-m sandfill.net toward 127.0.0.1)" in script and "--host $(" in script
 
 
 @pytest.mark.slurm
@@ -415,6 +418,34 @@ def test_a_configured_interface_is_where_the_scheduler_listens(offsite: dict[str
         (listener,) = c.scheduler.listeners
         assert _bound_hosts(listener.tcp_server) == {"127.0.0.1"}
         assert "--interface lo" in c.job_script()
+
+
+def test_the_scheduler_listens_on_its_route_toward_the_nodes_and_workers_on_theirs(offsite: dict[str, object]) -> None:
+    """No loopback special case: the scheduler binds the local address toward the nodes
+    slurm.conf declares (192.0.2.50 here: not loopback, never 0.0.0.0), and each worker's
+    ``--host`` is worked out on its node toward that address."""
+    ours = _non_loopback_ip()
+    with BackfillSLURMCluster() as c:
+        (listener,) = c.scheduler.listeners
+        hosts = _bound_hosts(listener.tcp_server)
+        assert "0.0.0.0" not in hosts and len(hosts) == 1
+        (host,) = hosts
+        assert c.scheduler_address.startswith(f"tls://{host}:")
+        if ours is not None:
+            assert host == ours
+        assert f"--host $({shlex.quote(sys.executable)} -m sandfill.net toward {host})" in c.job_script()
+    with BackfillSLURMCluster(scheduler_options={"host": "127.0.0.1"}, worker_extra_args=["--host", "127.0.0.1"]) as c:
+        assert c.scheduler_address.startswith("tls://127.0.0.1:")  # the user's host is kept
+        assert "sandfill.net" not in c.job_script() and "--host 127.0.0.1" in c.job_script()
+    assert offsite["submitted"] == []
+
+
+def test_no_known_node_address_is_a_clear_error(offsite: dict[str, object], tmp_path: Path) -> None:
+    conf = tmp_path / "empty.conf"
+    conf.write_text("ClusterName=t\n")
+    with pytest.raises(ValueError, match=r"declares no node .*scheduler-options.host"):
+        BackfillSLURMCluster(slurm_conf=str(conf))
+    assert offsite["submitted"] == [] and not Path(str(offsite["tls"])).exists()
 
 
 def test_the_tls_staging_directory_is_owner_only(offsite: dict[str, object]) -> None:
