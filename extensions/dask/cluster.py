@@ -27,9 +27,10 @@ from sandfill.dask.planner import GapPlanner
 from sandfill.dask.widget import ClusterWidget, LocalSource, jobs_table_html
 from sandfill.files import private_dir
 from sandfill.net import AddressError, local_address_toward
-from sandfill.slurm import QueuePoller, SlurmClient
+from sandfill.slurm import SlurmClient
 from sandfill.slurm.nodeaddr import NodeAddrError, node_addresses
 from sandfill.slurm.policy_meta import role_partition
+from sandfill.slurm.remote import poller_for
 from sandfill.units import parse_memory
 
 log = logging.getLogger("sandfill.dask.cluster")
@@ -84,7 +85,7 @@ class BackfillSLURMCluster(SLURMCluster):
         self.slurm_conf = setting("slurm-conf", slurm_conf, cfg) or os.environ.get("SLURM_CONF")
         self.slurm = SlurmClient(self.slurm_conf)
         self.planner = GapPlanner(self.slurm, ttl=seconds("probe-cache-ttl", probe_cache_ttl, cfg))
-        self.poller = QueuePoller.shared(self.slurm_conf)
+        self.poller = poller_for(self.slurm_conf)  # the hub's sandfill service under a hub, else this process's
         self.keeper = Keeper(
             self,
             retire_margin=seconds("retire-margin", retire_margin, cfg),

@@ -479,3 +479,22 @@ def test_queue_queries_do_not_grow_with_the_number_of_workers(dask_cfg: dict[str
     one, twelve = life(1), life(12)
     print(f"queue queries over a cluster's life: {one} with 1 worker job, {twelve} with 12")
     assert twelve <= one + 5, f"queue queries grew with the workers: {one} for 1 worker job, {twelve} for 12"
+
+
+def test_under_a_hub_the_cluster_reads_the_sandfill_service(offsite: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server job has SANDFILL_SERVICE_URL and its token: its clusters' job states come from
+    the hub's one Slurm view; outside a hub, from this process's own poller."""
+    from sandfill.slurm import QueuePoller
+    from sandfill.slurm.remote import RemotePoller
+
+    monkeypatch.setenv("SANDFILL_SERVICE_URL", "http://127.0.0.1:9/services/sandfill/")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "server-token")
+    with BackfillSLURMCluster() as c:
+        remote = c.poller
+        assert isinstance(remote, RemotePoller) and remote.url == "http://127.0.0.1:9/services/sandfill/"
+        assert c.keeper.cluster.poller is remote
+    remote.close()
+    monkeypatch.delenv("SANDFILL_SERVICE_URL")
+    with BackfillSLURMCluster() as c:
+        assert type(c.poller) is QueuePoller and c.poller is QueuePoller.shared(c.slurm_conf)
+    assert offsite["submitted"] == []
