@@ -12,13 +12,17 @@ walltime.ts``) is its front end.
   (set by the spawner; default 600) before the end.
 - The end time is the job's ``end_time`` from ``squeue`` (Slurm 22.05 puts no end time in the
   job's environment, and an admin may change the limit); it is re-read every few minutes,
-  and a warning line is written to the server's log when the warning starts.
+  and a warning line is written to the server's log when the warning starts. Under a hub it
+  is read from the hub's ``sandfill`` service (:func:`sandfill.slurm.remote.poller_for`: one
+  Slurm view for every server), from this job's own ``squeue`` when the service does not
+  answer or outside a hub.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -31,19 +35,26 @@ from tornado import web
 
 from sandfill.lab.handlers import AUTH_RESOURCE
 from sandfill.slurm import SlurmClient, SlurmCommandError
+from sandfill.slurm.remote import RemotePoller, ServiceError, poller_for
+from sandfill.slurm.states import JobStatus
 
 REFRESH_S = 300.0
 DEFAULT_WARNING_S = 600
 WARNING_ENV = "SANDFILL_WALLTIME_WARNING"
 
+log = logging.getLogger("sandfill.lab.walltime")
+
 
 class WalltimeClock:
-    """The job's end time, re-read from Slurm at most every ``refresh`` seconds."""
+    """The job's end time, re-read at most every ``refresh`` seconds: from ``service`` (the
+    hub's sandfill service) when given and answering, else from Slurm (``client``)."""
 
-    def __init__(self, job_id: str | None, warn_before: int, client: SlurmClient | None = None, refresh: float = REFRESH_S) -> None:
+    def __init__(self, job_id: str | None, warn_before: int, client: SlurmClient | None = None, refresh: float = REFRESH_S,
+                 service: RemotePoller | None = None) -> None:
         self.job_id = job_id
         self.warn_before = warn_before
         self.client = client or SlurmClient()
+        self.service = service
         self.refresh = refresh
         self.end_time: float | None = None
         self.checked: float = 0.0
@@ -56,7 +67,7 @@ class WalltimeClock:
             return
         self.checked = now
         try:
-            statuses = await self.client.squeue([self.job_id])
+            statuses = await self._lookup(self.job_id)
         except SlurmCommandError as exc:
             self.error = str(exc)  # keep the last known end time
             return
@@ -64,6 +75,14 @@ class WalltimeClock:
         status = statuses.get(self.job_id)
         if status is not None and status.end_time is not None:
             self.end_time = status.end_time
+
+    async def _lookup(self, job_id: str) -> dict[str, JobStatus]:
+        if self.service is not None:
+            try:
+                return await asyncio.to_thread(self.service.fetch, [job_id])  # one GET, off the loop
+            except ServiceError as exc:
+                log.info("sandfill: %s; asking Slurm for job %s's end", exc, job_id)
+        return await self.client.squeue([job_id])
 
     def info(self, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
@@ -126,7 +145,9 @@ def setup_walltime(serverapp: Any, client: SlurmClient | None = None) -> Walltim
     """Serve ``<base_url>/sandfill/walltime`` for the job ``$SLURM_JOB_ID`` and, inside a job,
     watch its end time to write the warning to the server's log."""
     warn = warning_seconds(os.environ, serverapp.log)
-    clock = WalltimeClock(os.environ.get("SLURM_JOB_ID"), warn, client)
+    remote = poller_for()
+    service = remote if isinstance(remote, RemotePoller) and client is None else None
+    clock = WalltimeClock(os.environ.get("SLURM_JOB_ID"), warn, client, service=service)
     web_app = serverapp.web_app
     web_app.settings["sandfill_walltime"] = clock
     route = url_path_join(web_app.settings["base_url"], "sandfill", "walltime")

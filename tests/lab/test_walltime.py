@@ -133,3 +133,48 @@ async def test_route_needs_authentication(jp_fetch: Any, jp_base_url: str, jp_ht
     url = f"http://localhost:{jp_http_port}{jp_base_url}sandfill/walltime"
     r = await AsyncHTTPClient().fetch(url, raise_error=False)
     assert r.code in {401, 403}, r.code
+
+
+class FakeService:
+    """The sandfill service's ``api/jobs`` (:meth:`RemotePoller.fetch`), or its failure."""
+
+    def __init__(self, end: float, fail: bool = False) -> None:
+        self.end = end
+        self.fail = fail
+        self.asked: list[list[str]] = []
+
+    def fetch(self, job_ids: list[str]) -> dict[str, JobStatus]:
+        self.asked.append(list(job_ids))
+        if self.fail:
+            from sandfill.slurm.remote import ServiceError
+
+            raise ServiceError("the sandfill service does not answer: [Errno 111] Connection refused")
+        return {j: JobStatus(job_id=j, state="RUNNING", end_time=self.end) for j in job_ids}
+
+
+async def test_under_a_hub_the_end_comes_from_the_service_and_slurm_only_when_it_does_not_answer() -> None:
+    slurm, service = FakeSlurm(end=NOW + 100), FakeService(end=NOW + 3600)
+    c = WalltimeClock("42", 600, client=slurm, refresh=300, service=service)  # type: ignore[arg-type]
+    await c.update(now=NOW)
+    assert service.asked == [["42"]] and slurm.asked == [] and c.info(now=NOW)["end_time"] == NOW + 3600
+    service.fail = True
+    await c.update(now=NOW + 300)
+    assert slurm.asked == [["42"]] and c.info(now=NOW)["end_time"] == NOW + 100 and c.error is None
+
+
+def test_the_server_extension_asks_the_service_when_the_hub_gives_its_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from sandfill.lab.walltime import setup_walltime
+    from sandfill.slurm.remote import RemotePoller
+
+    app = SimpleNamespace(web_app=SimpleNamespace(settings={"base_url": "/"}, add_handlers=lambda *a: None),
+                          log=logging.getLogger("test"), io_loop=SimpleNamespace(add_callback=lambda f: None))
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv("SANDFILL_SERVICE_URL", raising=False)
+    assert setup_walltime(app).service is None
+    monkeypatch.setenv("SANDFILL_SERVICE_URL", "http://127.0.0.1:9/services/sandfill/")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "server-token")
+    service = setup_walltime(app).service
+    assert isinstance(service, RemotePoller) and service.url == "http://127.0.0.1:9/services/sandfill/"
+    service.close()
