@@ -15,12 +15,15 @@ class Availability:
     __slots__ = ("times", "free", "capacity")
 
     def __init__(self, now: int, capacity: int, free_now: int, ends: list[tuple[int, int]]):
-        """``ends``: (time, units) freed at that time by running jobs (any order)."""
+        """``ends``: (time, units) freed at that time by running jobs (any order). A job past
+        its planned end still holds its units (it is completing, as with ``release_delay``):
+        they count from the next second, never as free now."""
         self.capacity = capacity
         times = [now]
         free = [free_now]
         cur = free_now
         for t, u in sorted(ends):
+            t = max(t, now + 1)
             cur += u
             if t <= times[-1]:
                 free[-1] = cur

@@ -37,9 +37,11 @@ def check_schedule(result: SimResult, *, max_violations: int = 20) -> list[str]:
         if st >= 0 and result.end[j] < 0 and j not in result.rejected:
             if add(f"job {ids[j]} started at {st} but never ended"):
                 return out
+    held = result.config.release_delay  # a finished job keeps its units this long (COMPLETING)
     for s in result.segments:
-        if s.outcome != "preempted" and s.end - s.start > result.job_limit[s.job]:
-            if add(f"job {ids[s.job]} ran {s.end - s.start}s past its limit"):
+        if s.outcome != "preempted" and s.end - s.start > result.job_limit[s.job] + held:
+            over = s.end - s.start - result.job_limit[s.job] - held
+            if add(f"job {ids[s.job]} held its units {over}s past its limit"):
                 return out
 
     # 2. no over-commit: sweep (ends before starts at equal times)

@@ -33,3 +33,11 @@ def test_earliest_fit_from_a_known_bound() -> None:
         bounds = [b for b in prof.times if want is None or b <= want]
         for b in bounds:
             assert prof.earliest_fit(units, plan, 3600, b) == want
+
+
+def test_a_job_past_its_planned_end_is_not_free_now() -> None:
+    """A job that timed out but still completes (release_delay) holds its units: they free
+    from the next second, so a pass cannot start another job on them now."""
+    prof = Availability(640, 2, 0, [(600, 2)])
+    assert prof.times == [640, 641] and prof.free == [0, 2]
+    assert not prof.fits_now(1, 60)

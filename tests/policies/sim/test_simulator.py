@@ -412,3 +412,13 @@ def test_queue_head_cut_is_reused_only_while_it_holds() -> None:
             assert head == list(islice(sim.ordered_queue(), m))
             assert sim.queue_first() == next(iter(sim.ordered_queue()), None)
         assert reused > 100, reused
+
+
+def test_a_timed_out_job_that_keeps_its_units_while_completing_is_not_overcommitted() -> None:
+    """release_delay: a job killed at its limit holds its CPUs 120 s more. A job that arrives
+    in those 120 s used to be started on them ("scheduler over-committed")."""
+    jobs = (Job(0, 0, 900, 2, "u", 600), Job(1, 10, 600, 2, "u", 600), Job(2, 640, 60, 1, "u", 60))
+    res = simulate(policy_from_mapping(_fifo()), Workload(jobs),
+                   SimConfig(nodes=2, cpus_per_node=1, alloc="cpu", release_delay=120))
+    assert res.start == [0, 720, 1440] and res.end == [600, 1320, 1500]
+    assert check_schedule(res) == []
