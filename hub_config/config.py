@@ -53,6 +53,8 @@ def _hub(c: Any, site: SiteConfig, state: Path) -> None:
     c.JupyterHub.hub_ip = site.hub_ip
     c.JupyterHub.hub_port = site.hub_port
     c.JupyterHub.hub_connect_ip = site.hub_connect_ip
+    if site.hub_connect_url:
+        c.JupyterHub.hub_connect_url = site.hub_connect_url
     c.JupyterHub.base_url = site.base_url
     _origins(c, site)
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
@@ -102,11 +104,22 @@ def _spawner(s: Any, site: SiteConfig) -> None:
     s.ip = site.server_ip
     if site.exec_host:
         s.exec_host = site.exec_host
+    _site_jobs(s, site)
     s.walltime_warning = Duration(site.walltime_warning)
     s.start_timeout = site.start_timeout  # JupyterHub's own traitlets: whole seconds
     s.http_timeout = 120
     s.poll_interval = site.poll_interval  # cheap: poll() reads the shared poller's cache
     s.default_url = "/lab"
+
+
+def _site_jobs(s: Any, site: SiteConfig) -> None:
+    """What the site adds to every job: its Python environment, its prologue, and per partition
+    the extra #SBATCH options and the GRES users may ask for."""
+    if site.python_env:
+        s.singleuser_bin_dir = f"{site.python_env.rstrip('/')}/bin"
+    s.script_prologue = "\n".join(site.prologue)
+    s.partition_sbatch = {name: list(p.sbatch) for name, p in site.partition_settings.items() if p.sbatch}
+    s.partition_gres = {name: dict(p.gres) for name, p in site.partition_settings.items() if p.gres}
 
 
 def _culler(c: Any, site: SiteConfig) -> None:

@@ -40,14 +40,20 @@ umask 077
 export PATH={{ path | sh }}
 {% for name, value in env.items() %}export {{ name }}={{ value | sh }}
 {% endfor %}
+{% if prologue %}# the site's prologue (site file: prologue), run as written; set -u paused for it,
+# as module and conda scripts expect
+set +u
 {{ prologue }}
-echo "sandfill: notebook server job $SLURM_JOB_ID on $(hostname) ({{ describe }})"
+set -u
+{% endif %}echo "sandfill: notebook server job $SLURM_JOB_ID on $(hostname) ({{ describe }})"
 exec {{ command | join_sh }}
 """
 
 _SBATCH_VALUE = re.compile(r"[A-Za-z0-9_.:/%+-]+")  # full matches
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_DIRECTIVE = re.compile(r"#SBATCH --[a-z][a-z-]*(=[A-Za-z0-9_.:/%+,=-]+)?")
+#: sbatch reads these lines itself (bash sees comments): '&', '|' (--constraint) and '@'
+#: (--licenses) are plain characters there
+_DIRECTIVE = re.compile(r"#SBATCH --[a-z][a-z-]*(=[A-Za-z0-9_.:/%+,=&|@-]+)?")
 
 
 class ScriptError(ValueError):
@@ -90,6 +96,8 @@ class ScriptContext:
         for line in self.extra_directives:
             if not _DIRECTIVE.fullmatch(line):
                 raise ScriptError(f"extra directive {line!r} is not a single '#SBATCH --option[=value]' line")
+        if "\0" in self.prologue:
+            raise ScriptError("the prologue contains a NUL character")
         for text in (self.path, self.describe, *self.command, *self.env.values()):
             if "\n" in text or "\r" in text or "\0" in text:
                 raise ScriptError(f"{text!r} contains a line break")

@@ -108,6 +108,20 @@ class SpawnerSettings(LoggingConfigurable):
         30.0,
         min=1,
         max=600,
+    partition_sbatch = Dict(
+        List(Unicode()),
+        help="""Extra #SBATCH options per partition (site-defined, whitelisted by the site file's
+        partition_settings), e.g. {'gpu': ['--constraint=a100']}; a profile's own options
+        (Profile.sbatch) follow them.""",
+    ).tag(config=True)
+
+    partition_gres = Dict(
+        Dict(Integer()),
+        help="""The GRES users may ask for per partition: name → the most one server may ask,
+        e.g. {'gpu': {'gpu': 2}}. The form offers 0 to that many on that partition only and the
+        request becomes '#SBATCH --gres=gpu:N'; any other partition takes no GRES.""",
+    ).tag(config=True)
+
         help="""Seconds (1 to 600) one sbatch may take. After a timeout the hub looks for the
         job in the queue (it may have been queued) and adopts it, so no job is left behind.""",
     ).tag(config=True)

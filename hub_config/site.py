@@ -25,7 +25,9 @@ from typing import Annotated, Any, get_origin
 import yaml
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from sandfill import units
 from sandfill.schema import (
+    SLURM_NAME,
     MemoryMiB,
     PositiveDuration,
     Problem,
@@ -53,7 +55,7 @@ class SiteError(SchemaError):
 
 def _text(value: Any) -> str:
     if isinstance(value, str) and any(ch in value for ch in "\n\r\0"):
-        raise ValueError(f"{value!r} contains a line break")
+        raise ValueError(f"{value!r} contains a line break or a NUL character")
     return value.strip() if isinstance(value, str) else value
 
 
@@ -98,6 +100,12 @@ def _ip(value: Any) -> Any:
     return value
 
 
+def _nonempty(value: Any) -> Any:
+    if value == "":
+        raise ValueError("is an empty line")
+    return value
+
+
 def _host(value: Any) -> Any:
     """A host name or an IP address that clients connect to (not ``0.0.0.0``)."""
     try:
@@ -111,6 +119,93 @@ def _host(value: Any) -> Any:
     return value
 
 
+#: an absolute path with no '..', whitespace or shell character (it reaches a batch script)
+_PATH = re.compile(r"/(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9_.+/-]*")
+#: ``http(s)://host:port[/path/]``: where the jobs reach the hub's API (``JupyterHub.hub_connect_url``)
+_URL = re.compile(r"https?://(?P<host>[A-Za-z0-9.-]+):(?P<port>\d{1,5})(?:/[A-Za-z0-9_.~/-]*)?")
+_FEATURE = r"[A-Za-z0-9_.-]+"
+_GRES_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_GRES_SPEC = rf"{_GRES_NAME.pattern}(?::{_FEATURE})?(?::\d{{1,4}})?"
+_MAIL_TYPES = ("NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND", "STAGE_OUT",
+               "TIME_LIMIT", "TIME_LIMIT_90", "TIME_LIMIT_80", "TIME_LIMIT_50", "ARRAY_TASKS")
+_HINTS = ("compute_bound", "memory_bound", "multithread", "nomultithread")
+
+
+def _listed(words: tuple[str, ...]) -> re.Pattern[str]:
+    one = "|".join(words)
+    return re.compile(rf"(?:{one})(?:,(?:{one}))*")
+
+
+def _is_memory(value: str) -> bool:
+    try:
+        units.parse_memory(value)
+    except units.UnitError:
+        return False
+    return True
+
+
+#: the ``#SBATCH`` options a site may add to a profile's or a partition's server jobs, each
+#: with the values it takes (None: a flag, no value). Everything else -- above all what the
+#: batch script sets itself (partition, CPUs, memory, time, output, export, chdir, job name)
+#: and what would change who or where the job runs (--uid, --chdir, --get-user-env) -- is
+#: refused. --account is the user's choice on the form, checked against their associations.
+SBATCH_OPTIONS: dict[str, tuple[re.Pattern[str] | None, str]] = {
+    "qos": (SLURM_NAME, "a QOS name"),
+    "constraint": (re.compile(rf"{_FEATURE}(?:[&|,]{_FEATURE})*"), "node features joined by &, | or ,"),
+    "gres": (re.compile(rf"{_GRES_SPEC}(?:,{_GRES_SPEC})*"), "name[:type][:count], comma-separated"),
+    "licenses": (re.compile(rf"{_FEATURE}(?:@{_FEATURE})?(?::\d{{1,4}})?(?:,{_FEATURE}(?:@{_FEATURE})?(?::\d{{1,4}})?)*"),
+                 "license[@server][:count], comma-separated"),
+    "exclusive": (None, "no value"),
+    "mail-type": (_listed(_MAIL_TYPES), f"comma-separated {', '.join(_MAIL_TYPES)}"),
+    "reservation": (SLURM_NAME, "a reservation name"),
+    "wckey": (SLURM_NAME, "a workload characterization key"),
+    "nice": (re.compile(r"\d{1,7}"), "a whole number 0 or more"),
+    "hint": (_listed(_HINTS), f"one of {', '.join(_HINTS)}"),
+    "threads-per-core": (re.compile(r"[1-9]\d{0,2}"), "a whole number 1 or more"),
+    "tmp": (re.compile(r"\S+"), "an amount of disk, e.g. 10G"),
+}
+_SBATCH_LINE = re.compile(r"--(?P<option>[a-z][a-z-]*)(?:=(?P<value>.*))?")
+
+
+def _sbatch_option(value: Any) -> Any:
+    """One ``--option[=value]`` an admin adds to server jobs: a whitelisted option (:data:`SBATCH_OPTIONS`)
+    with a value of its type."""
+    if not isinstance(value, str):
+        return value
+    match = _SBATCH_LINE.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not an '--option=value' for an #SBATCH line")
+    option, arg = match["option"], match["value"]
+    if option not in SBATCH_OPTIONS:
+        raise ValueError(f"{value!r}: --{option} is not an option a site may add (allowed: "
+                         f"{', '.join('--' + o for o in SBATCH_OPTIONS)})")
+    pattern, what = SBATCH_OPTIONS[option]
+    bad = (arg is not None) if pattern is None else (arg is None or not pattern.fullmatch(arg))
+    if not bad and option == "tmp":
+        bad = not _is_memory(arg or "")
+    if bad:
+        raise ValueError(f"{value!r}: --{option} takes {what}")
+    return value
+
+
+def _url(value: Any) -> Any:
+    match = _URL.fullmatch(value) if isinstance(value, str) else None
+    try:
+        ok = match is not None and 1 <= int(match["port"]) <= 65535 and _host(match["host"])
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{value!r} is not a URL such as 'http://10.0.0.5:8081' (http or https, a host, a port, "
+                         "an optional path)")
+    return value
+
+
+def _nonempty(value: Any) -> Any:
+    if value == "":
+        raise ValueError("is an empty line")
+    return value
+
+
 Text = Annotated[str, BeforeValidator(_text)]
 Name = Annotated[str, _pattern(_NAME, "a valid name (letters, digits, '_', '.', '-')")]
 UserName = Annotated[str, _pattern(USER_NAME, "a valid user name")]
@@ -120,6 +215,12 @@ Walltime = PositiveDuration
 Origin = Annotated[str, BeforeValidator(_text), AfterValidator(_origin)]
 ListenIP = Annotated[str, BeforeValidator(_text), AfterValidator(_ip)]
 Host = Annotated[str, BeforeValidator(_text), AfterValidator(_host)]
+Url = Annotated[str, BeforeValidator(_text), AfterValidator(_url)]
+AbsPath = Annotated[str, BeforeValidator(_text), _pattern(_PATH, "an absolute path (letters, digits, '_', '.', '+', '-', no '..')")]
+#: one shell line of the site's prologue (admin-trusted: it runs as is in every job)
+ShellLine = Annotated[str, BeforeValidator(_text), AfterValidator(_nonempty)]
+SbatchOption = Annotated[str, BeforeValidator(_text), AfterValidator(_sbatch_option)]
+GresName = Annotated[str, _pattern(_GRES_NAME, "a GRES name (lower-case letters, digits, '_')")]
 
 
 class Profile(Strict):
@@ -135,6 +236,7 @@ class Profile(Strict):
     partition: SlurmName | None = None  # None: the site's default_partition
 
     def label(self) -> str:
+    sbatch: tuple[SbatchOption, ...] = ()  # extra #SBATCH options of this profile's jobs (whitelisted)
         return self.description or self.name
 
 
@@ -147,13 +249,25 @@ DEFAULT_PROFILES: tuple[Profile, ...] = (
 
 class SiteConfig(Strict):
     """Every setting of a site, typed: durations in seconds, memory in MiB."""
+class PartitionSettings(Strict):
+    """What a site adds to the server jobs of one partition: ``#SBATCH`` options (whitelisted,
+    :data:`SBATCH_OPTIONS`) and the GRES a user may ask for there (name → the most one job
+    may ask; the form offers 0 to that many on this partition only)."""
+
+    sbatch: tuple[SbatchOption, ...] = ()
+    gres: dict[GresName, Annotated[int, BeforeValidator(_whole), Field(ge=1, le=1024)]] = Field(default_factory=dict)
+
+
 
     # where the hub listens and where compute nodes reach it
     ip: Text = "127.0.0.1"
     port: Port = 8000
     hub_ip: Text = "127.0.0.1"
     hub_port: Port = 8081
-    hub_connect_ip: Text = "127.0.0.1"
+    hub_connect_ip: Host = "127.0.0.1"
+    # the whole URL the jobs reach the hub's API at (https, a port forwarded elsewhere); it
+    # overrides hub_connect_ip and hub_port for the jobs. None: http://hub_connect_ip:hub_port
+    hub_connect_url: Url | None = None
     proxy_api_port: Port = 8001
     base_url: Text = "/"
     # each user's server on a subdomain of this origin (``https://<user>.hub.example.org/``):
@@ -176,6 +290,14 @@ class SiteConfig(Strict):
     default_partition: SlurmName = "interactive"
     server_ip: Text = "0.0.0.0"
     exec_host: Text | None = None  # every server job is reached at this address (devcluster)
+    # the jobs' Python environment (a venv or conda prefix on the shared filesystem): its bin
+    # holds jupyterhub-singleuser, batchspawner-singleuser and dask. None: the hub's own
+    python_env: AbsPath | None = None
+    # shell lines run in every server job and every Dask worker job before the server or the
+    # worker starts (``module load``, ``source``, ``conda activate``). Admin-trusted shell
+    prologue: tuple[ShellLine, ...] = ()
+    # per partition: extra #SBATCH options (whitelisted) and the GRES users may ask for
+    partition_settings: dict[SlurmName, PartitionSettings] = Field(default_factory=dict)
     # limits of the form
     max_cpus: Count = 8
     max_memory: MemoryMiB = 32768
@@ -288,3 +410,16 @@ def cross_check(site: SiteConfig) -> list[Problem]:
         if prof.partition is not None and prof.partition not in site.partitions:
             out.append(Problem(f"{where}.partition", f"{prof.partition!r} is not in partitions ({parts})"))
     return out
+    return out + _partition_problems(site)
+
+
+def _partition_problems(site: SiteConfig) -> list[Problem]:
+    """``partition_settings`` only for partitions offered; a partition whose users choose a
+    GRES has no ``--gres`` of its own (the two lines would contradict each other)."""
+    out: list[Problem] = []
+    for name, extra in site.partition_settings.items():
+        where = f"partition_settings.{name}"
+        if name not in site.partitions:
+            out.append(Problem(where, f"{name!r} is not in partitions ({', '.join(site.partitions)})"))
+        if extra.gres and any(line.startswith("--gres=") for line in extra.sbatch):
+            out.append(Problem(f"{where}.sbatch", "a --gres line contradicts this partition's gres choices; use one of them"))

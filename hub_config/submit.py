@@ -23,6 +23,10 @@ HUB_SECRETS = frozenset({
     "CONFIGPROXY_AUTH_TOKEN", "JUPYTERHUB_CRYPT_KEY", "JPY_COOKIE_SECRET", "JUPYTERHUB_COOKIE_SECRET",
 })
 _SBATCH_KEEP = ("LANG", "LC_ALL")
+#: the site's prologue for the user's Dask worker jobs: dask.config's
+#: ``jobqueue.sandfill.site-prologue`` (a Python list literal, as dask reads DASK_* variables),
+#: set in the server job's environment, so every kernel's clusters run it (sandfill.dask.job)
+SITE_PROLOGUE_ENV = "DASK_JOBQUEUE__SANDFILL__SITE_PROLOGUE"
 
 
 class SpawnFailed(RuntimeError):
@@ -90,6 +94,8 @@ class SubmitAsUser:
             env["SLURM_CONF"] = self.slurm_conf
         env["SANDFILL_WALLTIME_WARNING"] = str(self.walltime_warning.seconds)  # seconds, for sandfill.lab
         env["SLURM_UMASK"] = "0077"  # the job's log (made by slurmstepd) and files: private
+        if self.script_prologue:
+            env[SITE_PROLOGUE_ENV] = repr(self.script_prologue.splitlines())
         return env
 
     def _sbatch_env(self) -> dict[str, str]:
@@ -99,6 +105,13 @@ class SubmitAsUser:
         env.update({k: os.environ[k] for k in _SBATCH_KEEP if k in os.environ})
         env.update(self._submit_env())
         return env
+
+    def site_directives(self, request: ResourceRequest) -> list[str]:
+        """The site's #SBATCH lines for ``request``: the site-wide ones, then its partition's,
+        then its profile's (the site file validated each option against its whitelist)."""
+        profile = next((p for p in self.profiles if p.name == request.profile), None)
+        options = [*self.partition_sbatch.get(request.partition, ()), *(profile.sbatch if profile else ())]
+        return [*self.extra_directives, *(f"#SBATCH {option}" for option in options)]
 
     def render_script(self, request: ResourceRequest, home: str) -> str:
         output = self.job_output.replace("{home}", home)
@@ -117,7 +130,7 @@ class SubmitAsUser:
             env=self._submit_env(),
             path=f"{bindir}:/usr/local/bin:/usr/bin:/bin",
             command=command,
-            extra_directives=self.extra_directives,
+            extra_directives=self.site_directives(request),
             prologue=self.script_prologue,
         )
         return render_script(self.script_template, ctx)

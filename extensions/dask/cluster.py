@@ -31,6 +31,7 @@ from sandfill.slurm import SlurmClient
 from sandfill.slurm.nodeaddr import NodeAddrError, node_addresses
 from sandfill.slurm.policy_meta import role_partition
 from sandfill.slurm.remote import poller_for
+from sandfill.slurm.view import schedule_for
 from sandfill.units import parse_memory
 
 log = logging.getLogger("sandfill.dask.cluster")
@@ -84,8 +85,9 @@ class BackfillSLURMCluster(SLURMCluster):
         cfg = config_name or CONFIG_NAME
         self.slurm_conf = setting("slurm-conf", slurm_conf, cfg) or os.environ.get("SLURM_CONF")
         self.slurm = SlurmClient(self.slurm_conf)
-        self.planner = GapPlanner(self.slurm, ttl=seconds("probe-cache-ttl", probe_cache_ttl, cfg))
         self.poller = poller_for(self.slurm_conf)  # the hub's sandfill service under a hub, else this process's
+        self.planner = GapPlanner(self.slurm, ttl=seconds("probe-cache-ttl", probe_cache_ttl, cfg),
+                                  schedule=schedule_for(self.poller, self.slurm))
         self.keeper = Keeper(
             self,
             retire_margin=seconds("retire-margin", retire_margin, cfg),

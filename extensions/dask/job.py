@@ -12,6 +12,7 @@ from typing import Any
 from dask_jobqueue.slurm import SLURMJob
 from distributed.deploy.spec import ProcessInterface
 
+import dask
 from sandfill.dask.config import CONFIG_NAME, memory_mib, seconds, setting
 from sandfill.dask.planner import GapPlanner, Plan
 from sandfill.slurm import SlurmClient
@@ -29,6 +30,14 @@ LIFETIME_PROLOGUE = f"""\
 export SANDFILL_LIFETIME={LIFETIME}
 echo "sandfill: job $SLURM_JOB_ID: its workers retire after $SANDFILL_LIFETIME s at the latest"
 """
+
+
+def site_prologue(config_name: str = CONFIG_NAME) -> list[str]:
+    """The site's prologue lines (module load, conda activate…), run first in every worker job:
+    the hub puts them in the server job's environment as ``jobqueue.sandfill.site-prologue``
+    (``sandfill.hub.submit.SITE_PROLOGUE_ENV``), so each kernel's dask reads them."""
+    lines = dask.config.get(f"jobqueue.{config_name}.site-prologue", None) or []
+    return [lines] if isinstance(lines, str) else [str(line) for line in lines]
 
 
 class BackfillSLURMJob(SLURMJob):
@@ -77,7 +86,7 @@ class BackfillSLURMJob(SLURMJob):
             name=name,
             walltime=format_duration(self.min_walltime),
             worker_extra_args=extra_args,
-            job_script_prologue=[*user_prologue, LIFETIME_PROLOGUE],
+            job_script_prologue=[*site_prologue(cfg), *user_prologue, LIFETIME_PROLOGUE],
             config_name=cfg,
             **kwargs,
         )

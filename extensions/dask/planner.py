@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from sandfill.slurm import SlurmClient, SlurmCommandError, sinfo
 from sandfill.slurm.scontrol import Reservation
+from sandfill.slurm.view import ServiceSchedule
 
 log = logging.getLogger("sandfill.dask.planner")
 
@@ -53,8 +54,12 @@ class ScheduleView:
 
 
 class GapPlanner:
-    def __init__(self, client: SlurmClient, *, ttl: float = 10.0, safety: float = 60.0) -> None:
+    def __init__(self, client: SlurmClient, *, ttl: float = 10.0, safety: float = 60.0,
+                 schedule: SlurmClient | ServiceSchedule | None = None) -> None:
         self.client = client
+        #: where the picture comes from: Slurm, or the hub's sandfill service under a hub
+        #: (``sbatch --test-only`` always asks Slurm, as the user: the service cannot)
+        self.schedule = schedule or client
         self.ttl = ttl
         self.safety = safety  # keep this far from a planned start (Slurm plans in minutes)
         self._views: dict[str, ScheduleView] = {}
@@ -103,7 +108,7 @@ class GapPlanner:
         taken = time.time()
         self.probes += 3
         nodes, blocked, reservations = await asyncio.gather(
-            self.client.nodes(partition), self.client.planned_starts(), self._reservations()
+            self.schedule.nodes(partition), self.schedule.planned_starts(), self._reservations()
         )
         free: dict[str, int] = {}
         mem: dict[str, int] = {}
@@ -125,7 +130,7 @@ class GapPlanner:
         """Advance reservations; none when the controller will not say (``sbatch
         --test-only`` still confirms a gap before a job is sent into it)."""
         try:
-            return await self.client.reservations()
+            return await self.schedule.reservations()
         except SlurmCommandError as exc:
             log.info("scontrol show reservation failed: %s", exc)
             return []

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandfill.policies.document.model import BackfillSettings
+from sandfill.policies.document.model import BackfillSettings, NodeSet
+from sandfill.policies.document.nodesets import expand_list, resolve
 from sandfill.policies.live.state import LiveState
 from sandfill.slurm.scontrol import scheduler_params
 from sandfill.units import format_duration, parse_slurm_time
@@ -70,6 +71,9 @@ def _tiers(state: LiveState, meta: dict[str, Any], preempt_type: str,
         for tname in tier_of_part.get(pname) or [pname]:
             tiers[tname] = _tier(state, p, tname, preempt_type, notes)
             tiers[tname]["max_cpus_per_job"] = max_cpus.get(tname)
+            nodes = node_set(state, p.get("Nodes", ""), tname, meta)
+            if nodes is not None:
+                tiers[tname]["nodes"] = nodes
             if p.get("Default") == "YES" and default_tier is None:
                 default_tier = tname
     return tiers, default_tier
@@ -103,6 +107,38 @@ def _tier(state: LiveState, p: dict[str, str], tname: str, preempt_type: str,
         "preempt_mode": pmode,
         "qos": qos,
     }
+
+
+def node_set(state: LiveState, listed: str, tier: str, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """A partition's ``Nodes=`` as the tier's node set: None when it is the whole cluster
+    (the node list the fragment was written for, every node, or one list all partitions
+    share while the metadata names no node set); the set the fragment's
+    metadata gives for the tier when it resolves to exactly these nodes; else the list."""
+    have = _expand(listed)
+    written = (meta.get("node_sets") or {}).get(tier)
+    if isinstance(written, dict) and state.nodes:
+        try:
+            ns = NodeSet(features=tuple(written["features"]) if "features" in written else None,
+                         list_=written.get("list"))
+            if set(resolve(ns, state.nodes)) == have:
+                return written
+        except (KeyError, TypeError, ValueError):
+            pass  # a hand-edited metadata line: the nodes as Slurm has them
+    base = meta.get("nodes")
+    everything = {n.name for n in state.nodes}
+    shared = len({q.get("Nodes", "") for q in state.partitions}) == 1
+    if (shared and not meta.get("node_sets")) or listed == "ALL" or (isinstance(base, str) and have == _expand(base)) or have == everything:
+        return None
+    if not isinstance(base, str) and not state.nodes:
+        return None  # nothing to compare with: taken as the whole cluster, as before
+    return {"list": listed}
+
+
+def _expand(listed: str) -> set[str]:
+    try:
+        return set(expand_list(listed))
+    except ValueError:
+        return set()
 
 
 def _roles(meta: dict[str, Any], tiers: dict[str, Any], default_tier: str | None,

@@ -51,3 +51,24 @@ def test_bad_settings_are_named(kw: dict[str, Any], needle: str) -> None:
     with pytest.raises(ValueError) as err:
         job(**kw)
     assert needle in str(err.value)
+
+
+def test_the_sites_prologue_runs_first_in_every_worker_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub puts the site's prologue in the server job's environment
+    (sandfill.hub.submit.SITE_PROLOGUE_ENV); dask reads it as jobqueue.sandfill.site-prologue,
+    and each worker job runs it before the user's prologue and the worker."""
+    import dask
+
+    from sandfill.hub.submit import SITE_PROLOGUE_ENV
+
+    lines = ["module load python/3.11", "source '/opt/site env/setup.sh'", 'conda activate "dask"']
+    env = {SITE_PROLOGUE_ENV: repr(lines)}
+    assert "site-prologue" not in dask.config.get("jobqueue.sandfill")  # nothing without the hub's variable
+    assert "module load" not in job().job_script()
+    read = dask.config.collect_env(env)["jobqueue"]["sandfill"]["site_prologue"]  # as dask reads DASK_*
+    assert read == lines
+    with dask.config.set({"jobqueue.sandfill.site_prologue": read}):
+        script = job(job_script_prologue=["echo user"]).job_script()
+    body = script.splitlines()
+    at = [body.index(line) for line in [*lines, "echo user"]]
+    assert at == sorted(at) and at[-1] < next(i for i, ln in enumerate(body) if "distributed.cli.dask_worker" in ln)

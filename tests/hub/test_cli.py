@@ -15,7 +15,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "hub_config" / "site.example.yam
 def test_check_prints_the_resolved_settings(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hub", "check", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
-    assert "OK (2 profile(s), partitions interactive, burst)" in out
+    assert "OK (2 profile(s), partitions interactive, burst, gpu)" in out
     assert "max_walltime: 08:00:00 (8 hours)" in out
     assert "walltime_warning: 00:10:00 (10 minutes)" in out  # "10:00" is ten minutes
     assert "max_memory: 32G (32 GiB)" in out
@@ -38,7 +38,7 @@ def test_check_json_has_seconds_and_mib(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["hub", "check", str(f), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["max_walltime"] == 120 and data["max_memory"] == 4096
-    assert data["profiles"] == [{"name": "p", "description": "", "cpus": 1, "memory": 512, "walltime": 120, "partition": None}]
+    assert data["profiles"] == [{"name": "p", "description": "", "cpus": 1, "memory": 512, "walltime": 120, "partition": None, "sbatch": []}]
     assert data["poll_interval"] == 30 and data["partitions"] == ["interactive"]
 
 

@@ -17,7 +17,7 @@ def test_example_site_file_loads() -> None:
     site = load_site(EXAMPLE, environ={})
     assert site.hub_connect_ip == "10.0.0.5"
     assert (site.service_ip, site.service_port, site.service_connect_ip) == ("0.0.0.0", 8090, "10.0.0.5")
-    assert site.partitions == ("interactive", "burst")
+    assert site.partitions == ("interactive", "burst", "gpu")
     assert [p.name for p in site.profiles] == ["small", "large"]
     assert site.max_walltime == 8 * 3600 and site.max_memory == 32768
     assert [(p.memory, p.walltime) for p in site.profiles] == [(2048, 7200), (16384, 4 * 3600)]
@@ -123,7 +123,7 @@ def test_apply_site_configures_hub_spawner_and_culler(tmp_path: Path) -> None:
     assert c.JupyterHub.cleanup_servers is False
     assert c.JupyterHub.authenticator_class == "pam"
     assert c.BackfillSlurmSpawner.slurm_conf == "/etc/slurm/slurm.conf"
-    assert c.BackfillSlurmSpawner.partitions == ["interactive", "burst"]
+    assert c.BackfillSlurmSpawner.partitions == ["interactive", "burst", "gpu"]
     assert c.BackfillSlurmSpawner.profiles == list(site.profiles)  # typed, not formatted back to text
     assert c.BackfillSlurmSpawner.start_timeout == 900 and c.BackfillSlurmSpawner.poll_interval == 30
     (svc,) = c.JupyterHub.services
@@ -219,3 +219,112 @@ def test_a_bad_service_address_is_refused_naming_it(raw: dict[str, object], key:
         site_from_dict(raw)
     assert [p.path for p in exc.value.problems] == [key]
     assert words in str(exc.value)
+
+
+# ---- what every job of a site runs with: Python environment, prologue, #SBATCH options, GRES ----
+
+
+def test_the_example_sets_the_jobs_environment_prologue_and_partition_options(tmp_path: Path) -> None:
+    site = load_site(EXAMPLE, environ={"SANDFILL_HUB_STATE_DIR": str(tmp_path)})
+    assert site.python_env == "/opt/sandfill/venv" and site.hub_connect_url is None
+    assert site.prologue == ("module load python/3.11", "source /etc/profile.d/site.sh")
+    assert site.partition_settings["gpu"].gres == {"gpu": 2}
+    assert site.partition_settings["burst"].sbatch == ("--qos=burst",)
+    assert site.profiles[1].sbatch == ("--mail-type=END,FAIL",)
+    c = Config()
+    apply_site(c, site)
+    s = c.BackfillSlurmSpawner
+    assert s.singleuser_bin_dir == "/opt/sandfill/venv/bin"
+    assert s.script_prologue == "module load python/3.11\nsource /etc/profile.d/site.sh"
+    assert s.partition_sbatch == {"burst": ["--qos=burst"], "gpu": ["--constraint=a100"]}
+    assert s.partition_gres == {"gpu": {"gpu": 2}}
+    assert "hub_connect_url" not in c.JupyterHub  # JupyterHub builds it from hub_connect_ip
+
+
+def test_hub_connect_url_is_the_jobs_way_to_the_hub(tmp_path: Path) -> None:
+    c = Config()
+    apply_site(c, site_from_dict({"hub_connect_url": "https://hub-api.cluster.local:8081", "state_dir": str(tmp_path)}))
+    assert c.JupyterHub.hub_connect_url == "https://hub-api.cluster.local:8081"
+
+
+OPTIONS_OK = ["--qos=gpu", "--constraint=a100&ib", "--constraint=v100|a100", "--gres=gpu:a100:1,nvme:1", "--licenses=matlab@lic:2",
+              "--exclusive", "--mail-type=END,FAIL", "--reservation=maint", "--wckey=ml", "--nice=10", "--hint=nomultithread",
+              "--threads-per-core=1", "--tmp=10G"]
+
+
+def test_every_whitelisted_sbatch_option_is_accepted_on_a_partition_and_a_profile() -> None:
+    site = site_from_dict({
+        "partition_settings": {"interactive": {"sbatch": OPTIONS_OK}},
+        "profiles": [{"name": "p", "cpus": 1, "memory": "1G", "walltime": "1h", "sbatch": OPTIONS_OK}],
+    })
+    assert site.partition_settings["interactive"].sbatch == tuple(OPTIONS_OK) == site.profiles[0].sbatch
+    from sandfill.hub.script import _DIRECTIVE
+
+    assert all(_DIRECTIVE.fullmatch(f"#SBATCH {o}") for o in OPTIONS_OK)  # and the script takes each
+
+
+@pytest.mark.parametrize(
+    ("raw", "path", "words"),
+    [
+        ({"prologue": ["module load a\nmodule load b"]}, "prologue.0", "contains a line break"),
+        ({"prologue": ["source x\0"]}, "prologue.0", "contains a line break"),
+        ({"prologue": ["  "]}, "prologue.0", "is an empty line"),
+        ({"prologue": "module load a"}, "prologue", "tuple"),
+        ({"python_env": "venv"}, "python_env", "'venv' is not an absolute path"),
+        ({"python_env": "/opt/../etc"}, "python_env", "is not an absolute path"),
+        ({"python_env": "/opt/my venv"}, "python_env", "is not an absolute path"),
+        ({"python_env": "/opt/$(id)"}, "python_env", "is not an absolute path"),
+        ({"hub_connect_url": "http://10.0.0.5"}, "hub_connect_url", "is not a URL such as"),
+        ({"hub_connect_url": "http://0.0.0.0:8081"}, "hub_connect_url", "is not a URL such as"),
+        ({"hub_connect_url": "ftp://hub:21"}, "hub_connect_url", "is not a URL such as"),
+        ({"hub_connect_url": "http://hub:8081/?x=1"}, "hub_connect_url", "is not a URL such as"),
+        ({"hub_connect_ip": "10.0.0.5 evil"}, "hub_connect_ip", "is not a host name or IP address"),
+        ({"partition_settings": {"interactive": {"sbatch": ["--uid=0"]}}}, "partition_settings.interactive.sbatch.0",
+         "'--uid=0': --uid is not an option a site may add (allowed: --qos, --constraint"),
+        ({"partition_settings": {"interactive": {"sbatch": ["--partition=root"]}}}, "partition_settings.interactive.sbatch.0",
+         "--partition is not an option a site may add"),
+        ({"partition_settings": {"interactive": {"sbatch": ["--account=x"]}}}, "partition_settings.interactive.sbatch.0",
+         "--account is not an option a site may add"),
+        ({"partition_settings": {"interactive": {"sbatch": ["#SBATCH --qos=x"]}}}, "partition_settings.interactive.sbatch.0",
+         "is not an '--option=value' for an #SBATCH line"),
+        ({"partition_settings": {"interactive": {"sbatch": ["--qos=x\n#SBATCH --uid=0"]}}}, "partition_settings.interactive.sbatch.0",
+         "contains a line break"),
+        ({"partition_settings": {"interactive": {"sbatch": ["--qos=a;b"]}}}, "partition_settings.interactive.sbatch.0", "--qos takes a QOS name"),
+        ({"partition_settings": {"interactive": {"sbatch": ["--qos"]}}}, "partition_settings.interactive.sbatch.0", "--qos takes a QOS name"),
+        ({"partition_settings": {"interactive": {"sbatch": ["--exclusive=user"]}}}, "partition_settings.interactive.sbatch.0", "--exclusive takes no value"),
+        ({"partition_settings": {"interactive": {"sbatch": ["--mail-type=END,SOMETIMES"]}}}, "partition_settings.interactive.sbatch.0", "--mail-type takes"),
+        ({"partition_settings": {"interactive": {"sbatch": ["--tmp=lots"]}}}, "partition_settings.interactive.sbatch.0", "--tmp takes an amount of disk"),
+        ({"partition_settings": {"interactive": {"sbatch": ["--constraint=a b"]}}}, "partition_settings.interactive.sbatch.0", "--constraint takes"),
+        ({"profiles": [{"name": "p", "cpus": 1, "memory": "1G", "walltime": "1h", "sbatch": ["--chdir=/"]}]}, "profiles.0.sbatch.0",
+         "--chdir is not an option a site may add"),
+        ({"partition_settings": {"gpu": {"sbatch": ["--qos=x"]}}}, "partition_settings.gpu", "'gpu' is not in partitions"),
+        ({"partition_settings": {"interactive": {"gres": {"gpu": 0}}}}, "partition_settings.interactive.gres.gpu", "greater than or equal to 1"),
+        ({"partition_settings": {"interactive": {"gres": {"gpu": "two"}}}}, "partition_settings.interactive.gres.gpu", "'two' is not a whole number"),
+        ({"partition_settings": {"interactive": {"gres": {"GPU:x": 1}}}}, "partition_settings.interactive.gres.GPU:x", "is not a GRES name"),
+        ({"partition_settings": {"interactive": {"gres": {"gpu": 2}, "sbatch": ["--gres=gpu:1"]}}}, "partition_settings.interactive.sbatch",
+         "a --gres line contradicts this partition's gres choices"),
+        ({"partition_settings": {"interactive": {"gpus": 2}}}, "partition_settings.interactive.gpus", "unknown key"),
+    ],
+)
+def test_a_bad_job_setting_is_refused_naming_the_key_and_the_line(raw: dict, path: str, words: str) -> None:
+    with pytest.raises(SiteError) as exc:
+        site_from_dict(raw)
+    problems = [p for p in exc.value.problems if p.path.startswith(path)]
+    assert problems and words in str(problems[0]), exc.value
+
+
+def test_a_bad_sbatch_line_stops_the_hub_at_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """jupyterhub_config.py loads the site file: an option outside the whitelist is a refusal
+    when the hub starts, naming the key and the line; nothing is configured."""
+    import runpy
+
+    f = tmp_path / "site.yaml"
+    f.write_text(f"state_dir: {tmp_path / 'hub'}\npartition_settings:\n  interactive: {{sbatch: ['--qos=x', '--uid=0']}}\n")
+    monkeypatch.setenv("SANDFILL_HUB_SITE", str(f))
+    c = Config()
+    config_py = Path(__file__).resolve().parents[2] / "hub_config" / "jupyterhub_config.py"
+    with pytest.raises(SiteError) as exc:
+        runpy.run_path(str(config_py), init_globals={"get_config": lambda: c})
+    assert "partition_settings.interactive.sbatch.1: '--uid=0': --uid is not an option a site may add" in str(exc.value)
+    assert str(f) in str(exc.value)
+    assert not c and not (tmp_path / "hub").exists()
