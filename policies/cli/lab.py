@@ -99,7 +99,7 @@ def _check_scale(args: argparse.Namespace) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from sandfill.policies.lab.results import parquet_ok, write_results
+    from sandfill.policies.lab.results import Journal, parquet_ok, write_results
     from sandfill.policies.lab.run import TextBar, run_variants
     from sandfill.policies.lab.spec import expand, read_spec
 
@@ -118,13 +118,24 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"# sweep: {len(variants)} variants of {base.name} on {len(workload)} jobs "
           f"({'scheduler ' + args.scheduler if args.scheduler else f'{args.workers} local workers'})",
           file=sys.stderr)
-    bar = TextBar(len(variants))
+    journal = Journal(args.out, variants, f"{settings!r} {workload.source} {len(workload)}")
+    done = journal.load()
+    todo = [v for v in variants if v.name not in done]
+    if done:
+        print(f"# resuming: {len(done)} of {len(variants)} variants already done ({journal.path})",
+              file=sys.stderr)
+    bar = TextBar(len(todo))
     try:
-        rows = run_variants(variants, workload, settings, scheduler=args.scheduler,
-                            workers=args.workers, progress=bar.update)
+        rows = run_variants(todo, workload, settings, scheduler=args.scheduler, workers=args.workers,
+                            progress=bar.update, on_row=journal.append) if todo else {}
     except SchedulerUnreachable as exc:
         raise CLIError(str(exc)) from None
-    table = write_results(variants, rows, args.out)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {len(journal.load())} of {len(variants)} variants are done and kept in "
+              f"{journal.path}; the same command again computes only the rest", file=sys.stderr)
+        return 130
+    table = write_results(variants, {**done, **rows}, args.out)
+    journal.remove()
     print(f"results: {args.out} ({len(table)} rows, {sum(r['pareto'] for r in table)} on the "
           f"Pareto front); policy files in {Path(args.out).stem}-policies/")
     if args.report:

@@ -10,6 +10,8 @@ wait (lower is better), long-job mean wait (lower) and utilization (higher).
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +24,7 @@ from sandfill.policies.document.model import Policy
 from sandfill.policies.lab.run import Row
 from sandfill.policies.lab.spec import Variant
 
+JOURNAL_SUFFIX = ".partial.jsonl"
 OBJECTIVES = (("short.p95_wait", -1), ("long.mean_wait", -1), ("utilization", 1))
 
 
@@ -103,3 +106,51 @@ def write_results(variants: Sequence[Variant], rows: dict[str, Row], table: str 
 
 def _plain(row: Row) -> dict[str, Any]:
     return {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+
+
+class Journal:
+    """The rows of a sweep as they finish, one JSON line each, next to its table
+    (``<table>.partial.jsonl``): an interrupted sweep keeps what it computed, and the same
+    command run again computes only the rest. A line counts only for the same variant --
+    the same name, policy, load and ``context`` (the machine and workload) -- so a changed
+    spec or trace recomputes."""
+
+    def __init__(self, table: str | os.PathLike[str], variants: Sequence[Variant], context: str) -> None:
+        self.path = Path(str(table) + JOURNAL_SUFFIX)
+        self._keys = {v.name: _variant_key(v, context) for v in variants}
+
+    def load(self) -> dict[str, Row]:
+        """The journaled rows of this sweep's variants (an unreadable line is skipped: the
+        write it came from was cut short)."""
+        rows: dict[str, Row] = {}
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return rows
+        for line in lines:
+            try:
+                rec = json.loads(line)
+                name, key, row = rec["variant"], rec["key"], rec["row"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if self._keys.get(name) == key and isinstance(row, dict):
+                rows[name] = row
+        return rows
+
+    def append(self, name: str, row: Row) -> None:
+        """Keep ``row`` (a failed variant's is not kept: the next run tries it again)."""
+        if row.get("error"):
+            return
+        line = json.dumps({"variant": name, "key": self._keys[name], "row": row}, default=float)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _variant_key(v: Variant, context: str) -> str:
+    text = "\n".join([policy_yaml(v.policy), repr(v.load), repr(v.settings), context])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -105,13 +105,20 @@ def run_variants(
     retries: int = 2,
     progress: Callable[[int], None] | None = None,
     client: Any = None,
+    on_row: Callable[[str, Row], None] | None = None,
 ) -> dict[str, Row]:
     """One row per variant name, each computed once (see the module docstring); on
-    ``client`` when given (a :class:`distributed.Client` kept across several calls)."""
+    ``client`` when given (a :class:`distributed.Client` kept across several calls).
+    ``on_row(name, row)`` hears of each row as it is done (a sweep's journal keeps it)."""
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         raise ValueError("variant names must be unique")
-    tick = progress or (lambda n: None)
+    bar, heard = progress or (lambda n: None), on_row or (lambda name, row: None)
+
+    def tick(name: str, row: Row) -> None:
+        heard(name, row)
+        bar(1)
+
     if client is not None:
         return _on_dask(client, variants, workload, settings, retries, tick)
     if workers == 0 and scheduler is None:
@@ -121,14 +128,14 @@ def run_variants(
                 rows[v.name] = evaluate(v.policy, workload, v.load, settings)
             except Exception as exc:  # one variant's failure is its row, not the sweep's end
                 rows[v.name] = failed(exc)
-            tick(1)
+            tick(v.name, rows[v.name])
         return rows
     with dask_client(scheduler, workers) as own:
         return _on_dask(own, variants, workload, settings, retries, tick)
 
 
 def _on_dask(client: Any, variants: Sequence[Variant], workload: Workload, settings: SimSettings,
-             retries: int, tick: Callable[[int], None]) -> dict[str, Row]:
+             retries: int, tick: Callable[[str, Row], None]) -> dict[str, Row]:
     from distributed import as_completed
 
     run = uuid.uuid4().hex[:8]
@@ -145,7 +152,7 @@ def _on_dask(client: Any, variants: Sequence[Variant], workload: Workload, setti
             raise RuntimeError(f"variant {name} reported twice")
         exc = fut.exception() if fut.status == "error" else None  # after its retries
         rows[name] = failed(exc) if exc is not None else fut.result()
-        tick(1)
+        tick(name, rows[name])
     return rows
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -237,3 +238,43 @@ def test_sweep_on_an_existing_scheduler(tmp_path, base, capsys) -> None:
     with open(out, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 3 and {r["worker"] for r in rows} <= workers  # the site's workers ran them
+
+
+def test_an_interrupted_sweep_keeps_its_rows_and_the_same_command_computes_only_the_rest(
+        tmp_path, base, capsys, monkeypatch) -> None:
+    import sandfill.policies.lab.run as run
+
+    real, calls = run.evaluate, []
+
+    def interrupted_third(policy, *a):
+        calls.append(policy.name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(policy, *a)
+
+    monkeypatch.setattr(run, "evaluate", interrupted_third)
+    f = tmp_path / "spec.yaml"
+    f.write_text("knobs: {priority.weights.age: [1, 2, 3, 4]}\n")
+    out = tmp_path / "r.csv"
+    argv = ["policy", "sweep", str(base), "--spec", str(f), "--trace", str(ATLAS), "--limit", "200",
+            "--workers", "0", "--out", str(out)]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: 2 of 4 variants are done and kept in" in err and not out.exists()
+    journal = Path(str(out) + ".partial.jsonl")
+    assert len(journal.read_text().splitlines()) == 2
+
+    calls.clear()
+    monkeypatch.setattr(run, "evaluate", lambda policy, *a: calls.append(policy.name) or real(policy, *a))
+    assert main(argv) == 0
+    assert "resuming: 2 of 4 variants already done" in capsys.readouterr().err
+    assert calls == ["atlas-v0003", "atlas-v0004"]  # only the rest
+    with open(out, newline="") as fh:
+        rows = {r["variant"]: r for r in csv.DictReader(fh)}
+    assert sorted(rows) == [f"atlas-v000{i}" for i in range(1, 5)] and rows["atlas-v0001"]["short.p95_wait"]
+    assert not journal.exists()  # a finished sweep leaves no journal
+
+    # a line written for another sweep (another key) is not reused
+    journal.write_text(json.dumps({"variant": "atlas-v0001", "key": "0" * 16, "row": {"utilization": 9}}) + "\n")
+    calls.clear()
+    assert main(argv) == 0 and len(calls) == 4
