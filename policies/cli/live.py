@@ -67,7 +67,8 @@ def _register_live(sub: argparse._SubParsersAction) -> None:
     a.add_argument("file", help="policy YAML")
     _target(a)
     a.add_argument("--nodes", metavar="NODELIST",
-                   help="nodes of the partitions (default: as in the current fragment)")
+                   help="the cluster's nodes: the partitions of tiers without a node set "
+                        "(default: as in the current fragment, else every node)")
     a.add_argument("--yes", action="store_true",
                    help="apply without asking (required when stdin is not a terminal)")
     a.add_argument("--no-simulate", action="store_true",

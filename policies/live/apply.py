@@ -220,8 +220,9 @@ class Applier:
         old_mode = self.fragment.stat().st_mode & 0o777
         accounting = before.state.accounting
         changes = self._changes(before, policy, accounting)
-        nodes = self.nodes or fragment_nodes(old_bytes.decode()) or self._partition_nodes(before)
-        new_text = render_fragment(policy, nodes=nodes, accounting=accounting)
+        nodes = self.nodes or fragment_nodes(old_bytes.decode()) or self._cluster_nodes(before)
+        new_text = render_fragment(policy, nodes=nodes, accounting=accounting,
+                                   machine=before.state.nodes)
         if not changes and new_text.encode() == old_bytes:
             return None
         restart = [c for c in changes if c.needs_restart]
@@ -273,15 +274,12 @@ class Applier:
             return [Change("<live>", "not a valid policy", "replaced by " + policy.name)]
         return diff_policies(before.policy, policy, accounting=accounting)
 
-    @staticmethod
-    def _partition_nodes(before: LivePolicy) -> str:
-        nodes = {p.get("Nodes", "") for p in before.state.partitions}
-        nodes.discard("")
-        if len(nodes) != 1:
-            raise ApplyRefused(
-                "the live partitions do not share one node list: give --nodes NODELIST"
-            )
-        return nodes.pop()
+    def _cluster_nodes(self, before: LivePolicy) -> str:
+        """Every node of the cluster, as one host list (the partitions' lists may differ)."""
+        names = [n.name for n in before.state.nodes]
+        if not names:
+            raise ApplyRefused("scontrol show nodes lists no nodes: give --nodes NODELIST")
+        return self.runner.check(scontrol.hostlist_argv(names)).strip()
 
     def _qos(self, policy: Policy, undo: _Undo) -> None:
         for name, settings in qos_settings(policy):

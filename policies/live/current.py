@@ -12,7 +12,7 @@ from sandfill.policies.document.load import policy_from_mapping
 from sandfill.policies.document.model import ClusterShape, Policy
 from sandfill.policies.live.fragment import FragmentError, find_fragment, read_metadata
 from sandfill.policies.live.readback import live_mapping
-from sandfill.policies.live.state import LiveState, read_live
+from sandfill.policies.live.state import LiveState, read_live, read_machine
 from sandfill.slurm import scontrol, sinfo
 from sandfill.slurm.commands import Runner
 
@@ -54,9 +54,11 @@ def read_policy(runner: Runner, fragment: Path | None) -> LivePolicy:
 
 
 def cluster_shape(runner: Runner) -> tuple[ClusterShape, str]:
-    """Nodes x (smallest) CPUs per node, and the node list, from ``sinfo``."""
+    """Nodes x (smallest) CPUs per node with the nodes' features, and the node list, from
+    ``sinfo`` and ``scontrol show nodes``."""
     cpus = sinfo.node_cpus(sinfo.parse_sinfo_nodes(runner.check(sinfo.nodes_argv())))
     if not cpus:
         raise FragmentError("sinfo lists no nodes: is slurmctld running?")
     nodelist = runner.check(scontrol.hostlist_argv(sorted(cpus))).strip()
-    return ClusterShape(len(cpus), min(cpus.values())), nodelist
+    machine = tuple(n for n in read_machine(runner) if n.name in cpus)
+    return ClusterShape(len(cpus), min(cpus.values()), machine), nodelist

@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sandfill.policies.document.model import Policy
+from sandfill.policies.document.model import MachineNode, NodeSet, Policy
 from sandfill.policies.document.render import check_line, render_slurm_conf
 from sandfill.slurm.policy_meta import (
     FragmentError,
@@ -38,9 +39,11 @@ __all__ = [
 ]
 
 
-def metadata(policy: Policy) -> dict[str, Any]:
-    """What Slurm does not store about ``policy``."""
-    return {
+def metadata(policy: Policy, nodes: str | None = None) -> dict[str, Any]:
+    """What Slurm does not store about ``policy``: with node sets, also the cluster's node
+    list the fragment was written for (``nodes``) and each set as the policy gives it (a
+    feature set reads back as features, not as the nodes it resolved to)."""
+    meta: dict[str, Any] = {
         "name": policy.name,
         "roles": dict(policy.roles),
         "tiers": {t.name: t.partition for t in policy.tiers},
@@ -48,19 +51,37 @@ def metadata(policy: Policy) -> dict[str, Any]:
             t.name: t.max_cpus_per_job for t in policy.tiers if t.max_cpus_per_job is not None
         },
     }
+    sets = {t.name: node_set_mapping(t.nodes) for t in policy.tiers if t.nodes is not None}
+    if sets:
+        meta["nodes"] = nodes
+        meta["node_sets"] = sets
+    return meta
 
 
-def render_fragment(policy: Policy, *, nodes: str, accounting: bool) -> str:
-    """The renderer's fragment with the sandfill metadata line after its header line."""
-    text = render_slurm_conf(policy, nodes=nodes, accounting=accounting)
+def node_set_mapping(nodes: NodeSet) -> dict[str, Any]:
+    """A node set as the policy file writes it (``{features: [..]}`` or ``{list: ..}``)."""
+    if nodes.features is not None:
+        return {"features": list(nodes.features)}
+    return {"list": nodes.list_}
+
+
+def render_fragment(policy: Policy, *, nodes: str, accounting: bool,
+                    machine: Sequence[MachineNode] = ()) -> str:
+    """The renderer's fragment with the sandfill metadata line after its header line
+    (``nodes``: the cluster's; ``machine``: its nodes and features, for node sets)."""
+    text = render_slurm_conf(policy, nodes=nodes, accounting=accounting, machine=machine)
     head, _, rest = text.partition("\n")
-    meta = metadata_line(metadata(policy))
+    meta = metadata_line(metadata(policy, nodes))
     check_line(meta)  # one printable comment line, whatever the names hold
     return f"{head}\n{meta}\n{rest}"
 
 
 def fragment_nodes(text: str) -> str | None:
-    """The ``Nodes=`` every partition line of a fragment shares (None if they differ)."""
+    """The cluster's node list a fragment was written for: its metadata's ``nodes`` (written
+    with node sets), else the ``Nodes=`` every partition line shares (None if they differ)."""
+    meta = read_metadata(text) or {}
+    if isinstance(meta.get("nodes"), str):
+        return meta["nodes"]
     found = {
         m.group(1)
         for m in re.finditer(r"^PartitionName=\S+.*?\bNodes=(\S+)", text, re.MULTILINE)

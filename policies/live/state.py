@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sandfill.policies.document.model import MachineNode
 from sandfill.slurm import sacctmgr, scontrol
 from sandfill.slurm.commands import Runner
 from sandfill.slurm.sacctmgr import QosRow
@@ -22,6 +23,9 @@ class LiveState:
     config: dict[str, str] = field(default_factory=dict)
     partitions: list[dict[str, str]] = field(default_factory=list)
     qos: dict[str, QosRow] = field(default_factory=dict)
+    #: the cluster's nodes with their features (``scontrol show nodes``): node sets resolve
+    #: against them; not part of the fingerprint (node states change by themselves)
+    nodes: tuple[MachineNode, ...] = ()
 
     @property
     def accounting(self) -> bool:
@@ -47,4 +51,10 @@ def read_live(runner: Runner) -> LiveState:
     if config.get("AccountingStorageType") == ACCOUNTING_SLURMDBD:
         qos_text = runner.check(sacctmgr.show_qos_argv())
         qos = sacctmgr.parse_qos(qos_text)
-    return LiveState(cfg_text, part_text, qos_text, config, partitions, qos)
+    return LiveState(cfg_text, part_text, qos_text, config, partitions, qos, read_machine(runner))
+
+
+def read_machine(runner: Runner) -> tuple[MachineNode, ...]:
+    """The cluster's nodes, their CPUs and features, from ``scontrol show nodes``."""
+    text = runner.check(scontrol.show_nodes_argv())
+    return tuple(MachineNode(name, cpus, feats) for name, cpus, feats in scontrol.parse_nodes(text))

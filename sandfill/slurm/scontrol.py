@@ -74,6 +74,27 @@ def parse_key_values(line: str) -> dict[str, str]:
     return out
 
 
+def show_nodes_argv() -> list[str]:
+    """Every node, one line each (``-o``), as :func:`parse_nodes` reads them."""
+    return ["scontrol", "show", "nodes", "-o"]
+
+
+def parse_nodes(text: str) -> list[tuple[str, int, tuple[str, ...]]]:
+    """:func:`show_nodes_argv` output: (name, CPUs, features) per node, in Slurm's order
+    (``AvailableFeatures``; ``(null)`` is none). A line without a NodeName is skipped."""
+    out = []
+    for line in text.splitlines():
+        kv = parse_key_values(line)
+        name = kv.get("NodeName", "")
+        if not name:
+            continue
+        feats = kv.get("AvailableFeatures", kv.get("Features", ""))
+        features = tuple(f for f in feats.split(",") if f and f != "(null)")
+        cpus = kv.get("CPUTot", "")
+        out.append((name, int(cpus) if cpus.isdigit() else 0, features))
+    return out
+
+
 def parse_partitions(text: str) -> list[dict[str, str]]:
     """:func:`show_partitions_argv` output: one mapping per partition, in Slurm's order."""
     return [parse_key_values(ln) for ln in text.splitlines() if ln.strip()]
