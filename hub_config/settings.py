@@ -95,19 +95,6 @@ class SpawnerSettings(LoggingConfigurable):
         help="Extra '#SBATCH --option=value' lines (site-defined), e.g. ['#SBATCH --qos=interactive'].",
     ).tag(config=True)
 
-    submit_prefix = List(
-        Unicode(),
-        default_value=["sudo", "-E", "-u", "{username}"],
-        help="""argv prefix for sbatch so the job is submitted as the user (no shell is
-        involved; {username} is replaced). sudo resets PATH: the script sets PATH itself.
-        The command gets only the job's variables, PATH and the locale (``-E`` keeps
-        exactly those), never the rest of the hub's environment.""",
-    ).tag(config=True)
-
-    submit_timeout = Float(
-        30.0,
-        min=1,
-        max=600,
     partition_sbatch = Dict(
         List(Unicode()),
         help="""Extra #SBATCH options per partition (site-defined, whitelisted by the site file's
@@ -122,6 +109,19 @@ class SpawnerSettings(LoggingConfigurable):
         request becomes '#SBATCH --gres=gpu:N'; any other partition takes no GRES.""",
     ).tag(config=True)
 
+    submit_prefix = List(
+        Unicode(),
+        default_value=["sudo", "-E", "-u", "{username}"],
+        help="""argv prefix for sbatch so the job is submitted as the user (no shell is
+        involved; {username} is replaced). sudo resets PATH: the script sets PATH itself.
+        The command gets only the job's variables, PATH and the locale (``-E`` keeps
+        exactly those), never the rest of the hub's environment.""",
+    ).tag(config=True)
+
+    submit_timeout = Float(
+        30.0,
+        min=1,
+        max=600,
         help="""Seconds (1 to 600) one sbatch may take. After a timeout the hub looks for the
         job in the queue (it may have been queued) and adopts it, so no job is left behind.""",
     ).tag(config=True)

@@ -213,14 +213,14 @@ Count = Annotated[int, BeforeValidator(_whole), Field(ge=1)]
 Port = Annotated[int, BeforeValidator(_port)]
 Walltime = PositiveDuration
 Origin = Annotated[str, BeforeValidator(_text), AfterValidator(_origin)]
-ListenIP = Annotated[str, BeforeValidator(_text), AfterValidator(_ip)]
-Host = Annotated[str, BeforeValidator(_text), AfterValidator(_host)]
 Url = Annotated[str, BeforeValidator(_text), AfterValidator(_url)]
 AbsPath = Annotated[str, BeforeValidator(_text), _pattern(_PATH, "an absolute path (letters, digits, '_', '.', '+', '-', no '..')")]
 #: one shell line of the site's prologue (admin-trusted: it runs as is in every job)
 ShellLine = Annotated[str, BeforeValidator(_text), AfterValidator(_nonempty)]
 SbatchOption = Annotated[str, BeforeValidator(_text), AfterValidator(_sbatch_option)]
 GresName = Annotated[str, _pattern(_GRES_NAME, "a GRES name (lower-case letters, digits, '_')")]
+ListenIP = Annotated[str, BeforeValidator(_text), AfterValidator(_ip)]
+Host = Annotated[str, BeforeValidator(_text), AfterValidator(_host)]
 
 
 class Profile(Strict):
@@ -234,9 +234,9 @@ class Profile(Strict):
     memory: MemoryMiB  # MiB
     walltime: Walltime  # seconds
     partition: SlurmName | None = None  # None: the site's default_partition
+    sbatch: tuple[SbatchOption, ...] = ()  # extra #SBATCH options of this profile's jobs (whitelisted)
 
     def label(self) -> str:
-    sbatch: tuple[SbatchOption, ...] = ()  # extra #SBATCH options of this profile's jobs (whitelisted)
         return self.description or self.name
 
 
@@ -247,8 +247,6 @@ DEFAULT_PROFILES: tuple[Profile, ...] = (
 )
 
 
-class SiteConfig(Strict):
-    """Every setting of a site, typed: durations in seconds, memory in MiB."""
 class PartitionSettings(Strict):
     """What a site adds to the server jobs of one partition: ``#SBATCH`` options (whitelisted,
     :data:`SBATCH_OPTIONS`) and the GRES a user may ask for there (name → the most one job
@@ -258,6 +256,8 @@ class PartitionSettings(Strict):
     gres: dict[GresName, Annotated[int, BeforeValidator(_whole), Field(ge=1, le=1024)]] = Field(default_factory=dict)
 
 
+class SiteConfig(Strict):
+    """Every setting of a site, typed: durations in seconds, memory in MiB."""
 
     # where the hub listens and where compute nodes reach it
     ip: Text = "127.0.0.1"
@@ -409,7 +409,6 @@ def cross_check(site: SiteConfig) -> list[Problem]:
                 out.append(Problem(f"{where}.{key}", f"{value}{unit} is above max_{key} ({limit}{unit})"))
         if prof.partition is not None and prof.partition not in site.partitions:
             out.append(Problem(f"{where}.partition", f"{prof.partition!r} is not in partitions ({parts})"))
-    return out
     return out + _partition_problems(site)
 
 
@@ -423,3 +422,4 @@ def _partition_problems(site: SiteConfig) -> list[Problem]:
             out.append(Problem(where, f"{name!r} is not in partitions ({', '.join(site.partitions)})"))
         if extra.gres and any(line.startswith("--gres=") for line in extra.sbatch):
             out.append(Problem(f"{where}.sbatch", "a --gres line contradicts this partition's gres choices; use one of them"))
+    return out
