@@ -10,8 +10,9 @@ instead of Slurm. Under ``/services/sandfill/``:
   the first time is watched and answered after the next round). Only the caller's own
   jobs: a job of another user is a 403 that says nothing about it; admins see all.
   Watching stops for ids nobody asked about for :attr:`ClusterView.lease` seconds.
-- ``GET api/schedule``: the anonymous picture for gap planning: free CPUs per node and the
-  planned starts per node, without users, job ids or names.
+- ``GET api/schedule``: the anonymous picture for gap planning: free CPUs per node, the
+  planned starts per node and the reservations' nodes and times, without users, job ids or
+  names (cached a few seconds: one sinfo, squeue --start and scontrol for every client).
 - ``GET metrics``: Prometheus text (:mod:`.metrics`), for tokens with ``read:metrics`` and
   admins (also their browser sessions: the service is an OAuth client of the hub).
 
@@ -143,18 +144,19 @@ class ClusterView:
         return old
 
     async def schedule_picture(self) -> dict[str, Any]:
-        """Free CPUs per node and planned starts per node; no user, job id or name."""
-        (nodes, err1), (planned, err2) = await asyncio.gather(
-            self.schedule.safe(self.schedule.nodes(), []), self.schedule.safe(self.schedule.planned_starts(), {})
+        """Free CPUs per node, planned starts per node and the reservations' nodes and times:
+        what the gap planner asks (:class:`~sandfill.slurm.view.ServiceSchedule`); no user,
+        account, job id, job or reservation name."""
+        s = self.schedule
+        (nodes, err1), (planned, err2), (res, err3) = await asyncio.gather(
+            s.safe(s.nodes(), []), s.safe(s.planned_starts(), {}), s.safe(s.reservations(), [])
         )
         return {
             "observed": time.time(),
-            "nodes": [
-                {k: n[k] for k in ("node", "partition", "state", "idle", "total", "free_memory", "time_limit")}  # type: ignore[literal-required]
-                for n in nodes
-            ],
+            "nodes": [dict(n) for n in nodes],  # sinfo's per-node counts: nothing about users
             "planned_starts": planned,
-            "errors": [e for e in (err1, err2) if e],
+            "reservations": [{"nodes": list(r.nodes), "start": r.start, "end": r.end} for r in res],
+            "errors": [e for e in (err1, err2, err3) if e],
         }
 
     def close(self) -> None:

@@ -124,19 +124,34 @@ class RemotePoller(QueuePoller):
     def using_fallback(self) -> bool:
         return self.service_failures >= self.fallback_after
 
-    def fetch(self, job_ids: list[str]) -> dict[str, JobStatus]:
-        """One ``GET api/jobs`` for ``job_ids``; ServiceError when it does not answer."""
-        query = urllib.parse.urlencode({"ids": ",".join(check_job_id(j) for j in job_ids)})
+    def get(self, path: str) -> bytes:
+        """The body of ``GET <service>/<path>`` with the token; ServiceError when it does not answer."""
         req = urllib.request.Request(
-            f"{self.url}api/jobs?{query}", headers={"Authorization": f"token {self._token}", "Accept": "application/json"}
+            f"{self.url}{path}", headers={"Authorization": f"token {self._token}", "Accept": "application/json"}
         )
         try:
             with urllib.request.urlopen(req, timeout=self.http_timeout) as r:  # noqa: S310 (http(s) checked)
-                return parse_jobs_answer(r.read(), job_ids)
+                return bytes(r.read())
         except urllib.error.HTTPError as exc:
             raise ServiceError(f"the sandfill service answered {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise ServiceError(f"the sandfill service does not answer: {exc}") from None
+
+    def fetch(self, job_ids: list[str]) -> dict[str, JobStatus]:
+        """One ``GET api/jobs`` for ``job_ids``; ServiceError when it does not answer."""
+        query = urllib.parse.urlencode({"ids": ",".join(check_job_id(j) for j in job_ids)})
+        return parse_jobs_answer(self.get(f"api/jobs?{query}"), job_ids)
+
+    def schedule(self) -> dict[str, Any]:
+        """The service's anonymous ``api/schedule`` picture (see
+        :class:`sandfill.slurm.view.ServiceSchedule`); ServiceError when it does not answer."""
+        try:
+            picture = json.loads(self.get("api/schedule").decode())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ServiceError(f"unreadable schedule from the sandfill service: {exc}") from None
+        if not isinstance(picture, dict):
+            raise ServiceError(f"unreadable schedule from the sandfill service: {str(picture)[:200]!r}")
+        return picture
 
     def poll_once(self, job_ids: list[str]) -> dict[str, JobStatus]:
         if self.using_fallback and time.monotonic() - self._last_try < self.retry_every:

@@ -486,6 +486,7 @@ def test_under_a_hub_the_cluster_reads_the_sandfill_service(offsite: dict[str, o
     the hub's one Slurm view; outside a hub, from this process's own poller."""
     from sandfill.slurm import QueuePoller
     from sandfill.slurm.remote import RemotePoller
+    from sandfill.slurm.view import ServiceSchedule
 
     monkeypatch.setenv("SANDFILL_SERVICE_URL", "http://127.0.0.1:9/services/sandfill/")
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "server-token")
@@ -493,8 +494,9 @@ def test_under_a_hub_the_cluster_reads_the_sandfill_service(offsite: dict[str, o
         remote = c.poller
         assert isinstance(remote, RemotePoller) and remote.url == "http://127.0.0.1:9/services/sandfill/"
         assert c.keeper.cluster.poller is remote
+        assert isinstance(c.planner.schedule, ServiceSchedule) and c.planner.schedule.service is remote  # the gaps too
     remote.close()
     monkeypatch.delenv("SANDFILL_SERVICE_URL")
     with BackfillSLURMCluster() as c:
-        assert type(c.poller) is QueuePoller and c.poller is QueuePoller.shared(c.slurm_conf)
+        assert type(c.poller) is QueuePoller and c.poller is QueuePoller.shared(c.slurm_conf) and c.planner.schedule is c.slurm
     assert offsite["submitted"] == []

@@ -137,3 +137,13 @@ async def test_next_planned_start_is_the_gaps_end_from_the_last_look() -> None:
     calls = len(fake.calls)
     assert p.next_planned_start("burst") == parse_timestamp(_ts(now + 900))  # node9 is not the partition's
     assert len(fake.calls) == calls and p.next_planned_start("other") is None
+
+
+async def test_under_a_hub_the_picture_comes_from_the_service_and_only_test_only_asks_slurm() -> None:
+    now = time.time()
+    slurm = FakeSlurm("", "")  # the user's own Slurm client: nothing of the picture comes from it
+    service = FakeSlurm(_sinfo({"node1": 2, "node2": 2}), f"{_ts(now + 600)}|node[1-2]\n")  # the service's view
+    p = GapPlanner(slurm, ttl=60, safety=60, schedule=service)  # type: ignore[arg-type]
+    plan = await p.pick(cores=1, memory_mb=1000, partition="burst", qos=None, min_walltime=120, max_walltime=3600, now=now)
+    assert plan.fits_now and 120 <= plan.walltime <= 600 - 60
+    assert sorted(service.calls) == ["scontrol", "sinfo", "squeue"] and slurm.calls == ["test-only"]

@@ -35,6 +35,9 @@ ROWS = {
 }
 SINFO = b"node1|batch*|mix|1/7/0/8|16000|9000|1:00:00\nnode2|batch*|idle|0/8/0/8|16000|16000|1:00:00\n"
 PLANNED = b"2026-12-01T09:11:47|node[1-2]\n"
+RESERVATIONS = (b"ReservationName=secret-maint StartTime=2026-12-01T11:06:49 EndTime=2026-12-01T12:06:49 Duration=01:00:00 "
+                b"Nodes=node[1-2] NodeCnt=2 CoreCnt=16 Features=(null) PartitionName=(null) Flags=MAINT TRES=cpu=16 "
+                b"Users=carol Groups=(null) Accounts=physics Licenses=(null) State=INACTIVE BurstBuffer=(null)\n")
 
 MODELS: dict[str, dict[str, Any]] = {
     "ada-token": {"kind": "user", "name": "ada", "admin": False, "scopes": [ACCESS_SCOPE]},
@@ -58,6 +61,8 @@ class FakeSlurm(Runner):
         self.calls.append(argv[0])
         if argv[0] == "sinfo":
             out = SINFO
+        elif argv[0] == "scontrol":
+            out = RESERVATIONS
         elif "PD" in argv:
             out = PLANNED
         else:
@@ -179,7 +184,8 @@ async def test_the_schedule_is_anonymous(service: Service) -> None:
     picture = json.loads(body)
     assert {n["node"]: n["idle"] for n in picture["nodes"]} == {"node1": 7, "node2": 8}
     assert set(picture["planned_starts"]) == {"node1", "node2"} and picture["errors"] == []
-    for private in ("ada", "bob", '"1"', "RUNNING", "PENDING", "Priority"):
+    assert [(r["nodes"], r["end"] - r["start"]) for r in picture["reservations"]] == [(["node1", "node2"], 3600)]
+    for private in ("ada", "bob", '"1"', "RUNNING", "PENDING", "Priority", "carol", "physics", "secret-maint"):
         assert private not in body
 
 
