@@ -17,3 +17,13 @@ def test_sdiag_rpc_counts() -> None:
     # user section is not mixed in
     assert "root" not in counts
     assert queue_rpcs(counts) == counts.get("REQUEST_JOB_INFO", 0) + counts.get("REQUEST_JOB_INFO_SINGLE", 0)
+
+
+def test_sdiag_rpc_counts_by_user() -> None:
+    from sandfill.slurm.sdiag import parse_sdiag_users
+
+    text = (DATA / "sdiag.txt").read_text()
+    assert parse_sdiag_users(text) == {"root": 50}
+    more = text.replace("\troot            (       0) count:50", "\troot            (       0) count:50\n\tsftest-ada      (    1001) count:7")
+    assert parse_sdiag_users(more) == {"root": 50, "sftest-ada": 7}
+    assert "REQUEST_JOB_INFO" not in parse_sdiag_users(text)
