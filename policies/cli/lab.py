@@ -70,14 +70,11 @@ def _yaml(path: str, what: str) -> Any:
 
 def _workload(args: argparse.Namespace) -> tuple[Workload, SimSettings]:
     """The workload at its own load (each variant scales it) and the shared settings."""
-    from sandfill.policies.cli.simulate import load_workload
+    from sandfill.policies.cli.simulate import load_workload, sim_config
 
     wargs = argparse.Namespace(**{**vars(args), "load": 1.0})
     workload, alloc = load_workload(wargs)
-    settings = SimSettings(
-        nodes=wargs.nodes, cpus_per_node=wargs.cpus_per_node or workload.cpus_per_node or 1,
-        backfill=args.backfill, alloc=alloc, use_trace_partitions=args.use_trace_partitions,
-        accounting=not args.no_accounting, short_limit=args.short_limit)
+    settings = SimSettings(sim_config(wargs, workload, alloc), short_limit=args.short_limit)
     return workload, settings
 
 

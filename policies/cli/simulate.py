@@ -8,6 +8,7 @@ import sys
 
 from sandfill.policies.cli import CLIError, load_or_error
 from sandfill.policies.document.model import Policy
+from sandfill.policies.sim.simulator import SimConfig
 from sandfill.policies.sim.workload import Workload
 
 
@@ -118,22 +119,27 @@ def load_workload(args: argparse.Namespace) -> tuple[Workload, str]:
     return workload.scaled(args.load), alloc
 
 
+def sim_config(args: argparse.Namespace, workload: Workload, alloc: str) -> SimConfig:
+    """The simulator's settings from the workload flags (``simulate``, ``sweep``, ``recommend``)."""
+    return SimConfig(
+        nodes=args.nodes,
+        cpus_per_node=args.cpus_per_node or workload.cpus_per_node or 1,
+        backfill=args.backfill,
+        alloc=alloc,  # type: ignore[arg-type]
+        use_trace_partitions=args.use_trace_partitions,
+        accounting=not args.no_accounting,
+    )
+
+
 def simulate(args: argparse.Namespace, policies: list[Policy], workload: Workload,
              alloc: str) -> None:
     """Simulate ``workload`` under each policy; print the metrics table (the second policy
     compared with the first), and write the report when asked."""
     from sandfill.policies.sim.metrics import fit_warning, format_table, job_counts, summarize
-    from sandfill.policies.sim.simulator import SimConfig, stderr_progress
     from sandfill.policies.sim.simulator import simulate as run
+    from sandfill.policies.sim.simulator import stderr_progress
 
-    cfg = SimConfig(
-        nodes=args.nodes,
-        cpus_per_node=args.cpus_per_node or workload.cpus_per_node or 1,
-        backfill=args.backfill,
-        alloc=alloc,
-        use_trace_partitions=args.use_trace_partitions,
-        accounting=not args.no_accounting,
-    )
+    cfg = sim_config(args, workload, alloc)
     results = []
     for policy in policies:
         res = run(policy, workload, cfg, progress=stderr_progress(policy.name))

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 from sandfill.policies.document.model import Policy
 from sandfill.policies.lab.spec import Variant
+from sandfill.policies.sim.simulator import SimConfig
 from sandfill.policies.sim.workload import Workload
 
 CLASSES = ("all", "short", "long", "small", "large")
@@ -35,14 +36,10 @@ Row = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class SimSettings:
-    """What every variant of one sweep shares: the machine and how it is simulated."""
+    """What every variant of one sweep shares: the machine and how it is simulated
+    (``sim``), and how its figures are summarized."""
 
-    nodes: int
-    cpus_per_node: int
-    backfill: str = "conservative"
-    alloc: str = "node"
-    use_trace_partitions: bool = False
-    accounting: bool = True
+    sim: SimConfig
     short_limit: int = 3600
     starve_after: int = 86400
 
@@ -51,13 +48,9 @@ def evaluate(policy: Policy, workload: Workload, load: float, settings: SimSetti
     """Simulate ``workload`` (scaled by ``load``) under ``policy``: the figures, flat
     (``short.p95_wait``, ``utilization``, ...), plus who computed them."""
     from sandfill.policies.sim.metrics import summarize
-    from sandfill.policies.sim.simulator import SimConfig, simulate
+    from sandfill.policies.sim.simulator import simulate
 
-    cfg = SimConfig(nodes=settings.nodes, cpus_per_node=settings.cpus_per_node,
-                    backfill=settings.backfill, alloc=settings.alloc,  # type: ignore[arg-type]
-                    use_trace_partitions=settings.use_trace_partitions,
-                    accounting=settings.accounting)
-    res = simulate(policy, workload.scaled(load), cfg)
+    res = simulate(policy, workload.scaled(load), settings.sim)
     met = summarize(res, short_limit=settings.short_limit, starve_after=settings.starve_after)
     row: Row = {"utilization": met.utilization, "rejected": met.rejected}
     for c in met.classes:

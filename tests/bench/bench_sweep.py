@@ -23,6 +23,7 @@ from pathlib import Path
 from sandfill.policies.document.load import policy_from_mapping
 from sandfill.policies.lab.run import SimSettings, run_variants
 from sandfill.policies.lab.spec import expand, read_spec
+from sandfill.policies.sim.simulator import SimConfig
 from sandfill.policies.sim.trace import read_swf
 
 ATLAS = Path(__file__).resolve().parents[2] / "policies" / "traces" / "LLNL-Atlas-2006-2.1-cln.first8000.swf.gz"
@@ -53,7 +54,7 @@ def main() -> None:
     base = policy_from_mapping(POLICY)
     knobs, loads = read_spec(SPEC, base)
     variants = expand(knobs, loads, base)
-    settings = SimSettings(nodes=wl.nodes, cpus_per_node=wl.cpus_per_node)
+    settings = SimSettings(SimConfig(nodes=wl.nodes, cpus_per_node=wl.cpus_per_node))
     print(f"{len(variants)} variants, {len(wl)} jobs, {os.cpu_count()} cores, "
           f"load average before: {os.getloadavg()[0]:.2f}")
     t0 = time.perf_counter()

@@ -9,6 +9,7 @@ from sandfill.policies.lab.goals import read_goals
 from sandfill.policies.lab.recommend import default_knobs, recommend, refine, split
 from sandfill.policies.lab.run import SimSettings
 from sandfill.policies.lab.spec import resolve_knob
+from sandfill.policies.sim.simulator import SimConfig
 from sandfill.policies.sim.workload import Job, Workload
 
 # both tiers equal: short jobs queue with the long ones; a priority knob can lift them
@@ -26,7 +27,7 @@ def goals(g: dict, **extra):
 
 @pytest.fixture(scope="module")
 def busy(atlas) -> tuple[Workload, SimSettings]:
-    return atlas.head(1500).scaled(1.5), SimSettings(nodes=atlas.nodes, cpus_per_node=atlas.cpus_per_node)
+    return atlas.head(1500).scaled(1.5), SimSettings(SimConfig(nodes=atlas.nodes, cpus_per_node=atlas.cpus_per_node))
 
 
 def test_goals_met_on_the_held_out_part(busy) -> None:

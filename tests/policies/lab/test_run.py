@@ -11,6 +11,7 @@ import pytest
 from sandfill.policies.document.load import policy_from_yaml
 from sandfill.policies.lab.run import SimSettings, TextBar, run_variants
 from sandfill.policies.lab.spec import expand, read_spec
+from sandfill.policies.sim.simulator import SimConfig
 
 BASE = policy_from_yaml(
     "name: base\ntiers:\n  short: {max_walltime: '1:00:00', priority_tier: 10}\n"
@@ -27,7 +28,7 @@ def variants(n_walltimes: int, loads: list[float]) -> list:
 
 
 def settings(workload) -> SimSettings:
-    return SimSettings(nodes=workload.nodes, cpus_per_node=workload.cpus_per_node)
+    return SimSettings(SimConfig(nodes=workload.nodes, cpus_per_node=workload.cpus_per_node))
 
 
 def test_a_local_cluster_gives_each_variant_once_and_the_serial_figures(atlas) -> None:
