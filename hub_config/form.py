@@ -24,10 +24,11 @@ from tornado import web
 
 from sandfill import units
 from sandfill.hub.site import Profile
+from sandfill.schema import Gres, parse_gres
 from sandfill.slurm.sinfo import PartitionInfo
 from sandfill.slurm.view import SchedulerView
 
-FIELDS = ("profile", "cpus", "memory", "walltime", "partition", "account")
+FIELDS = ("profile", "cpus", "memory", "walltime", "partition", "account", "gres")
 CUSTOM = "custom"
 MAX_FIELD_LEN = 64
 REQUIRED = "is required"
@@ -80,6 +81,7 @@ class ResourceRequest:
     walltime_s: int
     partition: str
     account: str | None = None
+    gres: Gres | None = None  # e.g. gpu:1, only where the site offers it
 
     def as_options(self) -> dict[str, Any]:
         """JSON-safe ``user_options`` (stored in the hub's database, re-validated on use)."""
@@ -92,12 +94,16 @@ class ResourceRequest:
         }
         if self.account:
             d["account"] = self.account
+        if self.gres:
+            d["gres"] = str(self.gres)
         return d
 
     def describe(self) -> str:
         return (
             f"{self.cpus} CPU{'s' if self.cpus != 1 else ''}, {units.format_memory(self.memory_mb)}, "
-            f"{units.format_duration(self.walltime_s)} on {self.partition}"
+            f"{units.format_duration(self.walltime_s)}"
+            + (f", {self.gres}" if self.gres else "")
+            + f" on {self.partition}"
             + (f" (account {self.account})" if self.account else "")
         )
 
@@ -117,6 +123,7 @@ class Choices:
     scheduler_error: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     hidden: tuple[tuple[str, str], ...] = ()  # (profile, why it cannot start here)
+    gres: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # partition → GRES → most per server
 
     def profile(self, name: str) -> Profile | None:
         return next((p for p in self.profiles if p.name == name), None)
@@ -248,6 +255,25 @@ def _account(raw: Mapping[str, str], choices: Choices) -> str | None:
     return account
 
 
+def _gres(raw: Mapping[str, str], choices: Choices, partition: str) -> Gres | None:
+    """The GRES asked for (``gpu:1``), if the site offers that GRES on ``partition`` and no more
+    than its most per server; none (empty, or a count of 0) is no GRES."""
+    text = raw.get("gres") or ""
+    if not text:
+        return None
+    try:
+        gres = parse_gres(text)
+    except ValueError:
+        raise FormError("gres", text, "is not a GRES request such as gpu:1 (name:count)") from None
+    offered = choices.gres.get(partition, {})
+    if gres.name not in offered:
+        there = ", ".join(f"{n} 0-{m}" for n, m in offered.items()) or "no GRES"
+        raise FormError("gres", text, f"is not offered on {partition} (there: {there})")
+    if gres.count > offered[gres.name]:
+        raise FormError("gres", text, f"is more than the {offered[gres.name]} {gres.name} one server may have on {partition}")
+    return gres if gres.count else None
+
+
 def validate_request(options: Mapping[str, Any], choices: Choices) -> ResourceRequest:
     """Check every field against the whitelist and limits; return the typed request, or
     raise :class:`FormErrors` naming every bad field (not only the first)."""
@@ -276,6 +302,7 @@ def validate_request(options: Mapping[str, Any], choices: Choices) -> ResourceRe
     memory = attempt(lambda: _quantity(_MEMORY, raw, profile, max_mib, partition))
     walltime = attempt(lambda: _quantity(_WALLTIME, raw, profile, max_s, partition))
     account = attempt(lambda: _account(raw, choices))
+    gres = attempt(lambda: _gres(raw, choices, partition))
     if errors:
         raise FormErrors(list(errors.values()))
     return ResourceRequest(
@@ -285,6 +312,7 @@ def validate_request(options: Mapping[str, Any], choices: Choices) -> ResourceRe
         walltime_s=walltime,
         partition=partition,
         account=account,
+        gres=gres,
     )
 
 
@@ -340,10 +368,11 @@ def render_form(
         selected=selected,
         values=values,
         errors=errors,
-        other_errors=[f"{f}: {why}" for f, why in errors.items() if f not in ("cpus", "memory", "walltime", "partition", "account")],
+        other_errors=[f"{f}: {why}" for f, why in errors.items() if f not in _BESIDE_FIELD + (("gres",) if choices.gres else ())],
         partitions=parts,
         accounts=choices.accounts,
         default_account=values.get("account", choices.default_account),
+        gres=_gres_options(choices),
         max_cpus=choices.max_cpus,
         max_memory=units.format_memory(choices.max_memory_mb),
         max_walltime=units.format_duration(choices.max_walltime_s),
@@ -354,6 +383,19 @@ def render_form(
         duration_forms=units.DURATION_FORMS,
         memory_forms=units.MEMORY_FORMS,
     )
+
+
+_BESIDE_FIELD = ("cpus", "memory", "walltime", "partition", "account")  # errors shown next to their field
+
+
+def _gres_options(choices: Choices) -> list[dict[str, Any]]:
+    """The form's GRES choices: one option per partition, GRES and count (1 to the most)."""
+    return [
+        {"partition": part, "value": f"{name}:{n}", "label": f"{n} {name}"}
+        for part, offered in choices.gres.items()
+        for name, most in offered.items()
+        for n in range(1, most + 1)
+    ]
 
 
 def allowed_partitions(
@@ -376,6 +418,7 @@ class FormSettings:
     max_cpus: int
     max_memory_mb: int
     max_walltime_s: int
+    gres: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # partition → GRES → most
 
 
 async def load_choices(view: SchedulerView, user: str, settings: FormSettings) -> Choices:
@@ -396,6 +439,7 @@ async def load_choices(view: SchedulerView, user: str, settings: FormSettings) -
         accounts=tuple(sorted({a.account for a in assocs})),
         default_account=None,
         scheduler_error=err or err2,
+        gres={p: dict(g) for p, g in settings.gres.items() if p in parts and g},
     )
     return without_impossible_profiles(choices)
 

@@ -52,6 +52,7 @@ class FormFlow:
             max_cpus=self.max_cpus,
             max_memory_mb=self.max_memory,
             max_walltime_s=self.max_walltime.seconds,
+            gres=self.partition_gres,
         )
         return _log_hidden(self.log, await load_choices(self.view, self.user.name, settings))
 

@@ -30,6 +30,7 @@ DEFAULT_TEMPLATE = """\
 #SBATCH --time={{ walltime }}
 #SBATCH --no-requeue
 {% if account %}#SBATCH --account={{ account }}
+{% endif %}{% if gres %}#SBATCH --gres={{ gres }}
 {% endif %}#SBATCH --output={{ output }}
 #SBATCH --chdir={{ home }}
 #SBATCH --export={{ export_vars }}
@@ -79,12 +80,15 @@ class ScriptContext:
     extra_directives: tuple[str, ...] = ()
     prologue: str = ""
     describe: str = ""
+    gres: str | None = None  # name:count, validated by the form (sandfill.schema.Gres)
 
     def __post_init__(self) -> None:
         for name in ("job_name", "partition", "walltime", "output", "home"):
             _sbatch(name, getattr(self, name))
         if self.account is not None:
             _sbatch("account", self.account)
+        if self.gres is not None:
+            _sbatch("gres", self.gres)
         if not (isinstance(self.cpus, int) and isinstance(self.memory_mb, int)) or self.cpus < 1 or self.memory_mb < 1:
             raise ScriptError(f"cpus/memory must be positive integers: {self.cpus!r}, {self.memory_mb!r}")
         for name in self.export_vars.split(","):
@@ -139,6 +143,7 @@ def build_context(
         extra_directives=tuple(extra_directives),
         prologue=prologue,
         describe=request.describe(),
+        gres=str(request.gres) if request.gres else None,
     )
 
 

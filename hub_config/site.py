@@ -27,6 +27,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from sandfill import units
 from sandfill.schema import (
+    GRES_NAME,
     SLURM_NAME,
     MemoryMiB,
     PositiveDuration,
@@ -124,8 +125,7 @@ _PATH = re.compile(r"/(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9_.+/-]*")
 #: ``http(s)://host:port[/path/]``: where the jobs reach the hub's API (``JupyterHub.hub_connect_url``)
 _URL = re.compile(r"https?://(?P<host>[A-Za-z0-9.-]+):(?P<port>\d{1,5})(?:/[A-Za-z0-9_.~/-]*)?")
 _FEATURE = r"[A-Za-z0-9_.-]+"
-_GRES_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
-_GRES_SPEC = rf"{_GRES_NAME.pattern}(?::{_FEATURE})?(?::\d{{1,4}})?"
+_GRES_SPEC = rf"{GRES_NAME.pattern}(?::{_FEATURE})?(?::\d{{1,4}})?"
 _MAIL_TYPES = ("NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND", "STAGE_OUT",
                "TIME_LIMIT", "TIME_LIMIT_90", "TIME_LIMIT_80", "TIME_LIMIT_50", "ARRAY_TASKS")
 _HINTS = ("compute_bound", "memory_bound", "multithread", "nomultithread")
@@ -218,7 +218,7 @@ AbsPath = Annotated[str, BeforeValidator(_text), _pattern(_PATH, "an absolute pa
 #: one shell line of the site's prologue (admin-trusted: it runs as is in every job)
 ShellLine = Annotated[str, BeforeValidator(_text), AfterValidator(_nonempty)]
 SbatchOption = Annotated[str, BeforeValidator(_text), AfterValidator(_sbatch_option)]
-GresName = Annotated[str, _pattern(_GRES_NAME, "a GRES name (lower-case letters, digits, '_')")]
+GresName = Annotated[str, _pattern(GRES_NAME, "a GRES name (lower-case letters, digits, '_')")]
 ListenIP = Annotated[str, BeforeValidator(_text), AfterValidator(_ip)]
 Host = Annotated[str, BeforeValidator(_text), AfterValidator(_host)]
 

@@ -68,6 +68,31 @@ SlurmName = Annotated[str, BeforeValidator(check_slurm_name)]
 """A name that may reach slurm.conf, sacctmgr or ``#SBATCH`` (full match of :data:`SLURM_NAME`)."""
 
 
+#: a generic resource's name as Slurm's gres.conf and ``--gres`` write it (``gpu``, ``mps``)
+GRES_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_GRES = re.compile(rf"(?P<name>{GRES_NAME.pattern}):(?P<count>[0-9]{{1,4}})")
+
+
+@dataclass(frozen=True, slots=True)
+class Gres:
+    """A request for ``count`` units of one generic resource: ``#SBATCH --gres=<name>:<count>``."""
+
+    name: str
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.count}"
+
+
+def parse_gres(value: Any) -> Gres:
+    """``"gpu:2"`` → ``Gres("gpu", 2)``; ValueError naming the value for anything else (a
+    type, ``gpu:a100:1``, is not something a user chooses here: the partition says which)."""
+    match = _GRES.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"{value!r} is not a GRES request such as 'gpu:1' (name:count)")
+    return Gres(match["name"], int(match["count"]))
+
+
 def unit_of(field: FieldInfo) -> str | None:
     """``"duration"`` or ``"memory"`` for a model field of one of the unit-bearing types
     above (how a tool shows its value in words), else None."""

@@ -305,3 +305,77 @@ def test_hint_script_reads_as_sandfill_units_does() -> None:
 
     assert got["d"] == [server(units.parse_duration, units.describe_duration, t) for t in HINT_DURATIONS]
     assert got["m"] == [server(units.parse_memory, units.describe_memory, t) for t in HINT_MEMORY]
+
+
+# ---- GRES: offered per partition by the site, typed as --gres=name:N -------------------
+
+GPU_CHOICES = Choices(
+    profiles=(),
+    partitions={"interactive": _part("interactive"), "gpu": _part("gpu")},
+    default_partition="interactive",
+    max_cpus=8,
+    max_memory_mb=8192,
+    max_walltime_s=8 * 3600,
+    gres={"gpu": {"gpu": 2}},
+)
+GPU_ASK = {"profile": "custom", "cpus": "1", "memory": "1G", "walltime": "1h", "partition": "gpu"}
+
+
+def test_a_gpu_request_becomes_one_typed_gres_line() -> None:
+    from sandfill.schema import Gres
+
+    r = validate_request({**GPU_ASK, "gres": "gpu:2"}, GPU_CHOICES)
+    assert r.gres == Gres("gpu", 2) and r.as_options()["gres"] == "gpu:2" and "gpu:2 on gpu" in r.describe()
+    directives = [ln for ln in _context(r).splitlines() if ln.startswith("#SBATCH")]
+    assert directives.count("#SBATCH --gres=gpu:2") == 1 and not any("gpu:2" in d for d in directives if "--gres=" not in d)
+    assert validate_request(r.as_options(), GPU_CHOICES) == r  # the saved options read back the same
+    for none in ({**GPU_ASK}, {**GPU_ASK, "gres": ""}, {**GPU_ASK, "gres": "gpu:0"}):
+        r0 = validate_request(none, GPU_CHOICES)
+        assert r0.gres is None and "--gres" not in _context(r0) and "gres" not in r0.as_options()
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ({**GPU_ASK, "gres": "gpu:3"}, "'gpu:3' is more than the 2 gpu one server may have on gpu"),
+        ({**GPU_ASK, "partition": "interactive", "gres": "gpu:1"}, "'gpu:1' is not offered on interactive (there: no GRES)"),
+        ({**GPU_ASK, "gres": "mps:1"}, "'mps:1' is not offered on gpu (there: gpu 0-2)"),
+        ({**GPU_ASK, "gres": "gpu"}, "'gpu' is not a GRES request such as gpu:1"),
+        ({**GPU_ASK, "gres": "gpu:-1"}, "'gpu:-1' is not a GRES request"),
+        ({**GPU_ASK, "gres": "gpu:a100:1"}, "'gpu:a100:1' is not a GRES request"),
+        ({**GPU_ASK, "gres": "GPU:1"}, "'GPU:1' is not a GRES request"),
+        ({**GPU_ASK, "gres": "gpu:1,gpu:1"}, "contains characters that are not allowed: ,"),
+        ({**GPU_ASK, "gres": "gpu:1\n#SBATCH --uid=0"}, "contains a line break"),
+        ({**GPU_ASK, "gres": 2}, "'2' is not a GRES request"),
+        ({**GPU_ASK, "gres": ["gpu:1"]}, "must be a single text value"),
+    ],
+)
+def test_a_bad_or_out_of_range_gres_is_refused_naming_the_field(options: dict, reason: str) -> None:
+    with pytest.raises(FormErrors) as exc:
+        validate_request(options, GPU_CHOICES)
+    assert list(exc.value.errors) == ["gres"] and reason in str(exc.value.errors["gres"])
+    assert str(exc.value).startswith("gres: ")
+
+
+def test_the_form_offers_a_partitions_gres_for_that_partition_only() -> None:
+    html = render_form(GPU_CHOICES)
+    assert 'name="gres"' in html
+    assert '<option value="gpu:1" data-partition="gpu" >1 gpu</option>' in html
+    assert '<option value="gpu:2" data-partition="gpu" >2 gpu</option>' in html
+    assert 'data-partition="interactive" >' not in html.split('id="sandfill-gres"')[1].split("</select>")[0]
+    assert 'name="gres"' not in render_form(CHOICES)  # a site without GRES: no field
+    # after a refusal the choice and the reason stay next to the field
+    typed = {**GPU_ASK, "gres": "gpu:3"}
+    with pytest.raises(FormErrors) as exc:
+        validate_request(typed, GPU_CHOICES)
+    refused = render_form(GPU_CHOICES, refused=(typed, exc.value))
+    assert 'id="sandfill-gres-error"' in refused and "is more than the 2 gpu" in refused
+    kept = render_form(GPU_CHOICES, previous=validate_request({**GPU_ASK, "gres": "gpu:2"}, GPU_CHOICES))
+    assert '<option value="gpu:2" data-partition="gpu" selected>' in kept
+
+
+def test_the_script_refuses_a_gres_that_bypassed_validation() -> None:
+    from sandfill.schema import Gres
+
+    with pytest.raises(ScriptError):
+        _context(ResourceRequest("custom", 1, 1024, 3600, "gpu", None, Gres("gpu\n#SBATCH --uid=0", 1)))

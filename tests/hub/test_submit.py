@@ -11,14 +11,16 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from jupyterhub.objects import Hub
 from traitlets.config import Config
 
 from sandfill.hub.config import apply_site
-from sandfill.hub.form import ResourceRequest
+from sandfill.hub.form import FormError, ResourceRequest
 from sandfill.hub.site import site_from_dict
 from sandfill.hub.spawner import BackfillSlurmSpawner
 from sandfill.hub.submit import SITE_PROLOGUE_ENV
+from sandfill.slurm.sinfo import PartitionInfo
 
 PROLOGUE = ["module load python/3.11", "source /opt/site/env.sh", "conda activate /opt/conda/envs/jupyter"]
 SITE: dict[str, Any] = {
@@ -38,7 +40,7 @@ def site_spawner(tmp_path: Path, site: dict[str, Any]) -> BackfillSlurmSpawner:
     apply_site(c, site_from_dict({**site, "state_dir": str(tmp_path / "hub")}))
     user = SimpleNamespace(name="root", url="/user/root/", escaped_name="root")
     orm = SimpleNamespace(user_options=None, server=None, state={}, name="")
-    return BackfillSlurmSpawner(config=c, user=user, hub=Hub(), api_token="t", orm_spawner=orm)
+    return BackfillSlurmSpawner(config=c, user=user, hub=Hub(), api_token="t", orm_spawner=orm, db=SimpleNamespace(commit=lambda: None))
 
 
 def script_for(sp: BackfillSlurmSpawner, request: ResourceRequest) -> list[str]:
@@ -79,3 +81,29 @@ def test_a_partitions_and_a_profiles_sbatch_options_reach_only_their_jobs(tmp_pa
     assert "#SBATCH --qos=gpu" in custom_gpu and "#SBATCH --exclusive" not in custom_gpu
     small = "\n".join(script_for(sp, ResourceRequest("small", 1, 2048, 7200, "interactive")))
     assert not any(line in small for line in site_lines)
+
+
+class _View:
+    """The scheduler's answers the form needs (partitions, associations), without Slurm."""
+
+    async def safe(self, coro: Any, default: Any) -> tuple[Any, None]:
+        return await coro, None
+
+    async def partitions(self) -> dict[str, PartitionInfo]:
+        return {name: PartitionInfo(name, True, 8 * 3600, 8, 4, 0, 32, 32, 16000) for name in ("interactive", "gpu")}
+
+    async def associations(self, user: str) -> list[Any]:
+        return []
+
+
+def test_a_sites_gres_reaches_the_form_and_the_script_on_its_partition_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(BackfillSlurmSpawner, "view", property(lambda self: _View()))
+    sp = site_spawner(tmp_path, {**SITE, "partition_settings": {"gpu": {"gres": {"gpu": 2}}}})
+    choices = asyncio.run(sp.choices())
+    assert choices.gres == {"gpu": {"gpu": 2}}
+    request = asyncio.run(sp.apply_request({"profile": "custom", "cpus": 1, "memory": "1G", "walltime": "1h", "partition": "gpu", "gres": "gpu:1"}))
+    assert "#SBATCH --gres=gpu:1" in script_for(sp, request)
+    with pytest.raises(FormError) as exc:
+        asyncio.run(sp.apply_request({"profile": "small", "gres": "gpu:1"}))
+    assert exc.value.field == "gres" and "not offered on interactive" in str(exc.value)
+    assert sp.request is None and sp.user_options == {}  # refused: nothing kept
