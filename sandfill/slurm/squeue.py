@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sandfill.schema import check_slurm_name
 from sandfill.slurm.commands import Result
@@ -211,3 +213,126 @@ def parse_planned_starts(stdout: str) -> dict[str, float]:
         for n in names:
             out[n] = min(out.get(n, start), start)
     return out
+
+
+# ---- one user's jobs, names and log paths included (``squeue --json``) ---------------------
+# The job name, the comment and the log path are chosen by the user: any text, newlines and
+# ``|`` included. ``--json`` quotes them, so no field can break a row or forge another job.
+# Slurm 22.05 ignores ``-u`` (and the other filters) with ``--json``: the parser keeps only
+# the jobs of the user asked about, whatever the controller sent.
+
+
+@dataclass(frozen=True)
+class UserJob:
+    """One of a user's jobs: its status (name included) and where its output goes."""
+
+    status: JobStatus
+    log_path: str | None  # Slurm's StdOut with its %-patterns expanded; None when unknown
+    batch: bool  # an sbatch job (not an salloc/srun allocation)
+
+
+def user_jobs_argv(user: str) -> list[str]:
+    """``user``'s jobs as JSON (:func:`parse_user_jobs`); ValueError for a bad user name."""
+    return ["squeue", "--json", "-u", *check_users([user])]
+
+
+def parse_user_jobs(stdout: str, user: str, observed: float | None = None) -> list[UserJob]:
+    """:func:`user_jobs_argv` output → ``user``'s jobs (other users' are dropped), by job id.
+    ValueError naming the problem when the output is not squeue's JSON; a job whose fields
+    cannot be read is left out (logged)."""
+    now = time.time() if observed is None else observed
+    try:
+        doc = json.loads(stdout)
+        jobs = doc["jobs"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"squeue --json printed no job list: {stdout[:200]!r}") from None
+    if not isinstance(jobs, list):
+        raise ValueError("squeue --json: 'jobs' is not a list")
+    out: list[UserJob] = []
+    for raw in jobs:
+        if not isinstance(raw, dict) or raw.get("user_name") != user:
+            continue
+        try:
+            out.append(_user_job(raw, now))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("unreadable job in squeue --json: %s", exc)
+    return sorted(out, key=lambda j: _id_key(j.status.job_id))
+
+
+def _id_key(job_id: str) -> tuple[int, int]:
+    head, _, tail = job_id.partition("_")
+    return int(head), int(tail) if tail.isdigit() else -1
+
+
+def _epoch(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
+
+
+def _text(raw: dict[str, object], key: str) -> str | None:
+    value = raw.get(key)
+    return none_if_empty(value) if isinstance(value, str) else None
+
+
+def _json_job_id(raw: dict[str, object]) -> str:
+    job_id, array_id, task = raw["job_id"], raw.get("array_job_id"), raw.get("array_task_id")
+    if isinstance(array_id, int) and array_id and isinstance(task, int):
+        return check_job_id(f"{array_id}_{task}")
+    return check_job_id(str(int(job_id)))  # type: ignore[call-overload]
+
+
+def _user_job(raw: dict[str, object], now: float) -> UserJob:
+    limit = raw.get("time_limit")
+    st = JobStatus(
+        job_id=_json_job_id(raw),
+        state=state_word(str(raw.get("job_state") or "")),
+        reason=_reason(str(raw.get("state_reason") or "")),
+        nodes=_text(raw, "nodes"),
+        start_time=_epoch(raw.get("start_time")),
+        end_time=_epoch(raw.get("end_time")),
+        time_limit=int(limit) * 60 if isinstance(limit, int) and not isinstance(limit, bool) else None,
+        partition=_text(raw, "partition"),
+        qos=_text(raw, "qos"),
+        user=_text(raw, "user_name"),
+        submit_time=_epoch(raw.get("submit_time")),
+        exec_host=_text(raw, "batch_host"),
+        name=raw["name"] if isinstance(raw.get("name"), str) else None,  # type: ignore[arg-type]
+        observed=now,
+    )
+    batch = raw.get("batch_flag") is True
+    return UserJob(st, _log_path(raw, st) if batch else None, batch)
+
+
+_PATTERN = re.compile(r"%(\d*)([AajJuxNnts%])")
+
+
+def _log_path(raw: dict[str, object], st: JobStatus) -> str | None:
+    """Slurm's StdOut for a batch job: the default ``slurm-%j.out`` (``%A_%a`` for an array
+    task) in the working directory, or the pattern given, relative to it, expanded as
+    sbatch(1) "filename pattern" says (a pattern with a backslash is taken literally)."""
+    cwd = _text(raw, "current_working_directory")
+    pattern = _text(raw, "standard_output")
+    if pattern is None:
+        pattern = "slurm-%A_%a.out" if "_" in st.job_id else "slurm-%j.out"
+    if "\\" in pattern:
+        path = pattern.replace("\\", "")
+    else:
+        path = _PATTERN.sub(lambda m: _expand(m, raw, st), pattern)
+    if not path.startswith("/"):
+        if cwd is None:
+            return None
+        path = f"{cwd.rstrip('/')}/{path}"
+    return path
+
+
+def _expand(m: re.Match[str], raw: dict[str, object], st: JobStatus) -> str:
+    width, key = m.group(1), m.group(2)
+    head, _, task = st.job_id.partition("_")
+    values = {
+        "%": "%", "A": head, "a": task or "4294967294", "j": head if not task else str(raw.get("job_id")),
+        "J": head if not task else str(raw.get("job_id")), "u": st.user or "", "x": st.name or "",
+        "N": st.exec_host or "", "n": "0", "t": "0", "s": "batch",
+    }
+    value = values[key]
+    if width and key in "AajJnts" and value.isdigit():
+        value = value.zfill(min(int(width), 10))
+    return value
