@@ -8,7 +8,8 @@
   followed or written through.
 * :func:`read_tail` reads the end of a file someone else controls (a job's log in a user's
   home): never through a symlink, never blocking on a FIFO or device, only a regular file of
-  the expected owner, and only its last bytes however large (or sparse) the file is.
+  the expected owner, and only its last bytes however large (or sparse) the file is;
+  :func:`read_from` reads the same way from an offset on, to follow a growing file.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import errno
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -62,12 +64,10 @@ def write_private(path: str | os.PathLike[str], data: str | bytes, mode: int = 0
     return p
 
 
-def read_tail(path: str | os.PathLike[str], max_bytes: int, *, uid: int | None = None,
-              owner: str = "you") -> str | None:
-    """The last ``max_bytes`` of ``path`` (decoded with replacement; a partial first line
-    dropped when the file was cut) if it is a regular file owned by ``uid`` (default: us,
-    named ``owner`` in the refusal); None when it does not exist. A symlink, a FIFO or
-    device, another owner's file or an unreadable one raises :class:`RefusedFile`."""
+def _read_owned(path: str | os.PathLike[str], span: Callable[[int], tuple[int, int]], uid: int | None,
+                owner: str) -> tuple[bytes, int, int] | None:
+    """(the bytes ``span(size)`` names as (start, length), start, size) of ``path`` if it is a
+    regular file owned by ``uid``; None when it does not exist; else :class:`RefusedFile`."""
     want = os.geteuid() if uid is None else uid
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
@@ -84,11 +84,40 @@ def read_tail(path: str | os.PathLike[str], max_bytes: int, *, uid: int | None =
             raise RefusedFile(f"{path} is not a regular file")
         if st.st_uid != want:
             raise RefusedFile(f"{path} is not owned by {owner}")
-        start = max(0, st.st_size - max(0, max_bytes))
-        data = os.pread(fd, st.st_size - start, start)
+        start, length = span(st.st_size)
+        return os.pread(fd, length, start), start, st.st_size
     finally:
         os.close(fd)
+
+
+def read_tail(path: str | os.PathLike[str], max_bytes: int, *, uid: int | None = None,
+              owner: str = "you") -> str | None:
+    """The last ``max_bytes`` of ``path`` (decoded with replacement; a partial first line
+    dropped when the file was cut) if it is a regular file owned by ``uid`` (default: us,
+    named ``owner`` in the refusal); None when it does not exist. A symlink, a FIFO or
+    device, another owner's file or an unreadable one raises :class:`RefusedFile`."""
+    def span(size: int) -> tuple[int, int]:
+        start = max(0, size - max(0, max_bytes))
+        return start, size - start
+
+    got = _read_owned(path, span, uid, owner)
+    if got is None:
+        return None
+    data, start, _size = got
     text = data.decode("utf-8", errors="replace")
     if start > 0 and "\n" in text[:-1]:  # a partial first line, and whole ones after it
         text = text.split("\n", 1)[1]
     return text
+
+
+def read_from(path: str | os.PathLike[str], offset: int, max_bytes: int, *, uid: int | None = None,
+              owner: str = "you") -> tuple[bytes, int, int] | None:
+    """At most ``max_bytes`` of ``path`` from byte ``offset`` (to follow a growing file):
+    (the bytes, where they start, the file's size), with the checks of :func:`read_tail`.
+    An offset past the end (the file was truncated or replaced) starts again at the last
+    ``max_bytes``, as does a negative offset (the first read)."""
+    def span(size: int) -> tuple[int, int]:
+        start = offset if 0 <= offset <= size else max(0, size - max_bytes)
+        return start, max(0, min(max_bytes, size - start))
+
+    return _read_owned(path, span, uid, owner)

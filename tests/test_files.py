@@ -74,3 +74,22 @@ def test_read_tail_reads_only_the_end_of_a_huge_sparse_file(tmp_path: Path) -> N
         f.seek(0, os.SEEK_END)
         f.write(b"\ncut line\nwhole line\n")
     assert read_tail(tmp_path / "log", 15) == "whole line\n"  # the cut first line dropped
+
+
+def test_read_from_follows_a_growing_file_with_the_same_refusals(tmp_path: Path) -> None:
+    from sandfill.files import RefusedFile, read_from
+
+    log = tmp_path / "job.log"
+    log.write_bytes(b"one\n")
+    data, start, size = read_from(log, -1, 1024) or (b"", -1, -1)
+    assert (data, start, size) == (b"one\n", 0, 4)
+    with log.open("ab") as f:
+        f.write(b"two\n" * 100)
+    data, start, size = read_from(log, size, 8) or (b"", -1, -1)
+    assert (data, start, size) == (b"two\ntwo\n", 4, 404)  # capped at max_bytes
+    log.write_bytes(b"new\n")  # truncated/replaced: the offset is past the end
+    assert read_from(log, 404, 1024) == (b"new\n", 0, 4)
+    assert read_from(tmp_path / "missing", 0, 10) is None
+    (tmp_path / "link").symlink_to(log)
+    with pytest.raises(RefusedFile, match="symbolic link"):
+        read_from(tmp_path / "link", 0, 10)
