@@ -20,6 +20,11 @@ One user must not be able to stop it, nor a hung controller make its callers han
   if the round does not come. When a round has been running that long (a hung controller),
   or the poller thread is gone, the watchdog marks the watched jobs UNKNOWN first;
 - the shared poller's own commands time out after :data:`COMMAND_TIMEOUT` seconds.
+
+A controller that is slow or down is not hammered: after failed rounds the next timed
+round waits ``fast_interval * 2**failures`` (with jitter, at most :attr:`max_backoff`
+seconds), so many pollers spread out and let it recover; the first good round returns to
+the normal intervals. A caller's ``refresh()`` still starts a round at once.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class QueuePoller:
         jitter: float = 0.1,
         use_sacct: bool = True,
         wait_timeout: float = WAIT_TIMEOUT,
+        max_backoff: float = 60.0,
     ) -> None:
         if not wait_timeout > 0:
             raise ValueError(f"wait_timeout must be a positive number of seconds, not {wait_timeout!r}")
@@ -79,6 +85,8 @@ class QueuePoller:
         self.slow_interval = slow_interval
         self.jitter = jitter
         self.use_sacct = use_sacct
+        self.max_backoff = max_backoff
+        self.failed_rounds = 0  # failed rounds in a row (the backoff's exponent)
         self.stats = PollerStats()
         self._watched: dict[str, int] = {}  # job id → number of watchers
         self._status: dict[str, JobStatus] = {}
@@ -308,6 +316,8 @@ class QueuePoller:
         return changed
 
     def _next_interval(self) -> float:
+        if self.failed_rounds:  # back off, with jitter: no herd of pollers on a recovering controller
+            return min(self.max_backoff, self.fast_interval * 2**self.failed_rounds) * random.uniform(0.5, 1.0)
         with self._lock:
             sts = [self._status.get(j) for j in self._watched]
         busy = self._changed_recently or any(
@@ -337,11 +347,13 @@ class QueuePoller:
             with self._lock:
                 self._round_started = None
         self.stats.last_error = None
+        self.failed_rounds = 0
         self._publish(found)
         return found
 
     def _failed(self, job_ids: list[str], exc: Exception) -> dict[str, JobStatus]:
         self.stats.failures += 1
+        self.failed_rounds += 1
         self.stats.last_error = str(exc) or type(exc).__name__
         log.warning("queue query failed, jobs reported unknown: %r", exc)
         new = self._unknown(job_ids)

@@ -169,7 +169,7 @@ class RemotePoller(QueuePoller):
             return self._failed(job_ids, exc)
         if self.service_failures:
             log.info("the sandfill service answers again")
-        self.service_failures = 0
+        self.service_failures = self.failed_rounds = 0
         self.stats.last_error = None
         self._publish(found)
         return found

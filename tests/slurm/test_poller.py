@@ -185,6 +185,22 @@ def test_failure_keeps_facts_and_notifies() -> None:
     assert "Unable to contact" in (p.stats.last_error or "")
 
 
+def test_failed_rounds_back_off_with_jitter_up_to_a_cap_and_a_good_round_resets() -> None:
+    down = SlurmCommandError(["squeue"], 1, "", "slurm_load_jobs error: Socket timed out on send/recv operation")
+    run = {"1": JobStatus("1", "RUNNING", nodes="node1")}
+    fake = _FakeClient([down] * 6 + [run, run])
+    p = QueuePoller(fake, fast_interval=1.0, slow_interval=10.0, max_backoff=16.0)  # type: ignore[arg-type]
+    p._watched["1"] = 1
+    for failures, cap in [(1, 2.0), (2, 4.0), (3, 8.0), (4, 16.0), (5, 16.0), (6, 16.0)]:
+        p.poll_once(["1"])
+        seen = {round(p._next_interval(), 6) for _ in range(50)}
+        assert p.failed_rounds == failures and all(cap * 0.5 <= i <= cap for i in seen), (failures, seen)
+        assert len(seen) > 1  # jittered: many pollers do not come back in step
+    p.poll_once(["1"])  # the controller answers again: the normal intervals
+    p.poll_once(["1"])
+    assert p.failed_rounds == 0 and all(9.0 <= p._next_interval() <= 11.0 for _ in range(20))
+
+
 # ---- hardening (#11): one user, or a hung controller, cannot stop the poller ----------------
 
 # what squeue prints for each format field of three jobs; job 3's user renamed it (%j)

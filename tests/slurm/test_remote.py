@@ -149,6 +149,20 @@ def test_backoff_grows_with_jitter_up_to_a_cap(service: FakeService) -> None:
         p.close()
 
 
+def test_the_service_answering_again_ends_the_backoff(service: FakeService) -> None:
+    p = _remote(service.url, fast_interval=1.0, fallback_after=1000)
+    try:
+        p._watched["7"] = 1
+        service.mode = "drop"
+        p.poll_once(["7"])
+        assert p._next_interval() >= 1.0  # backing off (2 s * jitter)
+        service.mode = "ok"
+        p.poll_once(["7"])
+        assert p.service_failures == p.failed_rounds == 0 and p._next_interval() <= max(p.fast_interval, p.slow_interval) * 1.1
+    finally:
+        p.close()
+
+
 def test_after_failures_the_local_poller_answers_then_the_service_again(service: FakeService) -> None:
     local = LocalSqueue()
     p = _remote(service.url, local, fallback_after=2, retry_every=3600.0)
@@ -166,6 +180,7 @@ def test_after_failures_the_local_poller_answers_then_the_service_again(service:
         p.retry_every = 0.0
         p.poll_once(["7"])
         assert not p.using_fallback and local.calls == 2 and p.status("7").state == "RUNNING"  # type: ignore[union-attr]
+        assert p.failed_rounds == 0 and p._next_interval() <= max(p.fast_interval, p.slow_interval) * 1.1  # no backoff left over
     finally:
         p.close()
 
