@@ -41,6 +41,9 @@ def add_workload_args(s: argparse.ArgumentParser) -> None:
                    help="put jobs in the tier named by the trace's partition field")
     s.add_argument("--nodes", type=int, help="nodes (default: from the trace header)")
     s.add_argument("--cpus-per-node", type=int, help="CPUs per node (default: from the trace)")
+    s.add_argument("--node-features", action="append", default=[], metavar="NODELIST=FEAT[+FEAT]",
+                   help="the machine's nodes and features, for tiers with node sets (repeatable; "
+                        "default with --sacct: the live cluster's; else node1..nodeN, no features)")
     s.add_argument("--alloc", choices=("node", "cpu"),
                    help="allocate whole nodes or CPUs (default: node for SWF, cpu for sacct)")
     s.add_argument("--no-accounting", action="store_true",
@@ -111,6 +114,7 @@ def load_workload(args: argparse.Namespace) -> tuple[Workload, str]:
         shape, _ = cluster_shape(Runner(args.slurm_conf))
         args.nodes = args.nodes or shape.nodes
         args.cpus_per_node = args.cpus_per_node or shape.cpus_per_node
+        args.live_machine = shape.machine
     args.nodes = args.nodes or workload.nodes
     if not args.nodes:
         raise CLIError("the workload does not say the machine size: give --nodes")
@@ -121,6 +125,16 @@ def load_workload(args: argparse.Namespace) -> tuple[Workload, str]:
 
 def sim_config(args: argparse.Namespace, workload: Workload, alloc: str) -> SimConfig:
     """The simulator's settings from the workload flags (``simulate``, ``sweep``, ``recommend``)."""
+    from sandfill.policies.document.nodesets import parse_machine
+
+    try:
+        machine = parse_machine(args.node_features)
+    except ValueError as exc:
+        raise CLIError(f"--node-features: {exc}") from None
+    if machine and len(machine) != args.nodes:
+        raise CLIError(f"--node-features lists {len(machine)} nodes, but {args.nodes} are simulated")
+    live = getattr(args, "live_machine", ())
+    machine = machine or (live if len(live) == args.nodes else ())  # not when --nodes differs
     return SimConfig(
         nodes=args.nodes,
         cpus_per_node=args.cpus_per_node or workload.cpus_per_node or 1,
@@ -128,6 +142,7 @@ def sim_config(args: argparse.Namespace, workload: Workload, alloc: str) -> SimC
         alloc=alloc,  # type: ignore[arg-type]
         use_trace_partitions=args.use_trace_partitions,
         accounting=not args.no_accounting,
+        machine=machine,
     )
 
 
@@ -142,7 +157,10 @@ def simulate(args: argparse.Namespace, policies: list[Policy], workload: Workloa
     cfg = sim_config(args, workload, alloc)
     results = []
     for policy in policies:
-        res = run(policy, workload, cfg, progress=stderr_progress(policy.name))
+        try:
+            res = run(policy, workload, cfg, progress=stderr_progress(policy.name))
+        except ValueError as exc:  # what the simulator cannot model (node sets on this machine)
+            raise CLIError(f"policy {policy.name!r}: {exc}") from None
         met = summarize(res, short_limit=args.short_limit, starve_after=args.starve_after)
         results.append((res, met))
         print(f"# {policy.name}: {res.events} events, {res.passes} backfill passes, "

@@ -47,7 +47,8 @@ class TierMapper:
     def __init__(self, policy: Policy, use_trace_partitions: bool) -> None:
         tiers = list(policy.tiers)
         notebook = dict(policy.roles).get("notebooks")
-        auto = [t for t in tiers if not t.preemptable and t.name != notebook] or list(tiers)
+        # jobs reach the notebooks tier, preemptable tiers and tiers with node sets by name only
+        auto = [t for t in tiers if not t.preemptable and t.name != notebook and t.nodes is None] or list(tiers)
         auto.sort(key=lambda t: (t.max_walltime.seconds, -t.priority_tier))
         self.index = {t.name: i for i, t in enumerate(tiers)}
         self.by_name: dict[str, int] = {}
@@ -126,7 +127,10 @@ def rejection_reasons(result: SimResult) -> Counter[str]:
     for idx in result.rejected:
         job = result.workload.jobs[idx]
         nodes = max(job.nodes or 0, math.ceil(job.cpus / cfg.cpus_per_node))
-        why = mapper.place(job, nodes)[1]
+        tier_i, why = mapper.place(job, nodes)
+        tier = result.policy.tiers[tier_i] if tier_i is not None else None
+        if tier is not None and tier.nodes is not None and result.job_units[idx] <= result.capacity:
+            why = f"are larger than the node set of tier '{tier.name}' ({tier.nodes.describe()})"
         reasons[why or f"are larger than the machine ({result.capacity} {unit})"] += 1
     return reasons
 
@@ -206,9 +210,11 @@ class JobTable:
 
 def prepare_jobs(policy: Policy, workload: Workload, config: SimConfig, capacity: int,
                  qos_of_tier: list[int], any_preemptable: bool,
-                 prio: PriorityNorm) -> JobTable:
+                 prio: PriorityNorm, tier_units: Sequence[int] | None = None) -> JobTable:
     """The job table of ``workload`` (see the module docstring); a rejected job is kept in
-    the default tier with its ``max_walltime`` so the columns stay aligned."""
+    the default tier with its ``max_walltime`` so the columns stay aligned. ``tier_units``:
+    each tier's units when tiers have node sets (a job larger than its tier's set is
+    rejected as one larger than the machine)."""
     cpn = config.cpus_per_node
     mapper = TierMapper(policy, config.use_trace_partitions)
     tab = JobTable()
@@ -217,7 +223,7 @@ def prepare_jobs(policy: Policy, workload: Workload, config: SimConfig, capacity
         nodes = max(job.nodes or 0, math.ceil(job.cpus / cpn))
         units = nodes if config.alloc == "node" else job.cpus
         tier_i = mapper.tier_of(job, nodes)
-        if tier_i is None or units > capacity:
+        if tier_i is None or units > (tier_units[tier_i] if tier_units else capacity):
             tab.rejected.append(idx)
             tier_i = mapper.default
             limit = mapper.tiers[tier_i].max_walltime.seconds

@@ -9,6 +9,9 @@ Resource model (documented choice): the machine is a pool of allocation units wi
 placement -- ``alloc="node"`` allocates whole nodes (``ceil(cpus / cpus_per_node)``), as
 LLNL's Slurm on Atlas did and as exclusive-node sites do; ``alloc="cpu"`` allocates CPUs
 (select/cons_tres sharing nodes, e.g. the devcluster), ignoring fragmentation across nodes.
+A policy whose tiers have node sets splits the pool into groups of nodes, each tier's jobs
+using only its set's groups (:mod:`sandfill.policies.sim.nodesets`, its own passes; every
+other policy runs the engine below unchanged).
 
 Mapping jobs to tiers: with ``use_trace_partitions`` a job whose trace partition names a
 tier (or its partition) goes there; otherwise it goes to the tier with the shortest
@@ -41,7 +44,7 @@ from typing import Literal
 
 import numpy as np
 
-from sandfill.policies.document.model import Policy
+from sandfill.policies.document.model import MachineNode, Policy
 from sandfill.policies.sim.backfill import (
     BackfillMode,
     Decisions,
@@ -50,6 +53,7 @@ from sandfill.policies.sim.backfill import (
     main_pass,
     planned_durations,
 )
+from sandfill.policies.sim.nodesets import build_pools, pools_backfill_pass, pools_main_pass
 from sandfill.policies.sim.prepare import PriorityNorm, prepare_jobs, qos_table
 from sandfill.policies.sim.workload import Workload
 
@@ -78,6 +82,8 @@ class SimConfig:
     release_delay: int = 0  # seconds a finished job keeps its CPUs (Slurm's COMPLETING)
     node_reservations: bool = False  # alloc="cpu": backfill reserves whole nodes (as Slurm)
     floor_reservations: bool = False  # Slurm's _add_reservation: times rounded DOWN to bf_resolution
+    #: the nodes and their features, for tiers with node sets (default: node1..nodeN, none)
+    machine: tuple[MachineNode, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +151,11 @@ class Simulator:
         qos_of_tier, self.qos_caps = qos_table(policy, config.accounting)
         self.any_preemptable = policy.preemption.type != "none" and any(
             t.preemptable for t in self.tiers)
+        self.pools = build_pools(policy, config)  # tiers with node sets (sim.nodesets)
         prio = PriorityNorm(policy, config)
         self.age_rate, self.max_age = prio.age_rate, prio.max_age
-        table = prepare_jobs(policy, workload, config, self.capacity, qos_of_tier,
-                             self.any_preemptable, prio)
+        table = prepare_jobs(policy, workload, config, self.capacity, qos_of_tier, self.any_preemptable,
+                             prio, self.pools.tier_units if self.pools else None)
         self.jobs = table.jobs
         self.job_tier, self.job_units, self.job_cpus = table.job_tier, table.job_units, table.job_cpus
         self.job_limit, self.job_time_min = table.job_limit, table.job_time_min
@@ -326,7 +333,7 @@ class Simulator:
     def _main_pass(self) -> None:
         self.sched_at = -1
         self.last_main = self.now
-        self._apply(main_pass(self))
+        self._apply((pools_main_pass if self.pools else main_pass)(self))
         self._sample()
 
     def _backfill_pass(self) -> None:
@@ -337,7 +344,7 @@ class Simulator:
         self.passes += 1
         self.bf_last = self.now
         rec = self.config.record_reservations
-        d = backfill_pass(self, self.config.backfill, record=rec)
+        d = (pools_backfill_pass if self.pools else backfill_pass)(self, self.config.backfill, record=rec)
         self.bf_memo = d.memo
         self._apply(d)  # (thread timing: its own starts are news to the next check)
         if rec:
@@ -418,6 +425,7 @@ class Simulator:
         self.granted[j] = limit
         self.planned_end[j] = now + limit
         self.run_id[j] += 1
+        self.pools and self.pools.take(j, self.job_tier[j], units)
         caps = self.qos_caps[self.job_qos[j]]
         if caps is not None:
             u = self.qos_used.setdefault((self.job_qos[j], self.job_user[j]), [0, 0])
@@ -432,6 +440,7 @@ class Simulator:
         self.run_version += 1
         del self.planned_end[j]
         self.free += self.job_units[j]
+        self.pools and self.pools.give_back(j)
         caps = self.qos_caps[self.job_qos[j]]
         if caps is not None:
             u = self.qos_used[(self.job_qos[j], self.job_user[j])]
