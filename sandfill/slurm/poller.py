@@ -23,8 +23,8 @@ One user must not be able to stop it, nor a hung controller make its callers han
 
 A controller that is slow or down is not hammered: after failed rounds the next timed
 round waits ``fast_interval * 2**failures`` (with jitter, at most :attr:`max_backoff`
-seconds), so many pollers spread out and let it recover; the first good round returns to
-the normal intervals. A caller's ``refresh()`` still starts a round at once.
+seconds, 30 by default: a recovered controller is seen within that), so many pollers spread
+out and let it recover; the first good round returns to the normal intervals. A caller's ``refresh()`` still starts a round at once.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class QueuePoller:
         jitter: float = 0.1,
         use_sacct: bool = True,
         wait_timeout: float = WAIT_TIMEOUT,
-        max_backoff: float = 60.0,
+        max_backoff: float = 30.0,
     ) -> None:
         if not wait_timeout > 0:
             raise ValueError(f"wait_timeout must be a positive number of seconds, not {wait_timeout!r}")
