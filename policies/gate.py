@@ -49,7 +49,7 @@ def read_history(runner: Runner, days: int) -> Workload:
 def simulate_history(policy: Policy, workload: Workload, shape: ClusterShape) -> SimResult:
     """Replay the site's own jobs under ``policy`` on the cluster's shape (see module)."""
     cfg = SimConfig(nodes=shape.nodes, cpus_per_node=shape.cpus_per_node, alloc="cpu",
-                    use_trace_partitions=True)
+                    use_trace_partitions=True, machine=shape.machine)
     return simulate(policy, workload, cfg)
 
 

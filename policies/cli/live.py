@@ -292,7 +292,12 @@ def _gate_simulation(args: argparse.Namespace, runner: Runner, live: LivePolicy,
         print(f"not applied: {exc}; give --no-simulate to apply without the simulation "
               "(nothing was changed)", file=sys.stderr)
         return None
-    effect = simulated_effect(live.policy, policy, workload, shape, days)
+    try:
+        effect = simulated_effect(live.policy, policy, workload, shape, days)
+    except ValueError as exc:  # what the simulator cannot model (see sandfill.policies.sim.nodesets)
+        print(f"not applied: the simulation cannot run: {exc}; give --no-simulate to apply "
+              "without it (nothing was changed)", file=sys.stderr)
+        return None
     if effect is None:
         note = f"no job ran in the last {days} day(s): nothing to simulate"
         print(note)

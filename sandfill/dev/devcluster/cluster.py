@@ -375,7 +375,7 @@ class DevCluster:
         write_private(r.slurm_conf, conf, 0o644)
         write_private(r.gres_conf, render_gres_conf(r, specs), 0o644)
         boot.gpu_stand_ins(r, specs)
-        write_private(r.policy_conf, policy_fragment(info.policy, nodes=nodeclasses.hostlist(specs)), 0o644)
+        write_private(r.policy_conf, policy_fragment(info.policy, nodes=nodeclasses.hostlist(specs), machine=specs), 0o644)
         dbd = render_slurmdbd_conf(
             r, ports=ports, db_user=boot.DB_USER, db_pass=info.db_pass, db_name=boot.DB_NAME, addr=where.head_addr
         )
