@@ -4,6 +4,7 @@ Slurm runner and a fake hub identity (the real hub is in test_service_live.py)."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Sequence
@@ -301,3 +302,25 @@ def test_server_jobs_get_the_services_url_and_no_token_but_their_own() -> None:
     port = int(c.JupyterHub.services[0]["url"].rsplit(":", 1)[1])
     assert env["SITE_VAR"] == "1" and env[URL_ENV] == client_url(SiteConfig(), port) == f"http://127.0.0.1:{port}/services/sandfill/"
     assert client_url(SiteConfig(service_ip="::1"), 9) == "http://[::1]:9/services/sandfill/"
+
+
+@pytest.mark.asyncio
+async def test_a_clients_gap_planner_reads_the_schedule_from_the_service_not_from_slurm(service: Service) -> None:
+    from sandfill.slurm.remote import RemotePoller
+    from sandfill.slurm.view import ServiceSchedule
+
+    class NoSlurm(SlurmClient):
+        async def nodes(self, partition: str | None = None) -> Any:
+            raise AssertionError("the client asked Slurm")
+
+        planned_starts = reservations = nodes  # type: ignore[assignment]
+
+    remote = RemotePoller(service.url, "bob-token", SlurmClient("/nonexistent/slurm.conf"))
+    try:
+        sched = ServiceSchedule(remote, NoSlurm("/nonexistent/slurm.conf"))
+        nodes, planned, res = await asyncio.gather(sched.nodes("batch"), sched.planned_starts(), sched.reservations())
+        assert [(n["node"], n["idle"], n["free_memory"]) for n in nodes] == [("node1", 7, 9000), ("node2", 8, 16000)]
+        assert set(planned) == {"node1", "node2"} and [r.nodes for r in res] == [("node1", "node2")]
+        assert sorted(service.slurm.calls) == ["scontrol", "sinfo", "squeue"] and sched.fallbacks == 0  # one of each, by the service
+    finally:
+        remote.close()
