@@ -24,7 +24,8 @@ One user must not be able to stop it, nor a hung controller make its callers han
 A controller that is slow or down is not hammered: after failed rounds the next timed
 round waits ``fast_interval * 2**failures`` (with jitter, at most :attr:`max_backoff`
 seconds, 30 by default: a recovered controller is seen within that), so many pollers spread
-out and let it recover; the first good round returns to the normal intervals. A caller's ``refresh()`` still starts a round at once.
+out and let it recover; the first good round returns to the normal intervals. A caller's
+``refresh()`` still starts a round at once.
 """
 
 from __future__ import annotations
