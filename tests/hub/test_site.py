@@ -328,3 +328,74 @@ def test_a_bad_sbatch_line_stops_the_hub_at_start(tmp_path: Path, monkeypatch: p
     assert "partition_settings.interactive.sbatch.1: '--uid=0': --uid is not an option a site may add" in str(exc.value)
     assert str(f) in str(exc.value)
     assert not c and not (tmp_path / "hub").exists()
+
+
+# ---- docs/deploy.md and the example: every key documented, real and exercised ----------
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "docs" / "deploy.md"
+
+
+def _example_keys() -> set[str]:
+    """The example's keys: set ones, and ones shown commented out (``# exec_host: …``)."""
+    import re
+
+    import yaml
+
+    text = EXAMPLE.read_text()
+    return set(yaml.safe_load(text)) | set(re.findall(r"(?m)^#\s*([a-z_]+):\s", text))
+
+
+def _documented(doc: str, key: str) -> bool:
+    return f"| `{key}` |" in doc
+
+
+def test_every_key_of_the_site_file_is_documented_in_deploy_md() -> None:
+    from sandfill.hub.site import PartitionSettings, Profile, SiteConfig
+
+    doc = DEPLOY.read_text()
+    for model in (SiteConfig, Profile, PartitionSettings):
+        missing = [k for k in model.model_fields if not _documented(doc, k)]
+        assert not missing, f"{model.__name__} keys without a row in docs/deploy.md: {missing}"
+
+
+def test_every_key_of_the_example_is_a_site_key_exercised_by_a_test() -> None:
+    import re
+
+    from sandfill.hub.site import SiteConfig
+
+    keys = _example_keys()
+    assert keys - set(SiteConfig.model_fields) == set()
+    here = Path(__file__).resolve()
+    mine = here.read_text().split("# ---- docs/deploy.md and the example")[0]  # not these checks themselves
+    tests = "\n".join([mine, *(p.read_text() for p in (ROOT / "tests").rglob("*.py") if p != here)])
+    assert [k for k in sorted(keys) if not re.search(rf"\b{k}\b", tests)] == []
+    assert {"python_env", "prologue", "partition_settings", "hub_connect_url"} <= keys
+
+
+def test_the_minimal_site_file_in_deploy_md_loads() -> None:
+    import yaml
+
+    doc = DEPLOY.read_text()
+    block = doc.split("### A minimal site file", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    site = site_from_dict(yaml.safe_load(block))
+    assert site.partition_settings["gpu"].gres == {"gpu": 2} and site.python_env == "/opt/sandfill/venv"
+
+
+def test_the_sbatch_whitelist_in_deploy_md_is_the_codes() -> None:
+    import re
+
+    from sandfill.hub.site import SBATCH_OPTIONS
+
+    doc = DEPLOY.read_text()
+    table = doc.split("**Extra `#SBATCH` options**", 1)[1].split("Everything else", 1)[0]
+    assert re.findall(r"(?m)^\| `--([a-z-]+)` \|", table) == list(SBATCH_OPTIONS)
+
+
+def test_allow_all_lets_every_account_in_instead_of_a_list(tmp_path: Path) -> None:
+    c = Config()
+    apply_site(c, site_from_dict({"allow_all": True, "state_dir": str(tmp_path)}))
+    assert c.Authenticator.allow_all is True and "allowed_users" not in c.Authenticator
+    c = Config()
+    apply_site(c, site_from_dict({"allowed_users": ["ann"], "state_dir": str(tmp_path)}))
+    assert c.Authenticator.allowed_users == {"ann"} and "allow_all" not in c.Authenticator
