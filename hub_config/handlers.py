@@ -8,9 +8,13 @@
   left, how the last job ended) as JSON.
 - ``GET /hub/api/sandfill/users/{name}/server/log`` — the tail of the job's log as JSON.
 - ``GET /hub/sandfill/job[/{name}]`` — the same as a page (linked from the home page).
+- ``GET /hub/api/sandfill/users/{name}/jobs`` — "My jobs": every Slurm job of the user
+  (:mod:`sandfill.hub.myjobs`); ``…/jobs/{id}/log?offset=N`` follows a job's log;
+  ``DELETE …/jobs/{id}`` cancels it. ``GET /hub/sandfill/jobs[/{name}]`` is the page.
 
-The three read routes need the ``read:servers`` scope on that user: a user reads their
-own, an admin anyone's; another user gets 403.
+The read routes need the ``read:servers`` scope on that user: a user reads their own, an
+admin anyone's; another user gets 403. A cancel needs the ``servers`` scope on that user, and
+a job id that is not that user's job is a 403 too (nothing is cancelled).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 
 from sandfill.hub.joblog import tail_log
+from sandfill.hub.myjobs import MyJobs, NotYourJob
+from sandfill.slurm.commands import SlurmCommandError
 
 PORT_ROUTE = r"/api/batchspawner"
 
@@ -130,6 +136,99 @@ class JobPageHandler(BaseHandler):
         self.finish(html)
 
 
+def _myjobs(handler: BaseHandler) -> MyJobs:
+    return MyJobs.instance(config=handler.settings.get("config"))
+
+
+def _slurm_conf(handler: BaseHandler, user_name: str) -> str | None:
+    return getattr(_spawner_for(handler, user_name), "slurm_conf", None) or None
+
+
+async def _job_rows(handler: BaseHandler, user_name: str) -> dict[str, Any]:
+    """``{"user", "jobs", "error"}``: ``error`` says why Slurm could not be asked."""
+    user = handler.find_user(user_name)
+    if user is None:
+        raise web.HTTPError(404, f"no such user: {user_name}")
+    conf = _slurm_conf(handler, user_name)
+    servers = {str(s.job_id) for s in user.spawners.values() if getattr(s, "job_id", None)}
+    api = url_path_join(handler.hub.base_url, "api/sandfill/users", user_name, "jobs")
+    try:
+        jobs = await _myjobs(handler).jobs(user_name, conf)
+    except SlurmCommandError as exc:
+        return {"user": user_name, "jobs": None, "error": str(exc)}
+    except ValueError as exc:
+        raise web.HTTPError(400, str(exc)) from None
+    return {"user": user_name, "jobs": _myjobs(handler).rows(jobs, servers, api), "error": None}
+
+
+async def _users_job(handler: BaseHandler, user_name: str, job_id: str) -> Any:
+    try:
+        return await _myjobs(handler).job(user_name, job_id, _slurm_conf(handler, user_name))
+    except ValueError as exc:
+        raise web.HTTPError(400, str(exc)) from None
+    except NotYourJob as exc:
+        raise web.HTTPError(403, str(exc)) from None
+    except SlurmCommandError as exc:
+        raise web.HTTPError(503, str(exc)) from None
+
+
+class MyJobsAPIHandler(APIHandler):
+    @needs_scope("read:servers")
+    async def get(self, user_name: str) -> None:
+        body = await _job_rows(self, user_name)
+        if body["error"]:
+            raise web.HTTPError(503, body["error"])
+        self.finish(json.dumps(body))
+
+
+class MyJobAPIHandler(APIHandler):
+    @needs_scope("servers")
+    async def delete(self, user_name: str, job_id: str) -> None:
+        try:
+            await _myjobs(self).cancel(user_name, job_id, _slurm_conf(self, user_name))
+        except ValueError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        except NotYourJob as exc:
+            raise web.HTTPError(403, f"{exc}; nothing was cancelled") from None
+        except SlurmCommandError as exc:
+            raise web.HTTPError(503, f"job {job_id} was not cancelled: {exc}") from None
+        self.log.info("%s cancelled %s's job %s", self.current_user.name, user_name, job_id)
+        self.finish(json.dumps({"job_id": job_id, "message": f"job {job_id} cancelled"}))
+
+
+class MyJobLogAPIHandler(APIHandler):
+    @needs_scope("read:servers")
+    async def get(self, user_name: str, job_id: str) -> None:
+        raw = self.get_argument("offset", "-1")
+        try:
+            offset = int(raw)
+        except ValueError:
+            raise web.HTTPError(400, f"offset: {raw!r} is not a whole number of bytes") from None
+        job = await _users_job(self, user_name, job_id)
+        self.finish(json.dumps(await _myjobs(self).log_chunk(user_name, job, offset)))
+
+
+class MyJobsPageHandler(BaseHandler):
+    @web.authenticated
+    def get(self, user_name: str | None = None) -> Any:
+        if not user_name:
+            return self.redirect(url_path_join(self.hub.base_url, "sandfill/jobs", self.current_user.name))
+        return self._page(user_name)
+
+    @needs_scope("read:servers")
+    async def _page(self, user_name: str) -> None:
+        body = await _job_rows(self, user_name)
+        html = await self.render_template(
+            "sandfill_jobs.html",
+            for_user=user_name,
+            jobs=body["jobs"] or [],
+            error=body["error"],
+            api_url=url_path_join(self.hub.base_url, "api/sandfill/users", user_name, "jobs"),
+            refresh_seconds=max(2.0, _myjobs(self).cache_seconds),
+        )
+        self.finish(html)
+
+
 def install_port_handler() -> None:
     """Replace batchspawner's port route in JupyterHub's default API handlers (in place,
     before the app builds its routes — i.e. at config load)."""
@@ -144,4 +243,9 @@ extra_handlers: list[tuple[str, type]] = [
     (r"/api/sandfill/users/([^/]+)/server/log", JobLogAPIHandler),
     (r"/sandfill/job/?", JobPageHandler),
     (r"/sandfill/job/([^/]+)", JobPageHandler),
+    (r"/api/sandfill/users/([^/]+)/jobs", MyJobsAPIHandler),
+    (r"/api/sandfill/users/([^/]+)/jobs/([^/]+)", MyJobAPIHandler),
+    (r"/api/sandfill/users/([^/]+)/jobs/([^/]+)/log", MyJobLogAPIHandler),
+    (r"/sandfill/jobs/?", MyJobsPageHandler),
+    (r"/sandfill/jobs/([^/]+)", MyJobsPageHandler),
 ]
