@@ -73,9 +73,11 @@ class MyJobs(SingletonConfigurable):
     ).tag(config=True)
 
     cancel_prefix = List(
-        Unicode(), default_value=["sudo", "-u", "{username}"],
+        Unicode(), default_value=["sudo", "-E", "-u", "{username}"],
         help="""argv prefix of scancel, so a job is cancelled as its owner ({username} is
-        replaced; no shell): Slurm itself refuses another user's job.""",
+        replaced; no shell): Slurm itself refuses another user's job. The command gets only
+        PATH, SLURM_CONF and the locale (``-E`` keeps exactly those), never the hub's
+        environment with its secrets.""",
     ).tag(config=True)
 
     worker_name_prefix = Unicode(
@@ -186,9 +188,15 @@ class MyJobs(SingletonConfigurable):
         job = await self.job(user, job_id, slurm_conf, fresh=True)
         prefix = [p.replace("{username}", user) for p in self.cancel_prefix]
         runner = Runner(slurm_conf, prefix=prefix, timeout=self.squeue_timeout)
+        runner.env = _bare_env(runner.slurm_conf)  # the owner can read their scancel's environment
         (await runner.arun(scancel.cancel_argv([job_id]))).checked()
         self.forget(user, slurm_conf)
         return job
+
+
+def _bare_env(slurm_conf: str | None) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if k in {"PATH", "LANG", "LC_ALL"}}
+    return {**keep, **({"SLURM_CONF": slurm_conf} if slurm_conf else {})}
 
 
 def _read_chunk(path: str, user: str, offset: int, max_bytes: int) -> tuple[bytes, int, int] | None:

@@ -107,13 +107,17 @@ def test_cancel_refuses_a_job_that_is_not_the_users_and_runs_nothing(fake_slurm:
 
 
 def test_cancel_asks_the_queue_afresh_and_runs_scancel_as_the_owner(fake_slurm: Path) -> None:
-    assert MyJobs().cancel_prefix == ["sudo", "-u", "{username}"]
+    assert MyJobs().cancel_prefix == ["sudo", "-E", "-u", "{username}"]
+    _program(fake_slurm, "scancel", f"env > {fake_slurm}/scancel.env")
     mj = MyJobs(cancel_prefix=["env", "SANDFILL_AS={username}"], cache_seconds=30)
     asyncio.run(mj.jobs("sftest-ada", None))
     job = asyncio.run(mj.cancel("sftest-ada", "72", None))
     assert job.status.job_id == "72"
     assert calls(fake_slurm) == ["--json -u sftest-ada", "--json -u sftest-ada", "72"]
     assert mj.queries == 2  # the cancel did not trust the cached list
+    env = dict(line.split("=", 1) for line in (fake_slurm / "scancel.env").read_text().splitlines() if "=" in line)
+    assert env["SANDFILL_AS"] == "sftest-ada"
+    assert not set(env) - {"SANDFILL_AS", "PATH", "PWD", "SHLVL", "_", "LANG", "LC_ALL"}, env  # none of the hub's
 
 
 @pytest.fixture
