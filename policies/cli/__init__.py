@@ -38,4 +38,13 @@ def load_or_error(path: str, shape: ClusterShape | None = None) -> tuple[Policy 
         return None, exc
 
 
-__all__ = ["CLIError", "load_or_error", "register"]
+def add_node_features_arg(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--node-features NODELIST=FEAT[+FEAT]`` (repeatable): the machine's nodes and their
+    features, which tiers with node sets resolve against (parsed by
+    :func:`sandfill.policies.document.nodesets.parse_machine`)."""
+    parser.add_argument("--node-features", action="append", default=[], metavar="NODELIST=FEAT[+FEAT]",
+                        help="the cluster's nodes and their features, e.g. cpu[1-2]=cpu gpu1=gpu "
+                             f"(repeatable), for tiers with node sets (default: {default})")
+
+
+__all__ = ["CLIError", "add_node_features_arg", "load_or_error", "register"]

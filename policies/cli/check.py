@@ -6,9 +6,10 @@ import argparse
 import shlex
 import sys
 
-from sandfill.policies.cli import CLIError, load_or_error
-from sandfill.policies.document.load import policy_warnings
-from sandfill.policies.document.model import ClusterShape
+from sandfill.policies.cli import CLIError, add_node_features_arg, load_or_error
+from sandfill.policies.document.errors import PolicyError
+from sandfill.policies.document.load import node_set_problems, policy_warnings
+from sandfill.policies.document.model import ClusterShape, Policy
 from sandfill.policies.document.nodesets import parse_machine
 from sandfill.policies.document.render import render_sacctmgr, render_slurm_conf
 
@@ -19,15 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--nodes", type=int, help="nodes in the cluster (enables size checks)")
     c.add_argument("--cpus-per-node", type=int, help="CPUs per node (with --nodes)")
     c.add_argument("--no-accounting", action="store_true", help="the cluster has no slurmdbd")
+    add_node_features_arg(c, "none: node sets are not checked against nodes")
     c.set_defaults(func=cmd_check)
 
     r = sub.add_parser("render", help="print the slurm.conf fragment and sacctmgr commands")
     r.add_argument("file", help="policy YAML")
     r.add_argument("--nodes", default=None,
                    help="Slurm node list (default: the --node-features nodes, else node[1-4])")
-    r.add_argument("--node-features", action="append", default=[], metavar="NODELIST=FEAT[+FEAT]",
-                   help="the cluster's nodes and their features (repeatable), e.g. cpu[1-2]=cpu "
-                        "gpu1=gpu: resolves tiers whose nodes are chosen by feature")
+    add_node_features_arg(r, "none: a tier chosen by feature cannot be rendered")
     r.add_argument("--no-accounting", action="store_true", help="the cluster has no slurmdbd")
     r.set_defaults(func=cmd_render)
 
@@ -39,6 +39,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise CLIError("--nodes and --cpus-per-node go together")
         shape = ClusterShape(args.nodes, args.cpus_per_node)
     policy, err = load_or_error(args.file, shape)
+    if err is None and policy is not None:
+        err = _node_set_error(args, policy)
     if err is not None:
         print(f"{args.file}: INVALID ({len(err.problems)} problem(s))")
         for p in err.problems:
@@ -50,6 +52,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{args.file}: OK (policy {policy.name!r}, {len(policy.tiers)} tiers"
           f"{f', {len(warnings)} warning(s)' if warnings else ''})")
     return 0
+
+
+def _node_set_error(args: argparse.Namespace, policy: Policy) -> PolicyError | None:
+    """The node sets that match none of the ``--node-features`` nodes, as one error."""
+    try:
+        machine = parse_machine(args.node_features)
+    except ValueError as exc:
+        raise CLIError(f"--node-features: {exc}") from None
+    problems = node_set_problems(policy, ClusterShape(len(machine), 0, machine)) if machine else []
+    return PolicyError(problems, args.file) if problems else None
 
 
 def cmd_render(args: argparse.Namespace) -> int:

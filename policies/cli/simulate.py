@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sandfill.policies.cli import CLIError, load_or_error
+from sandfill.policies.cli import CLIError, add_node_features_arg, load_or_error
 from sandfill.policies.document.model import Policy
 from sandfill.policies.sim.simulator import SimConfig
 from sandfill.policies.sim.workload import Workload
@@ -41,9 +41,7 @@ def add_workload_args(s: argparse.ArgumentParser) -> None:
                    help="put jobs in the tier named by the trace's partition field")
     s.add_argument("--nodes", type=int, help="nodes (default: from the trace header)")
     s.add_argument("--cpus-per-node", type=int, help="CPUs per node (default: from the trace)")
-    s.add_argument("--node-features", action="append", default=[], metavar="NODELIST=FEAT[+FEAT]",
-                   help="the machine's nodes and features, for tiers with node sets (repeatable; "
-                        "default with --sacct: the live cluster's; else node1..nodeN, no features)")
+    add_node_features_arg(s, "with --sacct the live cluster's; else node1..nodeN, no features")
     s.add_argument("--alloc", choices=("node", "cpu"),
                    help="allocate whole nodes or CPUs (default: node for SWF, cpu for sacct)")
     s.add_argument("--no-accounting", action="store_true",

@@ -31,3 +31,14 @@ def test_render_without_or_with_bad_features_is_refused(
     out = capsys.readouterr()
     assert words in out.err
     assert "PartitionName" not in out.out
+
+
+def test_check_tells_a_node_set_that_matches_no_given_node(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "check", GPU_EXAMPLE, *FEATURES]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert main(["policy", "check", GPU_EXAMPLE, "--node-features", "node[1-4]=cpu"]) == 1
+    out = capsys.readouterr().out
+    assert "INVALID (1 problem(s))" in out
+    assert "tiers.gpu.nodes: features gpu matches none of the cluster's nodes" in out
+    assert main(["policy", "check", GPU_EXAMPLE, "--node-features", "x[2-1]"]) == 2
+    assert "--node-features: 'x[2-1]'" in capsys.readouterr().err
