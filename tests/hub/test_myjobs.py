@@ -16,7 +16,7 @@ import pytest
 
 from sandfill.hub import myjobs as myjobs_mod
 from sandfill.hub.myjobs import MyJobs, NotYourJob
-from sandfill.slurm.commands import SlurmCommandError
+from sandfill.slurm.commands import SlurmCommandError, wait_until
 
 DATA = Path(__file__).parent.parent / "slurm" / "data" / "squeue_user_jobs.json"
 
@@ -179,3 +179,61 @@ def test_a_log_outside_the_home_a_symlink_a_fifo_or_another_owners_file_is_refus
         got = asyncio.run(mj.log_chunk("sftest-ada", _job_with_log(path), 0))
         assert why in (got["error"] or "") and got["text"] == "", (path, got)
     assert stat.S_ISFIFO(os.stat(home / "fifo.log").st_mode)  # left as it was
+
+
+# ---- live: the routes of the session hub on the devcluster ---------------------------------
+
+
+def _counting_script(lines: int) -> str:
+    """A batch job whose log grows by a line a second (its payload, not a test's wait)."""
+    return f"#!/bin/sh\nfor i in $(seq 1 {lines}); do echo \"line $i\"; sleep 1; done\n"
+
+
+def submit_as(slurm_conf: str, user: str, name: str, lines: int = 120) -> str:
+    """sbatch as ``user`` (sudo), the log in the user's home."""
+    from sandfill.dev.testing import TestSlurm
+
+    home = pwd.getpwnam(user).pw_dir
+    as_user = TestSlurm(slurm_conf, prefix=["sudo", "-E", "-u", user])
+    return as_user.submit_sync(_counting_script(lines), ["-p", "batch", "-t", "5", "-J", name, "-D", home, "-o", f"{home}/myjobs-%j.out"])
+
+
+@pytest.mark.slurm
+def test_my_jobs_live_lists_follows_and_cancels_and_refuses_another_user(clean_servers: Any, slurm: Any) -> None:
+    hub = clean_servers
+    ada, bob = "sftest-ada", "sftest-bob"
+    conf = str(slurm.slurm_conf)
+    mine = submit_as(conf, ada, "ada's analysis")
+    worker = submit_as(conf, ada, "sandfill-worker-x1", lines=1)  # named as the cluster names its jobs
+    theirs = submit_as(conf, bob, "bob's")
+
+    status, body = hub.api("GET", f"/sandfill/users/{ada}/jobs", ada)
+    assert status == 200 and body["error"] is None, body
+    rows = {r["job_id"]: r for r in body["jobs"]}
+    assert rows[mine]["kind"] == "batch" and rows[mine]["name"] == "ada's analysis"
+    assert rows[worker]["kind"] == "dask-worker" and theirs not in rows
+    log_url = f"/sandfill/users/{ada}/jobs/{mine}/log"
+    assert rows[mine]["log_url"] == "/hub/api" + log_url
+
+    def log_has(n: int) -> Any:
+        st, chunk = hub.api("GET", f"{log_url}?offset=-1", ada)
+        return st == 200 and f"line {n}\n" in chunk["text"] and chunk
+
+    first = wait_until("ada's log to show line 2", lambda: log_has(2), timeout=60)
+    grown = wait_until("ada's log to grow", lambda: (c := hub.api("GET", f"{log_url}?offset={first['offset']}", ada)[1])["text"] and c, timeout=30)
+    assert grown["start"] == first["offset"] and grown["text"].startswith("line ")
+
+    # bob: 403 for ada's name and for ada's job id under his own name, read or cancel
+    for path in (f"/sandfill/users/{ada}/jobs", log_url, f"/sandfill/users/{bob}/jobs/{mine}/log"):
+        assert hub.api("GET", path, bob)[0] == 403, path
+    for path in (f"/sandfill/users/{ada}/jobs/{mine}", f"/sandfill/users/{bob}/jobs/{mine}"):
+        assert hub.api("DELETE", path, bob)[0] == 403, path
+    assert slurm.squeue_sync([mine])[mine].state in {"PENDING", "RUNNING"}  # nothing was cancelled
+    assert hub.api("DELETE", f"/sandfill/users/{ada}/jobs/{theirs}", ada)[0] == 403
+    assert slurm.squeue_sync([theirs])[theirs].state in {"PENDING", "RUNNING"}
+    assert hub.api("GET", f"{log_url}?offset=x", ada)[0] == 400
+
+    status, body = hub.api("DELETE", f"/sandfill/users/{ada}/jobs/{mine}", ada)
+    assert status == 200, body
+    wait_until("ada's job to be cancelled", lambda: slurm.squeue_sync([mine]).get(mine, None) is None
+               or slurm.squeue_sync([mine])[mine].state == "CANCELLED", timeout=30)
