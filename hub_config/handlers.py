@@ -11,6 +11,8 @@
 - ``GET /hub/api/sandfill/users/{name}/jobs`` — "My jobs": every Slurm job of the user
   (:mod:`sandfill.hub.myjobs`); ``…/jobs/{id}/log?offset=N`` follows a job's log;
   ``DELETE …/jobs/{id}`` cancels it. ``GET /hub/sandfill/jobs[/{name}]`` is the page.
+- ``GET /hub/api/sandfill/users/{name}/provenance[/{id}]`` — the user's provenance records
+  (:mod:`sandfill.hub.provenance`), listed on the "My jobs" page.
 
 The read routes need the ``read:servers`` scope on that user: a user reads their own, an
 admin anyone's; another user gets 403. A cancel needs the ``servers`` scope on that user, and
@@ -33,6 +35,7 @@ from tornado import web
 
 from sandfill.hub.joblog import tail_log
 from sandfill.hub.myjobs import MyJobs, NotYourJob
+from sandfill.hub.provenance import Provenance
 from sandfill.slurm.commands import SlurmCommandError
 
 PORT_ROUTE = r"/api/batchspawner"
@@ -208,6 +211,32 @@ class MyJobLogAPIHandler(APIHandler):
         self.finish(json.dumps(await _myjobs(self).log_chunk(user_name, job, offset)))
 
 
+def _records(handler: BaseHandler, user_name: str) -> dict[str, Any]:
+    """``{"records", "error"}``: each record or why it cannot be read; ``error`` when the
+    records are off."""
+    try:
+        return {"records": Provenance.instance(config=handler.settings.get("config")).records(user_name), "error": None}
+    except LookupError as exc:
+        return {"records": [], "error": str(exc)}
+    except ValueError as exc:
+        raise web.HTTPError(400, str(exc)) from None
+
+
+class ProvenanceAPIHandler(APIHandler):
+    @needs_scope("read:servers")
+    def get(self, user_name: str, job_id: str | None = None) -> None:
+        if job_id is None:
+            return self.finish(json.dumps(_records(self, user_name)))
+        prov = Provenance.instance(config=self.settings.get("config"))
+        try:
+            rec = prov.read(user_name, job_id)
+        except LookupError as exc:
+            raise web.HTTPError(404, str(exc)) from None
+        except ValueError as exc:  # a bad id, or a corrupt record: said, not hidden
+            raise web.HTTPError(400 if "corrupt" not in str(exc) else 500, str(exc)) from None
+        return self.finish(rec.model_dump_json())
+
+
 class MyJobsPageHandler(BaseHandler):
     @web.authenticated
     def get(self, user_name: str | None = None) -> Any:
@@ -225,6 +254,8 @@ class MyJobsPageHandler(BaseHandler):
             error=body["error"],
             api_url=url_path_join(self.hub.base_url, "api/sandfill/users", user_name, "jobs"),
             refresh_seconds=max(2.0, _myjobs(self).cache_seconds),
+            provenance=_records(self, user_name),
+            provenance_url=url_path_join(self.hub.base_url, "api/sandfill/users", user_name, "provenance"),
         )
         self.finish(html)
 
@@ -246,6 +277,8 @@ extra_handlers: list[tuple[str, type]] = [
     (r"/api/sandfill/users/([^/]+)/jobs", MyJobsAPIHandler),
     (r"/api/sandfill/users/([^/]+)/jobs/([^/]+)", MyJobAPIHandler),
     (r"/api/sandfill/users/([^/]+)/jobs/([^/]+)/log", MyJobLogAPIHandler),
+    (r"/api/sandfill/users/([^/]+)/provenance", ProvenanceAPIHandler),
+    (r"/api/sandfill/users/([^/]+)/provenance/([^/]+)", ProvenanceAPIHandler),
     (r"/sandfill/jobs/?", MyJobsPageHandler),
     (r"/sandfill/jobs/([^/]+)", MyJobsPageHandler),
 ]

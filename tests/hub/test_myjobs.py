@@ -224,7 +224,8 @@ def test_my_jobs_live_lists_follows_and_cancels_and_refuses_another_user(clean_s
     assert grown["start"] == first["offset"] and grown["text"].startswith("line ")
 
     # bob: 403 for ada's name and for ada's job id under his own name, read or cancel
-    for path in (f"/sandfill/users/{ada}/jobs", log_url, f"/sandfill/users/{bob}/jobs/{mine}/log"):
+    for path in (f"/sandfill/users/{ada}/jobs", log_url, f"/sandfill/users/{bob}/jobs/{mine}/log",
+                 f"/sandfill/users/{ada}/provenance", f"/sandfill/users/{ada}/provenance/{mine}"):
         assert hub.api("GET", path, bob)[0] == 403, path
     for path in (f"/sandfill/users/{ada}/jobs/{mine}", f"/sandfill/users/{bob}/jobs/{mine}"):
         assert hub.api("DELETE", path, bob)[0] == 403, path
