@@ -9,11 +9,13 @@ import os
 import pwd
 import stat
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sandfill.dev.testing import TestSlurm, queue_rpcs
 from sandfill.hub import myjobs as myjobs_mod
 from sandfill.hub.myjobs import MyJobs, NotYourJob
 from sandfill.slurm.commands import SlurmCommandError, wait_until
@@ -191,8 +193,6 @@ def _counting_script(lines: int) -> str:
 
 def submit_as(slurm_conf: str, user: str, name: str, lines: int = 120) -> str:
     """sbatch as ``user`` (sudo), the log in the user's home."""
-    from sandfill.dev.testing import TestSlurm
-
     home = pwd.getpwnam(user).pw_dir
     as_user = TestSlurm(slurm_conf, prefix=["sudo", "-E", "-u", user])
     return as_user.submit_sync(_counting_script(lines), ["-p", "batch", "-t", "5", "-J", name, "-D", home, "-o", f"{home}/myjobs-%j.out"])
@@ -214,6 +214,15 @@ def test_my_jobs_live_lists_follows_and_cancels_and_refuses_another_user(clean_s
     assert rows[worker]["kind"] == "dask-worker" and theirs not in rows
     log_url = f"/sandfill/users/{ada}/jobs/{mine}/log"
     assert rows[mine]["log_url"] == "/hub/api" + log_url
+
+    # 20 pages refreshing at once cost the controller one squeue (a few if the cache expired
+    # meanwhile or the hub polled its own jobs), not 20
+    before = queue_rpcs(slurm.sdiag_rpcs_sync())
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _i: hub.api("GET", f"/sandfill/users/{ada}/jobs", ada)[0], range(20)))
+    spent = queue_rpcs(slurm.sdiag_rpcs_sync()) - before
+    print(f"20 concurrent 'My jobs' calls: {spent} queue RPC(s) at the controller")
+    assert answers == [200] * 20 and spent <= 3, spent
 
     def log_has(n: int) -> Any:
         st, chunk = hub.api("GET", f"{log_url}?offset=-1", ada)
