@@ -122,6 +122,7 @@ class TierDoc(Strict):
     priority_tier: TierLevel = 1
     priority_job_factor: TierLevel = 1
     preempt_mode: PreemptModeName = "off"
+    grace_time: Seconds | None = None  # partition GraceTime (preempted: SIGTERM, then SIGKILL)
     qos: QosDoc | None = None
     nodes: NodesDoc | None = None  # default: every node of the cluster
 
@@ -129,6 +130,10 @@ class TierDoc(Strict):
     @classmethod
     def _default_within_max(cls, data: Any, handler: Any) -> TierDoc:
         tier = handler(data)
+        if tier.grace_time is not None and tier.preempt_mode == "off":
+            raise Invalid([Problem(
+                "grace_time", "has no effect: the tier is never preempted (set preempt_mode "
+                "to cancel or requeue, or leave grace_time out)", data.get("grace_time"), has_value=True)])
         if tier.default_walltime is not None and tier.default_walltime > tier.max_walltime:
             raise Invalid([Problem(
                 "default_walltime",
@@ -213,6 +218,7 @@ def _tier(name: str, doc: TierDoc) -> Tier:
         priority_tier=doc.priority_tier,
         priority_job_factor=doc.priority_job_factor,
         preempt_mode=doc.preempt_mode,
+        grace_time=Duration(doc.grace_time) if doc.grace_time is not None else None,
         qos=Qos(q.name or name, q.priority, q.max_jobs_per_user, q.max_cpus_per_user),
         nodes=doc.nodes.node_set() if doc.nodes is not None else None,
     )
@@ -232,7 +238,7 @@ def _role_problems(roles: dict[str, str], names: list[str]) -> list[Problem]:
 
 
 _PARTITION_FIELDS = ("max_walltime", "default_walltime", "max_nodes", "priority_tier",
-                     "priority_job_factor", "preempt_mode", "qos", "nodes")
+                     "priority_job_factor", "preempt_mode", "grace_time", "qos", "nodes")
 
 
 def _tier_problems(tiers: list[Tier]) -> list[Problem]:

@@ -87,6 +87,8 @@ class Tier:
     priority_tier: int = 1
     priority_job_factor: int = 1
     preempt_mode: PreemptMode = "off"
+    # partition GraceTime: how long a preempted job has between SIGTERM and SIGKILL (None: 0)
+    grace_time: Duration | None = None
     nodes: NodeSet | None = None  # the partition's nodes (None: every node of the cluster)
 
     @property

@@ -36,7 +36,7 @@ _KEYS = frozenset({
     "PriorityWeightQOS", "PriorityWeightFairshare", "PriorityMaxAge", "PriorityFavorSmall",
     "SchedulerType", "SchedulerParameters", "PreemptType", "PreemptMode", "JobRequeue",
     "PartitionName", "Nodes", "MaxTime", "DefaultTime", "MaxNodes", "PriorityTier",
-    "PriorityJobFactor", "Default", "State", "QOS",
+    "PriorityJobFactor", "Default", "State", "QOS", "GraceTime",
 })
 _SETTING = re.compile(r"(?P<key>[A-Za-z]+)=(?P<value>[A-Za-z0-9_.,:/=\[\]-]+)")
 
@@ -268,6 +268,8 @@ def _partition_line(policy: Policy, tier: Tier, nodes: str, default: bool, accou
         parts.append(f"QOS={tier.qos.name}")
     if policy.preemption.type == "partition_prio":
         parts.append(f"PreemptMode={tier.preempt_mode.upper()}")
+    if tier.grace_time is not None:  # slurm.conf(5): GraceTime in seconds
+        parts.append(f"GraceTime={tier.grace_time.seconds}")
     return " ".join(parts)
 
 

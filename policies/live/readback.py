@@ -7,7 +7,7 @@ Slurm settings come from the controller and slurmdbd (:mod:`sandfill.policies.li
   default; other scheduler parameters are not part of a policy);
 * ``PreemptType``/``PreemptMode`` and per partition ``MaxTime``, ``DefaultTime``,
   ``MaxNodes``, ``PriorityTier``, ``PriorityJobFactor``, ``Default``, ``QoS``,
-  ``PreemptMode`` -- one tier per partition, in slurm.conf order;
+  ``PreemptMode``, ``GraceTime`` -- one tier per partition, in slurm.conf order;
 * per partition QOS: ``Priority``, ``MaxJobsPU``, ``MaxTRESPU`` cpu, ``PreemptMode``.
 
 What Slurm does not store (the policy's name, its roles, tier names that differ from the
@@ -105,6 +105,7 @@ def _tier(state: LiveState, p: dict[str, str], tname: str, preempt_type: str,
         "priority_tier": _int(p.get("PriorityTier"), 1),
         "priority_job_factor": _int(p.get("PriorityJobFactor"), 1),
         "preempt_mode": pmode,
+        "grace_time": _opt_seconds(p.get("GraceTime")),
         "qos": qos,
     }
 
@@ -214,6 +215,12 @@ def _int(text: str | None, default: int) -> int:
 
 def _opt_int(text: str | None) -> int | None:
     return int(text) if text and text.isdigit() else None
+
+
+def _opt_seconds(text: str | None) -> str | None:
+    """Partition ``GraceTime`` (whole seconds; 0, Slurm's default, is no grace time)."""
+    n = _int(text, 0)
+    return f"{n}s" if n > 0 else None
 
 
 def _opt_time(text: str | None) -> str | None:

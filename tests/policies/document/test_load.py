@@ -56,16 +56,21 @@ def test_all_problems_reported_at_once() -> None:
 
 def test_default_policy_loads_and_fits_devcluster() -> None:
     p = load_policy(shape=ClusterShape(nodes=4, cpus_per_node=8))
-    assert [t.name for t in p.tiers] == ["interactive", "burst", "batch"]
+    assert [t.name for t in p.tiers] == ["interactive", "burst", "batch", "scavenger"]
     assert p.role("notebooks").name == "interactive"
     assert p.role("dask-workers").name == "burst"
+    assert p.role("dask-preemptable").name == "scavenger"
     assert p.default_tier.name == "batch"
     assert p.role("anything-else").name == "batch"
     assert p.tier("interactive").max_walltime == Duration.hours(8)
     assert p.tier("interactive").qos.max_jobs_per_user == 2
     assert p.tier("burst").qos.max_cpus_per_user == 16
     assert p.priority.type == "multifactor"
-    assert not any(t.preemptable for t in p.tiers)
+    # only the scavenger tier gives way: cancelled (not requeued) after a 60 s grace time
+    assert [t.name for t in p.tiers if t.preemptable] == ["scavenger"]
+    assert p.tier("scavenger").preempt_mode == "cancel"
+    assert p.tier("scavenger").grace_time == Duration(60)
+    assert (p.preemption.type, p.preemption.mode) == ("partition_prio", "cancel")
     assert policy_warnings(p) == []
 
 
@@ -79,6 +84,21 @@ def test_round_trip() -> None:
     q = policy_from_mapping(scav)
     assert policy_from_mapping(policy_to_mapping(q)) == q
     assert q.tier("scavenger").preemptable
+
+
+def test_grace_time_is_a_duration_of_a_preemptable_tier() -> None:
+    m = policy_to_mapping(load_policy())
+    for text, seconds in (("90s", 90), ("2:00", 120), (5, 300)):
+        m["tiers"]["scavenger"]["grace_time"] = text
+        p = policy_from_mapping(m)
+        assert p.tier("scavenger").grace_time == Duration(seconds)
+        assert policy_from_mapping(policy_to_mapping(p)) == p
+    for bad in ("soon", -5, "0s", True):
+        m["tiers"]["scavenger"]["grace_time"] = bad
+        with pytest.raises(PolicyError) as info:
+            policy_from_mapping(m)
+        (problem,) = info.value.problems
+        assert str(problem).startswith("tiers.scavenger.grace_time:") and repr(bad) in str(problem)
 
 
 @pytest.mark.parametrize(

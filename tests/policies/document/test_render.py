@@ -36,18 +36,29 @@ def test_default_fragment() -> None:
         "SchedulerParameters=bf_interval=30,bf_window=2880,bf_resolution=60,"
         "bf_max_job_test=500,bf_continue" in lines
     )
-    assert "PreemptType=preempt/none" in lines
+    assert "PreemptType=preempt/partition_prio" in lines
+    assert "PreemptMode=CANCEL" in lines
+    assert "JobRequeue=1" not in lines
     assert (
         "PartitionName=interactive Nodes=node[1-4] MaxTime=08:00:00 DefaultTime=04:00:00 "
         "MaxNodes=1 PriorityTier=100 PriorityJobFactor=1000 Default=NO State=UP "
-        "QOS=interactive" in lines
+        "QOS=interactive PreemptMode=OFF" in lines
     )
     assert (
         "PartitionName=batch Nodes=node[1-4] MaxTime=2-00:00:00 DefaultTime=01:00:00 "
-        "MaxNodes=4 PriorityTier=1 PriorityJobFactor=100 Default=YES State=UP QOS=batch"
-        in lines
+        "MaxNodes=4 PriorityTier=1 PriorityJobFactor=100 Default=YES State=UP QOS=batch "
+        "PreemptMode=OFF" in lines
     )
-    assert sum(line.startswith("PartitionName=") for line in lines) == 3
+    # the one preemptable partition: cancelled after 60 s of grace (slurm.conf(5) GraceTime)
+    assert (
+        "PartitionName=scavenger Nodes=node[1-4] MaxTime=1-00:00:00 DefaultTime=01:00:00 "
+        "MaxNodes=4 PriorityTier=0 PriorityJobFactor=1 Default=NO State=UP QOS=scavenger "
+        "PreemptMode=CANCEL GraceTime=60" in lines
+    )
+    parts = [line for line in lines if line.startswith("PartitionName=")]
+    assert len(parts) == 4
+    assert [p.split()[0] for p in parts if "PreemptMode=OFF" not in p] == ["PartitionName=scavenger"]
+    assert sum("GraceTime=" in p for p in parts) == 1
     assert sum("Default=YES" in line for line in lines) == 1
     for forbidden in ("NodeName", "SlurmctldPort", "AccountingStorage", "SlurmdPort", "Include"):
         assert forbidden not in text
@@ -91,7 +102,7 @@ def test_sacctmgr_commands() -> None:
                        "Priority=1000", "MaxJobsPerUser=2", "MaxTRESPerUser=cpu=-1"]
     assert ["sacctmgr", "-i", "modify", "qos", "where", "name=burst", "set", "Priority=500",
             "MaxJobsPerUser=-1", "MaxTRESPerUser=cpu=16"] in cmds
-    assert len(cmds) == 6
+    assert len(cmds) == 8  # four tiers, each its own QOS (scavenger included)
     assert all(isinstance(a, str) for c in cmds for a in c)
 
 
