@@ -15,6 +15,7 @@ from distributed.deploy.spec import ProcessInterface
 import dask
 from sandfill.dask.config import CONFIG_NAME, memory_mib, seconds, setting
 from sandfill.dask.planner import GapPlanner, Plan
+from sandfill.dask.preemption import WORKER_ARGS as GIVE_WAY_ARGS
 from sandfill.slurm import SlurmClient
 from sandfill.units import format_duration, format_memory
 
@@ -29,6 +30,13 @@ LIFETIME = "@SANDFILL_LIFETIME@"
 LIFETIME_PROLOGUE = f"""\
 export SANDFILL_LIFETIME={LIFETIME}
 echo "sandfill: job $SLURM_JOB_ID: its workers retire after $SANDFILL_LIFETIME s at the latest"
+"""
+# Slurm's SIGTERM (preemption with GraceTime, the walltime, scancel) reaches every process of
+# the job. The workers answer it by retiring gracefully (sandfill.dask.preemption); this shell
+# must outlive them, since the job ends, and Slurm kills what is left, once the shell exits.
+# With a trap bash runs it only after the worker command returns.
+TERM_PROLOGUE = """\
+trap 'echo "sandfill: job $SLURM_JOB_ID: SIGTERM: its workers retire gracefully"' TERM
 """
 
 
@@ -60,21 +68,10 @@ class BackfillSLURMJob(SLURMJob):
         **kwargs: Any,
     ) -> None:
         cfg = config_name or CONFIG_NAME
-        self.min_walltime = seconds("min-walltime", min_walltime, cfg)
-        self.max_walltime = seconds("max-walltime", max_walltime, cfg)
-        if self.min_walltime <= 0 or self.max_walltime < self.min_walltime:
-            raise ValueError(
-                f"need 0 < min-walltime <= max-walltime, got {self.min_walltime:.0f} s and {self.max_walltime:.0f} s"
-            )
-        self.retire_margin = seconds("retire-margin", retire_margin, cfg)
-        if not 0 <= self.retire_margin < self.min_walltime - 10:
-            raise ValueError(
-                f"retire-margin ({self.retire_margin:.0f} s) must leave at least 10 s of the "
-                f"min-walltime ({self.min_walltime:.0f} s)"
-            )
+        self._read_walltimes(min_walltime, max_walltime, retire_margin, cfg)
         self.walltime_s = int(self.min_walltime)  # what the script asks for (set by start())
         extra_args = list(kwargs.pop("worker_extra_args", None) or setting("worker-extra-args", None, cfg) or [])
-        extra_args += ["--lifetime", "${SANDFILL_LIFETIME}s", "--lifetime-stagger", "0s"]
+        extra_args += ["--lifetime", "${SANDFILL_LIFETIME}s", "--lifetime-stagger", "0s", *GIVE_WAY_ARGS]
         user_prologue = list(kwargs.pop("job_script_prologue", None) or setting("job-script-prologue", None, cfg) or [])
         # memory as Slurm reads it ("4G" = 4096 MiB), given to dask-jobqueue in exact MiB and
         # to Slurm as the same number (dask would read "4G" as 4e9 bytes and round it up)
@@ -86,7 +83,7 @@ class BackfillSLURMJob(SLURMJob):
             name=name,
             walltime=format_duration(self.min_walltime),
             worker_extra_args=extra_args,
-            job_script_prologue=[*site_prologue(cfg), *user_prologue, LIFETIME_PROLOGUE],
+            job_script_prologue=[*site_prologue(cfg), *user_prologue, LIFETIME_PROLOGUE, TERM_PROLOGUE],
             config_name=cfg,
             **kwargs,
         )
@@ -102,6 +99,21 @@ class BackfillSLURMJob(SLURMJob):
         self.plan: Plan | None = plan
         self.on_submit = on_submit
         self.canceller = canceller  # async (job_id) -> bool, retries a failed scancel (the keeper)
+
+    def _read_walltimes(self, min_walltime: Any, max_walltime: Any, retire_margin: Any, cfg: str) -> None:
+        """min-walltime, max-walltime and retire-margin in seconds, or ValueError naming them."""
+        self.min_walltime = seconds("min-walltime", min_walltime, cfg)
+        self.max_walltime = seconds("max-walltime", max_walltime, cfg)
+        if self.min_walltime <= 0 or self.max_walltime < self.min_walltime:
+            raise ValueError(
+                f"need 0 < min-walltime <= max-walltime, got {self.min_walltime:.0f} s and {self.max_walltime:.0f} s"
+            )
+        self.retire_margin = seconds("retire-margin", retire_margin, cfg)
+        if not 0 <= self.retire_margin < self.min_walltime - 10:
+            raise ValueError(
+                f"retire-margin ({self.retire_margin:.0f} s) must leave at least 10 s of the "
+                f"min-walltime ({self.min_walltime:.0f} s)"
+            )
 
     def job_script(self) -> str:
         """dask-jobqueue's script, with the workers' lifetime for this job's walltime."""

@@ -72,3 +72,53 @@ def test_the_sites_prologue_runs_first_in_every_worker_job(monkeypatch: pytest.M
     body = script.splitlines()
     at = [body.index(line) for line in [*lines, "echo user"]]
     assert at == sorted(at) and at[-1] < next(i for i, ln in enumerate(body) if "distributed.cli.dask_worker" in ln)
+
+
+def test_every_worker_loads_the_sigterm_answer_and_the_shell_traps_sigterm() -> None:
+    script = job().job_script()
+    command = next(ln for ln in script.splitlines() if "distributed.cli.dask_worker" in ln)
+    assert "--preload sandfill.dask.preemption --preload-nanny sandfill.dask.preemption" in command
+    body = script.splitlines()
+    trap = next(i for i, ln in enumerate(body) if ln.startswith("trap ") and ln.endswith(" TERM"))
+    assert trap < body.index(command)
+
+
+@pytest.mark.asyncio
+async def test_on_sigterm_to_every_process_the_job_ends_only_after_its_worker_retired(tmp_path: Any) -> None:
+    """The rendered script run by bash (no Slurm), given SIGTERM in every process as Slurm's
+    process tracking sends it: the shell waits while the worker hands its data to another
+    worker, and exits 0 once it has (without the trap bash dies at once, and under Slurm the
+    job's end would kill the worker mid-retirement)."""
+    import asyncio
+    import os
+    import signal
+    import subprocess
+
+    from distributed import Client, Scheduler, Worker
+
+    from sandfill.slurm.commands import wait_until
+
+    async with Scheduler(host="127.0.0.1", port=0, dashboard_address=None) as s, \
+            Worker(s.address, name="other", nthreads=1) as other, \
+            Client(s.address, asynchronous=True) as client:
+        path = tmp_path / "job.sh"
+        path.write_text(BackfillSLURMJob(scheduler=s.address, name="w", cores=1, queue="burst", security=None).job_script())
+        out = tmp_path / "out"
+        with open(out, "wb") as fh:
+            shell = subprocess.Popen(["bash", str(path)], start_new_session=True, stdout=fh, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "SLURM_JOB_ID": "7"})
+        try:
+            await client.wait_for_workers(2, timeout=60)
+            addr = next(a for a, ws in s.workers.items() if ws.name == "w")
+            [data] = await client.scatter([list(range(100))], workers=[addr])
+            os.killpg(shell.pid, signal.SIGTERM)
+            await asyncio.to_thread(wait_until, "the job script exits", lambda: shell.poll() is not None, 60)
+            assert [ws.name for ws in s.workers.values()] == ["other"]  # retired before the shell ended
+            assert {ts.key for ts in s.workers[other.address].has_what} == {data.key}
+            assert shell.returncode == 0
+            assert "sandfill: job 7: SIGTERM: its workers retire gracefully" in out.read_text()
+            assert await client.gather(data) == list(range(100))
+        finally:
+            if shell.poll() is None:
+                os.killpg(shell.pid, signal.SIGKILL)
+            shell.wait()
