@@ -24,6 +24,7 @@ from sandfill.dask.job import BackfillSLURMJob
 from sandfill.dask.keeper import Keeper, SeenWorkers
 from sandfill.dask.model import WorkerJob
 from sandfill.dask.planner import GapPlanner
+from sandfill.dask.preemption import preemptable_flag, preemptable_partition
 from sandfill.dask.widget import ClusterWidget, LocalSource, jobs_table_html
 from sandfill.files import private_dir
 from sandfill.net import AddressError, local_address_toward
@@ -60,7 +61,9 @@ class BackfillSLURMCluster(SLURMCluster):
     workers retire ``retire_margin`` before their job's real end and are replaced
     ``replace_ahead`` earlier still; ``adapt(minimum, maximum)`` does the same within bounds.
     Workers go to ``queue``, else the partition the live cluster's policy names for Dask
-    workers (``# sandfill-policy:`` metadata), else Slurm's default partition.
+    workers (``# sandfill-policy:`` metadata), else Slurm's default partition; with
+    ``preemptable=True``, to the policy's preemptable tier (role ``dask-preemptable``), where
+    higher tiers may preempt them: each retires within the grace time and is replaced.
     """
 
     job_cls = BackfillSLURMJob
@@ -69,6 +72,7 @@ class BackfillSLURMCluster(SLURMCluster):
         self,
         *,
         queue: str | None = None,
+        preemptable: bool | None = None,
         qos: str | None = None,
         min_walltime: Any = None,
         max_walltime: Any = None,
@@ -104,7 +108,8 @@ class BackfillSLURMCluster(SLURMCluster):
         #: dashboard (the lab extension sets its own; a kernel under JupyterHub reads it here)
         self.proxy_prefix: str | None = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
         super().__init__(
-            queue=setting("queue", queue, cfg) or role_partition(self.slurm_conf or DEFAULT_SLURM_CONF, WORKER_ROLE),
+            queue=_worker_queue(self.slurm_conf or DEFAULT_SLURM_CONF, setting("queue", queue, cfg),
+                                setting("preemptable", preemptable, cfg)),
             qos=qos,
             client=self.slurm,
             planner=self.planner,
@@ -308,6 +313,14 @@ class BackfillSLURMCluster(SLURMCluster):
 
 
 DEFAULT_SLURM_CONF = "/etc/slurm/slurm.conf"
+
+
+def _worker_queue(slurm_conf: str, queue: str | None, preemptable: Any) -> str | None:
+    """Where workers go: the preemptable tier when asked for (sandfill.dask.preemption), else
+    ``queue``, else the policy's tier for Dask workers."""
+    if preemptable_flag(preemptable):
+        return preemptable_partition(slurm_conf, queue)
+    return queue or role_partition(slurm_conf, WORKER_ROLE)
 
 
 def _deploy_options(slurm_conf: str | None, cfg: str, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,12 @@ from typing import Any
 
 from distributed import Nanny, Worker
 
+from sandfill.slurm.policy_meta import cluster_metadata
+
 log = logging.getLogger("sandfill.dask.preemption")
+
+#: the policy role whose (preemptable) tier takes the workers of ``preemptable=True`` clusters
+PREEMPTABLE_ROLE = "dask-preemptable"
 
 #: the ``dask worker`` arguments that load this module in the nanny and the worker process
 WORKER_ARGS = ["--preload", "sandfill.dask.preemption", "--preload-nanny", "sandfill.dask.preemption"]
@@ -82,3 +87,28 @@ def dask_teardown(server: Any) -> None:
     """Preload exit point: SIGTERM's own handling back (the server is closing anyway)."""
     with contextlib.suppress(Exception):
         asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+
+
+def preemptable_flag(value: Any) -> bool:
+    """``jobqueue.sandfill.preemptable`` as a bool, or ValueError naming it and the value."""
+    if not isinstance(value, bool):
+        raise ValueError(f"jobqueue.sandfill.preemptable: must be true or false, not {value!r}")
+    return value
+
+
+def preemptable_partition(slurm_conf: str, queue: str | None) -> str:
+    """The partition of the tier the live policy names for preemptable Dask workers (role
+    ``dask-preemptable``, such as the default policy's scavenger). ValueError when ``queue``
+    is set as well (one of the two says where workers go), or the policy names no such tier
+    (workers would silently land on a tier that is never preempted)."""
+    if queue:
+        raise ValueError(f"preemptable=True places workers on the policy's {PREEMPTABLE_ROLE!r} tier; "
+                         f"queue={queue!r} names a partition too: give one of the two")
+    meta = cluster_metadata(slurm_conf) or {}
+    tier = (meta.get("roles") or {}).get(PREEMPTABLE_ROLE)
+    partition = (meta.get("tiers") or {}).get(tier, tier) if isinstance(tier, str) else None
+    if not isinstance(partition, str):
+        raise ValueError(f"preemptable=True: the cluster's policy ({slurm_conf}) names no "
+                         f"{PREEMPTABLE_ROLE!r} role (a preemptable tier, as the default policy's "
+                         "scavenger), so there is no tier whose workers give way")
+    return partition

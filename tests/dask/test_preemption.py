@@ -113,3 +113,47 @@ async def test_stock_dask_worker_loses_what_it_held_on_sigterm() -> None:
         assert data.status in {"lost", "cancelled", "error"} or data.key not in rest[0].tasks
     finally:
         await _cleanup(client, rest)
+
+
+def _slurm_conf(tmp_path: Any, roles: dict[str, str]) -> str:
+    from sandfill.slurm.policy_meta import GENERATED, metadata_line
+
+    meta = {"name": "p", "roles": roles, "tiers": {"scav": "scavenger", "burst": "burst", "batch": "batch"}}
+    (tmp_path / "policy.conf").write_text(f"{GENERATED} from policy 'p'; do not edit.\n{metadata_line(meta)}\n")
+    (tmp_path / "slurm.conf").write_text("ClusterName=x\nInclude policy.conf\n")
+    return str(tmp_path / "slurm.conf")
+
+
+def test_preemptable_workers_go_to_the_policys_preemptable_tier(tmp_path: Any) -> None:
+    from sandfill.dask.cluster import _worker_queue
+
+    conf = _slurm_conf(tmp_path, {"dask-workers": "burst", "dask-preemptable": "scav", "default": "batch"})
+    assert _worker_queue(conf, None, True) == "scavenger"
+    assert _worker_queue(conf, None, False) == "burst"
+    assert _worker_queue(conf, "batch", False) == "batch"
+
+
+@pytest.mark.parametrize(
+    ("roles", "queue", "flag", "needle"),
+    [
+        ({"default": "batch"}, None, True, "names no 'dask-preemptable' role"),  # never the default tier
+        ({"dask-preemptable": "scav", "default": "batch"}, "burst", True, "queue='burst' names a partition too"),
+        ({"dask-preemptable": "scav", "default": "batch"}, None, "yes", "jobqueue.sandfill.preemptable: must be true or false, not 'yes'"),
+    ],
+)
+def test_preemptable_placement_refuses_what_would_not_give_way(
+    tmp_path: Any, roles: dict[str, str], queue: str | None, flag: Any, needle: str
+) -> None:
+    from sandfill.dask.cluster import _worker_queue
+
+    with pytest.raises(ValueError) as err:
+        _worker_queue(_slurm_conf(tmp_path, roles), queue, flag)
+    assert needle in str(err.value)
+
+
+def test_the_packaged_config_places_no_worker_on_a_preemptable_tier_unless_asked() -> None:
+    import dask
+
+    import sandfill.dask.config  # noqa: F401 (loads the packaged defaults)
+
+    assert dask.config.get("jobqueue.sandfill.preemptable") is False
