@@ -23,6 +23,7 @@ from sandfill.dask.config import CONFIG_NAME, refuse_insecure, seconds, setting,
 from sandfill.dask.job import BackfillSLURMJob
 from sandfill.dask.keeper import Keeper, SeenWorkers
 from sandfill.dask.model import WorkerJob
+from sandfill.dask.placement import PlacementScheduler, TimeLeftFeed
 from sandfill.dask.planner import GapPlanner
 from sandfill.dask.preemption import preemptable_flag, preemptable_partition
 from sandfill.dask.widget import ClusterWidget, LocalSource, jobs_table_html
@@ -100,6 +101,9 @@ class BackfillSLURMCluster(SLURMCluster):
             interval=seconds("keeper-interval", keeper_interval, cfg),
             lost_worker_grace=seconds("lost-worker-grace", lost_worker_grace, cfg),
         )
+        #: a worker job sized for a task's declared duration gets this much more (start-up)
+        self.duration_slack = seconds("duration-slack", None, cfg)
+        kwargs.setdefault("scheduler_cls", PlacementScheduler)  # placement by time left
         self._mode = "scale"
         self._adapt_bounds: tuple[int, int | None] | None = None
         self._keeper_task: asyncio.Task[None] | None = None
@@ -127,6 +131,8 @@ class BackfillSLURMCluster(SLURMCluster):
         self._shape = self._dummy_job.shape()
         await super()._start()
         self.scheduler.add_plugin(SeenWorkers(self.keeper), name="sandfill-seen-workers")
+        if isinstance(self.scheduler, PlacementScheduler):  # the keeper feeds it worker ends
+            self.keeper.placement = TimeLeftFeed(self.scheduler, retire_margin=self.keeper.retire_margin, slack=self.duration_slack)
         # Any client of this scheduler — a kernel that connected by name too — reads the same
         # job model and can scale, over the scheduler's own (TLS) comm.
         self.scheduler.handlers.update(

@@ -37,6 +37,7 @@ from sandfill.slurm import JobStatus
 if TYPE_CHECKING:
     from sandfill.dask.cluster import BackfillSLURMCluster
     from sandfill.dask.job import BackfillSLURMJob
+    from sandfill.dask.placement import TimeLeftFeed
 
 log = logging.getLogger("sandfill.dask.keeper")
 
@@ -108,6 +109,7 @@ class Keeper:
         self.seen_workers: set[str] = set()  # names of every worker that ever connected
         self.last_error: str | None = None
         self.cancels_owed: dict[str, CancelOwed] = {}  # by job id
+        self.placement: TimeLeftFeed | None = None  # the scheduler's time-aware placement
 
     # ---- the loop -------------------------------------------------------------------------
     async def loop(self) -> None:
@@ -130,6 +132,8 @@ class Keeper:
         snap = c.poller.snapshot()
         await self._settle_cancels(snap, now)
         changed = await self._check_jobs(snap, now)
+        if self.placement is not None:
+            self.placement.feed(self.worker_ends(snap))
         effective = [n for n in c.worker_spec if not self.expiring(n, snap, now)]
         pending = [n for n in effective if self.pending(n, snap)]
         deficit = self.target_jobs - len(effective)
@@ -191,7 +195,8 @@ class Keeper:
         c = self.cluster
         added = False
         for i in range(max(0, room)):
-            plan = await c.planner.pick(**c._shape)
+            # long enough for the longest declared task duration waiting
+            plan = await c.planner.pick(**(self.placement.sized(c._shape) if self.placement else c._shape))
             if plan.hold:
                 self.waiting = deficit - i
                 self.waiting_reason = plan.why
@@ -374,6 +379,20 @@ class Keeper:
         if st.time_limit:
             lead = min(lead, 0.6 * st.time_limit)
         return max(lead, self.retire_margin)
+
+    def worker_ends(self, snap: dict[str, JobStatus]) -> dict[str, float]:
+        """Worker name → when it stops taking work (epoch seconds): its job's end as Slurm
+        has it, less retire-margin; 0 for a job retiring now. Workers of a job whose end is
+        not known yet are left out (they have no time for a task that declares a duration)."""
+        out: dict[str, float] = {}
+        for name in self.cluster.worker_spec:
+            st = self.status_of(name, snap)
+            if st is None or st.state != "RUNNING" or st.end_time is None:
+                continue
+            info = self.info.get(name)
+            end = 0.0 if info is not None and info.retiring else st.end_time - self.retire_margin
+            out.update(dict.fromkeys(self.worker_names(name), end))
+        return out
 
     def time_left(self, name: str, snap: dict[str, JobStatus], now: float) -> float:
         st = self.status_of(name, snap)
