@@ -101,9 +101,7 @@ def _spawner(s: Any, site: SiteConfig) -> None:
     s.max_memory = site.max_memory  # MiB
     s.max_walltime = Duration(site.max_walltime)
     s.profiles = list(site.profiles)
-    s.ip = site.server_ip
-    if site.exec_host:
-        s.exec_host = site.exec_host
+    _addresses(s, site)
     _site_jobs(s, site)
     s.walltime_warning = Duration(site.walltime_warning)
     s.start_timeout = site.start_timeout  # JupyterHub's own traitlets: whole seconds
@@ -120,6 +118,20 @@ def _site_jobs(s: Any, site: SiteConfig) -> None:
     s.script_prologue = "\n".join(site.prologue)
     s.partition_sbatch = {name: list(p.sbatch) for name, p in site.partition_settings.items() if p.sbatch}
     s.partition_gres = {name: dict(p.gres) for name, p in site.partition_settings.items() if p.gres}
+
+
+def _addresses(s: Any, site: SiteConfig) -> None:
+    """Where a server listens (its node's address toward the hub, unless ``server_ip`` says)
+    and how the hub reaches it (``exec_host``, else the node through ``node_addresses``)."""
+    if site.server_ip:
+        s.ip = site.server_ip
+        s.bind_node_address = False
+    if site.exec_host:
+        s.exec_host = site.exec_host
+    if site.node_addresses == "slurm":
+        s.exec_host_from_slurm = True
+    elif site.node_addresses:
+        s.exec_host_map = dict(site.node_addresses)
 
 
 def _culler(c: Any, site: SiteConfig) -> None:

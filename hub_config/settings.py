@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from traitlets import Dict, Float, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from sandfill.hub.script import DEFAULT_TEMPLATE
@@ -64,13 +64,26 @@ class SpawnerSettings(LoggingConfigurable):
     exec_host = Unicode(
         "",
         help="""Address at which the hub reaches every server job, whatever node it runs on.
-        Set it to 127.0.0.1 for the devcluster, whose node names (node1…) do not resolve.
-        Empty: the job's batch host (mapped through ``exec_host_map``).""",
+        Empty: the job's batch host (mapped through ``exec_host_map``, or slurm.conf's
+        ``NodeAddr`` with ``exec_host_from_slurm``).""",
     ).tag(config=True)
 
     exec_host_map = Dict(
         Unicode(),
         help="Map Slurm node names to addresses the hub can reach, e.g. {'node1': '10.0.0.11'}.",
+    ).tag(config=True)
+
+    exec_host_from_slurm = Bool(
+        False,
+        help="""Reach a server at its node's ``NodeAddr`` as slurm.conf declares it (for sites
+        whose node names do not resolve on the hub). ``exec_host_map`` entries come first.""",
+    ).tag(config=True)
+
+    bind_node_address = Bool(
+        True,
+        help="""The server listens on its node's address toward the hub (worked out in the job:
+        the local address of the node's route to the hub's API, ``python -m sandfill.net``),
+        not on every interface. False: it listens on ``ip``.""",
     ).tag(config=True)
 
     job_output = Unicode(

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, get_origin
 
 import yaml
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator
 
 from sandfill import units
 from sandfill.schema import (
@@ -35,6 +35,7 @@ from sandfill.schema import (
     SchemaError,
     SlurmName,
     Strict,
+    check_slurm_name,
     validate,
 )
 from sandfill.slurm.states import USER_NAME
@@ -207,6 +208,25 @@ def _nonempty(value: Any) -> Any:
 
 
 Text = Annotated[str, BeforeValidator(_text)]
+_NODE_ADDRESS = re.compile(r"[A-Za-z0-9_.:-]+")
+
+
+def _node_addresses(value: Any) -> str | dict[str, str]:
+    """``"slurm"`` (each node's NodeAddr in slurm.conf) or a map node name → host name or address."""
+    if isinstance(value, str) and value.strip() == "slurm":
+        return "slurm"
+    if not isinstance(value, dict):
+        raise ValueError(f"{value!r} is neither 'slurm' nor a map of node name -> address")
+    out: dict[str, str] = {}
+    for name, addr in value.items():
+        check_slurm_name(name)
+        if not isinstance(addr, str) or not _NODE_ADDRESS.fullmatch(addr.strip()):
+            raise ValueError(f"{name}: {addr!r} is not a host name or address")
+        out[name] = addr.strip()
+    return out
+
+
+NodeAddresses = Annotated[str | dict[str, str], PlainValidator(_node_addresses)]
 Name = Annotated[str, _pattern(_NAME, "a valid name (letters, digits, '_', '.', '-')")]
 UserName = Annotated[str, _pattern(USER_NAME, "a valid user name")]
 Count = Annotated[int, BeforeValidator(_whole), Field(ge=1)]
@@ -288,8 +308,13 @@ class SiteConfig(Strict):
     slurm_conf: Text | None = None
     partitions: Annotated[tuple[SlurmName, ...], Field(min_length=1)] = ("interactive",)
     default_partition: SlurmName = "interactive"
-    server_ip: Text = "0.0.0.0"
-    exec_host: Text | None = None  # every server job is reached at this address (devcluster)
+    # where the notebook server listens on its node. None: its node's address toward the hub
+    # (worked out in the job), never every interface
+    server_ip: Text | None = None
+    exec_host: Text | None = None  # every server job is reached at this one address (a gateway)
+    # how the hub finds a server's node when node names do not resolve on the hub: "slurm"
+    # (the node's NodeAddr in slurm.conf) or a map node name -> address. None: the node's name
+    node_addresses: NodeAddresses | None = None
     # the jobs' Python environment (a venv or conda prefix on the shared filesystem): its bin
     # holds jupyterhub-singleuser, batchspawner-singleuser and dask. None: the hub's own
     python_env: AbsPath | None = None

@@ -272,3 +272,32 @@ async def test_an_owed_cancel_of_a_job_that_ended_meanwhile_is_settled() -> None
     c.poller.snap["7"] = JobStatus("7", "CANCELLED")
     await k.keep_once()
     assert k.cancels_owed == {} and "7" not in c.poller.watched and c.slurm.cancelled == []
+
+
+async def test_a_preempted_job_retires_within_its_grace_time_is_replaced_and_says_preempted() -> None:
+    """Slurm preempts a scavenger job: the poller then reports its end moved up to the
+    preemption plus GraceTime. The keeper counts it as expiring (a replacement is submitted
+    at once) and retires its workers; while they leave, the job is not taken for one that lost
+    its workers; once Slurm says PREEMPTED the model, the widget and the panel say so."""
+    from sandfill.dask.widget import jobs_table_html
+
+    c = FakeCluster()
+    k = keeper(c, lost_worker_grace=0.0)
+    now = time.time()
+    c.submit("scav", "1", JobStatus("1", "RUNNING", start_time=now - 60, end_time=now + 3540, time_limit=3600, partition="scavenger"))
+    c.connect("scav")
+    k.target_jobs = 1
+    await k.keep_once()
+    assert len(c.worker_spec) == 1 and not c.scheduler_comm.retired
+    c.poller.snap["1"] = JobStatus("1", "RUNNING", start_time=now - 60, end_time=now + 20, time_limit=3600, partition="scavenger")
+    await k.keep_once()
+    assert c.scheduler_comm.retired == [["scav"]] and len(c.worker_spec) == 2  # its replacement
+    c.scheduler_info["workers"].clear()  # its worker retired; the job is still ending
+    await k.keep_once()
+    assert "1" not in c.slurm.cancelled and "scav" in c.worker_spec
+    c.poller.snap["1"] = JobStatus("1", "PREEMPTED", start_time=now - 60, end_time=now + 5, partition="scavenger")
+    await k.keep_once()
+    assert "scav" not in c.worker_spec and len(c.worker_spec) == 1
+    (ended,) = [j for j in k.jobs() if j.state == "ended"]
+    assert (ended.job_id, ended.ended_why) == ("1", "preempted")
+    assert "preempted" in jobs_table_html({"jobs": [ended.to_dict()], "now": now})
