@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -34,9 +35,23 @@ from sandfill.hub.orphans import LOST, OrphanKeeper
 from sandfill.hub.settings import SpawnerSettings
 from sandfill.hub.submit import SpawnFailed, SubmitAsUser
 from sandfill.slurm import UNKNOWN, JobStatus, QueuePoller, SlurmCommandError
+from sandfill.slurm.nodeaddr import NodeAddrError, node_addresses
 from sandfill.slurm.view import SchedulerView, shared_view
 
 _HOST = re.compile(r"[A-Za-z0-9_.:-]+")
+#: where Slurm keeps slurm.conf when SLURM_CONF is not set
+DEFAULT_SLURM_CONF = "/etc/slurm/slurm.conf"
+
+
+def bind_line(bindir: str) -> str:
+    """The job-script lines that point the server's listen URL at the node's address toward
+    the hub's API (a failure ends the job under ``set -e``, its reason in the log)."""
+    python = shlex.quote(f"{bindir.rstrip('/')}/python")
+    return (
+        f'sandfill_url="$({python} -m sandfill.net url "$JUPYTERHUB_SERVICE_URL" --toward "$JUPYTERHUB_API_URL")"\n'
+        'export JUPYTERHUB_SERVICE_URL="$sandfill_url"\n'
+        'echo "sandfill: the server listens at $JUPYTERHUB_SERVICE_URL"'
+    )
 
 # job id → spawners waiting for news about it (progress pages, start loops)
 _listeners: dict[str, set[BackfillSlurmSpawner]] = {}
@@ -185,14 +200,33 @@ class BackfillSlurmSpawner(OrphanKeeper, FormFlow, SubmitAsUser, SpawnerSettings
         return bool(self.slurm_status and not self.slurm_status.known)
 
     def state_gethost(self) -> str:
+        """Where the hub reaches the server: ``exec_host``, else the job's node through
+        ``exec_host_map``, else (``exec_host_from_slurm``) the node's ``NodeAddr``."""
         st = self.slurm_status
         if self.exec_host:
             return self.exec_host
-        host = (st.exec_host if st else None) or ""
-        host = self.exec_host_map.get(host, host)
+        node = (st.exec_host if st else None) or ""
+        host = self.exec_host_map.get(node, "")
+        if not host and self.exec_host_from_slurm and node:
+            try:
+                host = node_addresses(self.slurm_conf or DEFAULT_SLURM_CONF).get(node, "")
+            except NodeAddrError as exc:
+                raise SpawnFailed(f"job {self.job_id} runs on {node!r}, whose address is not known: {exc}") from None
+        host = host or node
         if not _HOST.fullmatch(host):
             raise SpawnFailed(f"job {self.job_id} runs on {host!r}, which is not an address")
         return host
+
+    def render_script(self, request: Any, home: str) -> str:
+        """The batch script; with ``bind_node_address`` the server's listen address is its
+        node's address toward the hub, set just before the server starts."""
+        script = str(super().render_script(request, home))
+        if not self.bind_node_address:
+            return script
+        head, sep, tail = script.rpartition("\nexec ")
+        if not sep:
+            raise SpawnFailed("script_template has no 'exec' line to start the server: cannot set its listen address")
+        return f"{head}\n{bind_line(self.singleuser_bin_dir)}{sep}{tail}"
 
     async def _record_end(self, st: JobStatus, *, by_hub: bool = False, before_start: bool = False) -> None:
         log = await tail_log(self.job_output_path, self.user.name, self.log_tail_bytes, self.lookup_timeout)
