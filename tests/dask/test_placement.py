@@ -241,3 +241,40 @@ async def test_the_keeper_feeds_worker_ends_and_sizes_new_jobs_for_what_waits() 
     k.info["w2"].retiring = True  # retiring workers take no task that declares a duration
     await k.keep_once()
     assert sched.ends[-1]["w2-0"] == 0.0
+
+
+@pytest.mark.slurm
+def test_a_long_annotated_task_lands_on_the_long_lived_worker_job(dask_cfg: dict[str, object]) -> None:
+    """Live: a 3-minute worker job cannot give a task that declares 4 minutes the time, so
+    the task waits; the next worker job is sized for it (4 min + retire-margin + slack, in
+    whole minutes) and the task runs there, and only there (recorded placement)."""
+    from sandfill.dask import BackfillSLURMCluster
+
+    def whoami() -> str:
+        from distributed import get_worker
+
+        return str(get_worker().name)
+
+    with dask.config.set({"jobqueue.sandfill.duration-slack": "30s"}), BackfillSLURMCluster(
+        min_walltime="00:03:00", max_walltime="00:03:00", retire_margin="30s", replace_ahead="10s"
+    ) as cluster, Client(cluster) as client:
+        log = Placements(cluster.scheduler)
+        cluster.sync(_plug, cluster, log)
+        cluster.scale(1)
+        client.wait_for_workers(1, timeout=90)
+        (short,) = client.scheduler_info()["workers"].values()
+        wait_until("the keeper to know the first job's end", lambda: short["name"] in cluster.scheduler.worker_ends, timeout=30)
+        with dask.annotate(duration="4m"):
+            task = client.submit(whoami, key="needs-4m", pure=False)
+        assert client.submit(whoami, key="plain", pure=False).result(timeout=60) == short["name"]
+        wait_until("the task to wait for a worker", lambda: state_of(cluster, "needs-4m") == "no-worker", timeout=30)
+        cluster.scale(2)
+        long_name = task.result(timeout=120)
+        assert long_name != short["name"] and log.workers_of(["needs-4m"]) == {long_name}
+        walltimes = {j.workers[0] if j.workers else j.job_id: j.walltime for j in cluster.jobs if j.state in {"running", "retiring"}}
+        print("worker job walltimes:", walltimes)
+        assert walltimes[short["name"]] == "00:03:00" and walltimes[long_name] == "00:05:00"
+
+
+async def _plug(cluster: Any, log: Placements) -> None:
+    cluster.scheduler.add_plugin(log)
