@@ -21,8 +21,10 @@ a job id that is not that user's job is a 403 too (nothing is cancelled).
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import batchspawner.api  # noqa: F401  (registers the stock route first; we replace it below)
@@ -139,6 +141,27 @@ class JobPageHandler(BaseHandler):
         self.finish(html)
 
 
+def refused_as_403(scope: str) -> Callable[[Callable[..., Coroutine[Any, Any, Any]]], Callable[..., Any]]:
+    """``needs_scope(scope)``, answering 403 (not JupyterHub's 404) when the caller lacks the
+    scope on that user: "My jobs" of another user is refused, by name and by job id alike."""
+    def decorate(func: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
+        checked = needs_scope(scope)(func)
+
+        @functools.wraps(func)
+        async def wrapper(self: BaseHandler, user_name: str, *args: Any) -> Any:
+            try:
+                pending = checked(self, user_name, *args)  # the scope check runs here, at once
+            except web.HTTPError as exc:
+                if exc.status_code != 404:
+                    raise
+                raise web.HTTPError(403, f"not allowed to see or cancel {user_name}'s jobs") from None
+            return await pending
+
+        return wrapper
+
+    return decorate
+
+
 def _myjobs(handler: BaseHandler) -> MyJobs:
     return MyJobs.instance(config=handler.settings.get("config"))
 
@@ -176,7 +199,7 @@ async def _users_job(handler: BaseHandler, user_name: str, job_id: str) -> Any:
 
 
 class MyJobsAPIHandler(APIHandler):
-    @needs_scope("read:servers")
+    @refused_as_403("read:servers")
     async def get(self, user_name: str) -> None:
         body = await _job_rows(self, user_name)
         if body["error"]:
@@ -185,7 +208,7 @@ class MyJobsAPIHandler(APIHandler):
 
 
 class MyJobAPIHandler(APIHandler):
-    @needs_scope("servers")
+    @refused_as_403("servers")
     async def delete(self, user_name: str, job_id: str) -> None:
         try:
             await _myjobs(self).cancel(user_name, job_id, _slurm_conf(self, user_name))
@@ -200,7 +223,7 @@ class MyJobAPIHandler(APIHandler):
 
 
 class MyJobLogAPIHandler(APIHandler):
-    @needs_scope("read:servers")
+    @refused_as_403("read:servers")
     async def get(self, user_name: str, job_id: str) -> None:
         raw = self.get_argument("offset", "-1")
         try:
@@ -223,8 +246,8 @@ def _records(handler: BaseHandler, user_name: str) -> dict[str, Any]:
 
 
 class ProvenanceAPIHandler(APIHandler):
-    @needs_scope("read:servers")
-    def get(self, user_name: str, job_id: str | None = None) -> None:
+    @refused_as_403("read:servers")
+    async def get(self, user_name: str, job_id: str | None = None) -> None:
         if job_id is None:
             return self.finish(json.dumps(_records(self, user_name)))
         prov = Provenance.instance(config=self.settings.get("config"))
@@ -244,7 +267,7 @@ class MyJobsPageHandler(BaseHandler):
             return self.redirect(url_path_join(self.hub.base_url, "sandfill/jobs", self.current_user.name))
         return self._page(user_name)
 
-    @needs_scope("read:servers")
+    @refused_as_403("read:servers")
     async def _page(self, user_name: str) -> None:
         body = await _job_rows(self, user_name)
         html = await self.render_template(
