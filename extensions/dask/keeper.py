@@ -32,6 +32,7 @@ from distributed.core import Status
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from sandfill.dask.model import RETIRED, WorkerJob, worker_job
+from sandfill.dask.preemption import PREEMPTED, preempted
 from sandfill.slurm import JobStatus
 
 if TYPE_CHECKING:
@@ -168,6 +169,8 @@ class Keeper:
                 continue
             if st.state == "RUNNING" and self.expiring(name, snap, now):
                 info.due = True
+            if st.state == "RUNNING" and not info.retiring and preempted(st):
+                await self.give_way(name)  # at once: not only retire-margin before the new end
             if st.state == "RUNNING" and not info.retiring and st.end_time is not None and st.end_time - now <= self.retire_margin:
                 await self.retire_before_end(name)  # its end as Slurm has it: no query of its own
             if st.ended:
@@ -256,6 +259,25 @@ class Keeper:
         log.info("job %s ends in %.0f s or less: retiring its workers", info.job_id, self.retire_margin)
         with contextlib.suppress(Exception):
             await self.cluster.scheduler_comm.retire_workers(names=self.worker_names(name), remove=True, close_workers=True)
+
+    async def give_way(self, name: str) -> None:
+        """Slurm preempted job ``name``: it moved the job's end up to the partition's GraceTime
+        (Slurm 22.05 signals the batch step only when that end comes, and kills it KillWait
+        later). Its workers retire now, so their data moves, the job ends and the preemptor
+        starts long before the grace time is up; the model says "preempted" (Slurm itself
+        records such a job, which ended on its own, as COMPLETED). When no other worker can
+        take their data (every worker preempted at once), the job is cancelled instead: its
+        results would be lost at the grace time's end all the same."""
+        info = self.info[name]
+        info.why, info.retiring = PREEMPTED, True
+        names = self.worker_names(name)
+        log.info("job %s was preempted: its workers %s retire now", info.job_id, ", ".join(names))
+        retired: Any = None
+        with contextlib.suppress(Exception):
+            retired = await self.cluster.scheduler_comm.retire_workers(names=names, remove=True, close_workers=True)
+        if isinstance(retired, dict) and len(retired) < len(names) and info.job_id:
+            log.info("job %s: no other worker could take its workers' data; cancelling it now", info.job_id)
+            await self.cancel(info.job_id)
 
     def drop(self, name: str, why: str) -> None:
         """The cluster ends job ``name`` itself (``why`` says so in its history)."""

@@ -1,23 +1,30 @@
-"""Workers that give way: on SIGTERM, a worker retires gracefully instead of dying.
+"""Workers that give way: preemption seen by the keeper, and SIGTERM answered by retiring.
 
-Slurm preempts a job of a partition with ``GraceTime`` by sending SIGCONT and SIGTERM to
-the job's processes, and SIGKILL ``GraceTime`` later (slurm.conf(5)); a walltime end and
-``scancel`` send SIGTERM too. ``dask worker`` on its own answers SIGTERM by closing its nanny,
-which stops the worker process at once: the results held in that worker's memory are lost and
-recomputed elsewhere, and a worker process that gets the signal itself simply dies.
+Slurm 22.05 preempting a job of a partition with ``GraceTime`` moves the job's end up to the
+preemption plus the grace time at once, and signals the *batch step* (where a worker job's
+``dask worker`` runs) only when that end comes: SIGCONT and SIGTERM, then SIGKILL
+``KillWait`` later (seen on the devcluster: the job steps' tasks would be signalled at
+once, the batch shell is not). So there are two answers:
 
-Given to ``dask worker`` as ``--preload`` and ``--preload-nanny`` (the worker job's command
-line, :mod:`sandfill.dask.job`), this module answers SIGTERM instead:
+* the cluster's keeper sees the moved end in its one shared poller (:func:`preempted`) and
+  retires the job's workers at once: their data moves to other workers, their tasks are
+  rescheduled, the job ends on its own (Slurm records COMPLETED, the model "preempted") and
+  the preemptor starts long before the grace time is up;
+* every worker answers SIGTERM (the grace time's end, the walltime, ``scancel``, a keeper
+  that is gone) by retiring too, within ``KillWait``. ``dask worker`` on its own answers it
+  by closing its nanny, which stops the worker process at once: the results in that worker's
+  memory are lost and computed again, and a worker process that gets the signal itself
+  simply dies. Given to ``dask worker`` as ``--preload`` and ``--preload-nanny`` (the worker
+  job's command line, :mod:`sandfill.dask.job`, whose shell traps TERM so it outlives them),
+  this module answers instead:
 
-* in the **worker process**: :meth:`distributed.Worker.close_gracefully` -- the scheduler's
-  ``retire_workers`` for this worker, which moves every result it holds to another worker
-  and reschedules its tasks, then closes the worker and its nanny. If the scheduler cannot
-  be reached (the cluster itself is closing), the worker just closes;
-* in the **nanny**: the signal is passed to its worker process (once), and the nanny
-  stays up until the worker has retired and closes it. The nanny never stops the worker
-  abruptly on SIGTERM.
+  - in the **worker process**: :meth:`distributed.Worker.close_gracefully` -- the
+    scheduler's ``retire_workers`` for this worker, then closing it and its nanny; if the
+    scheduler cannot be reached (the cluster itself is closing), the worker just closes;
+  - in the **nanny**: the signal is passed to its worker process (once), and the nanny stays
+    up until the worker has retired and closes it.
 
-A second SIGTERM changes nothing; SIGKILL (Slurm's, after the grace time) still ends all.
+A second SIGTERM changes nothing; SIGKILL still ends all.
 """
 
 from __future__ import annotations
@@ -31,12 +38,28 @@ from typing import Any
 
 from distributed import Nanny, Worker
 
+from sandfill.slurm.jobview import ENDED_WHY
 from sandfill.slurm.policy_meta import cluster_metadata
+from sandfill.slurm.states import JobStatus
 
 log = logging.getLogger("sandfill.dask.preemption")
 
 #: the policy role whose (preemptable) tier takes the workers of ``preemptable=True`` clusters
 PREEMPTABLE_ROLE = "dask-preemptable"
+#: why a worker job ended when Slurm preempted it, in the one job view's words
+PREEMPTED = ENDED_WHY["PREEMPTED"]
+#: how far a running job's end may fall short of its start plus time limit (rounding)
+_SLACK = 2.0
+
+
+def preempted(st: JobStatus) -> bool:
+    """Has Slurm selected the running job ``st`` for preemption? With a GraceTime it then
+    moves the job's end up to the preemption plus the grace time, so the end falls short of
+    the start plus the time limit (which a job started under ``--time-min`` keeps: Slurm
+    sets its limit, and its end with it). The cluster's shared poller sees this at once."""
+    if st.state != "RUNNING" or None in (st.start_time, st.end_time) or not st.time_limit:
+        return False
+    return st.end_time < st.start_time + st.time_limit - _SLACK  # type: ignore[operator]
 
 #: the ``dask worker`` arguments that load this module in the nanny and the worker process
 WORKER_ARGS = ["--preload", "sandfill.dask.preemption", "--preload-nanny", "sandfill.dask.preemption"]

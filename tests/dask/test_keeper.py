@@ -274,11 +274,13 @@ async def test_an_owed_cancel_of_a_job_that_ended_meanwhile_is_settled() -> None
     assert k.cancels_owed == {} and "7" not in c.poller.watched and c.slurm.cancelled == []
 
 
-async def test_a_preempted_job_retires_within_its_grace_time_is_replaced_and_says_preempted() -> None:
+async def test_a_preempted_job_gives_way_at_once_is_replaced_and_says_preempted() -> None:
     """Slurm preempts a scavenger job: the poller then reports its end moved up to the
-    preemption plus GraceTime. The keeper counts it as expiring (a replacement is submitted
-    at once) and retires its workers; while they leave, the job is not taken for one that lost
-    its workers; once Slurm says PREEMPTED the model, the widget and the panel say so."""
+    preemption plus GraceTime (here 300 s, longer than retire-margin; Slurm 22.05 signals the
+    batch step only at that end). The keeper retires its workers at once and submits the
+    replacement; while they leave, the job is not taken for one that lost its workers; the job
+    then ends on its own -- Slurm records COMPLETED -- and the model, the widget and the panel
+    say "preempted"."""
     from sandfill.dask.widget import jobs_table_html
 
     c = FakeCluster()
@@ -289,15 +291,40 @@ async def test_a_preempted_job_retires_within_its_grace_time_is_replaced_and_say
     k.target_jobs = 1
     await k.keep_once()
     assert len(c.worker_spec) == 1 and not c.scheduler_comm.retired
-    c.poller.snap["1"] = JobStatus("1", "RUNNING", start_time=now - 60, end_time=now + 20, time_limit=3600, partition="scavenger")
+    c.poller.snap["1"] = JobStatus("1", "RUNNING", start_time=now - 60, end_time=now + 300, time_limit=3600, partition="scavenger")
     await k.keep_once()
     assert c.scheduler_comm.retired == [["scav"]] and len(c.worker_spec) == 2  # its replacement
     c.scheduler_info["workers"].clear()  # its worker retired; the job is still ending
     await k.keep_once()
-    assert "1" not in c.slurm.cancelled and "scav" in c.worker_spec
-    c.poller.snap["1"] = JobStatus("1", "PREEMPTED", start_time=now - 60, end_time=now + 5, partition="scavenger")
+    assert not c.slurm.cancelled and "scav" in c.worker_spec and c.scheduler_comm.retired == [["scav"]]
+    c.poller.snap["1"] = JobStatus("1", "COMPLETED", start_time=now - 60, end_time=now + 5, partition="scavenger")
     await k.keep_once()
     assert "scav" not in c.worker_spec and len(c.worker_spec) == 1
     (ended,) = [j for j in k.jobs() if j.state == "ended"]
     assert (ended.job_id, ended.ended_why) == ("1", "preempted")
     assert "preempted" in jobs_table_html({"jobs": [ended.to_dict()], "now": now})
+
+
+async def test_a_preempted_job_whose_workers_cannot_hand_over_is_cancelled_now() -> None:
+    """Every worker preempted at once: retirement finds no worker to take the data, so the
+    job is cancelled at once (its results would be lost at the grace time's end anyway) and
+    the preemptor need not wait out the grace time; a job Slurm started with less than it
+    asked for (--time-min: its end is its start plus its limit) is not taken for preempted."""
+
+    class NoRecipients(FakeComm):
+        async def retire_workers(self, names: list[str], **kw: Any) -> dict[str, Any]:
+            self.retired.append(names)
+            return {}  # "Could not retire worker ...: unique data could not be moved"
+
+    c = FakeCluster()
+    c.scheduler_comm = NoRecipients()
+    k = keeper(c)
+    now = time.time()
+    c.submit("a", "1", JobStatus("1", "RUNNING", start_time=now - 60, end_time=now + 20, time_limit=3600))
+    c.submit("b", "2", JobStatus("2", "RUNNING", start_time=now - 60, end_time=now + 540, time_limit=600))
+    c.connect("a")
+    c.connect("b")
+    k.target_jobs = 2
+    await k.keep_once()
+    assert c.scheduler_comm.retired == [["a"]] and c.slurm.cancelled == ["1"]
+    assert k.info["a"].why == "preempted" and not k.info["b"].retiring
