@@ -21,8 +21,6 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 from sandfill.dask.preemption import WORKER_ARGS
 from sandfill.slurm.commands import wait_until
 
-pytestmark = pytest.mark.asyncio
-
 
 class Processed(SchedulerPlugin):
     """How often each key was sent to a worker to compute."""
@@ -87,6 +85,7 @@ async def _cleanup(client: Client, rest: Any) -> None:
     await s.close()
 
 
+@pytest.mark.asyncio
 @pytest.mark.parametrize("target", ["group", "nanny"])
 async def test_a_worker_given_sigterm_hands_its_data_over_and_nothing_is_recomputed(target: str) -> None:
     client, data, result, plugin, rest = await _terminate_one_of_two(True, target)
@@ -103,6 +102,7 @@ async def test_a_worker_given_sigterm_hands_its_data_over_and_nothing_is_recompu
         await _cleanup(client, rest)
 
 
+@pytest.mark.asyncio
 async def test_stock_dask_worker_loses_what_it_held_on_sigterm() -> None:
     """The control: without the preload the same SIGTERM loses the scattered value (it
     cannot be recomputed) and the result is computed again."""
