@@ -4,6 +4,8 @@ session in its own state directory; if it cannot boot, those tests FAIL (never s
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +33,20 @@ def devcluster() -> Iterator[DevCluster]:
             c.up(policy=TEST_POLICY, log=lambda *_: None)
         yield c
         return
+    t0 = time.monotonic()
     with booted_devcluster("sandfill-test-", policy=TEST_POLICY) as c:
+        print(f"\nsingle-host devcluster booted in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+        yield c
+
+
+@pytest.fixture(scope="session")
+def devcluster_hosts() -> Iterator[DevCluster]:
+    """The site-shaped devcluster (``up --hosts``): the head in this namespace, one network
+    namespace per compute node (cpu1, cpu2, bigmem1, gpu1), each with its own NodeAddr. Its
+    boot time is printed."""
+    t0 = time.monotonic()
+    with booted_devcluster("sandfill-hosts-", hosts=True, policy=TEST_POLICY) as c:
+        print(f"\n--hosts devcluster booted in {time.monotonic() - t0:.1f} s", file=sys.stderr)
         yield c
 
 

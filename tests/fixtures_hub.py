@@ -3,6 +3,7 @@ free ports, against the session's devcluster, with test accounts made for the se
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import http.cookiejar
@@ -311,8 +312,7 @@ def hub(devcluster: DevCluster, hub_accounts: dict[str, str], hub_faults: Faults
         "slurm_conf": str(devcluster.slurm_conf),
         "partitions": ["interactive", "burst", "batch"],
         "default_partition": "interactive",
-        "server_ip": "127.0.0.1",
-        "exec_host": "127.0.0.1",
+        "node_addresses": "slurm",  # as a site whose node names do not resolve (node1…)
         "max_cpus": 8,
         "max_memory": "8G",
         "max_walltime": "08:00:00",
@@ -426,3 +426,110 @@ def _browser_login(page: Any, hub: Hub, user: str) -> None:
     page.fill("#password_input", hub.passwords[user])
     page.click("#login_submit")
     page.wait_for_function("() => !location.pathname.endsWith('/hub/login')")
+
+
+# ---- the hub on the site-shaped devcluster (``up --hosts``) --------------------------------
+
+#: the one account of the --hosts hub (an admin, so it may read the hub's proxy routes)
+HOSTS_USER = "sftest-hx"
+
+
+@pytest.fixture(scope="session")
+def hosts_hub(devcluster_hosts: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """A hub on the --hosts devcluster's head, configured only through a site file and the
+    cluster's slurm.conf, as a site would: its API on the head's cluster address (the nodes
+    call back there, and the sandfill service beside it), servers reached at their nodes' NodeAddr (``node_addresses: slurm``),
+    each listening on its node's own address (no ``server_ip``, no ``exec_host``)."""
+    info = devcluster_hosts.info()
+    assert info is not None and info.shape == "hosts"
+    logins = create_accounts([HOSTS_USER])
+    devcluster_hosts.add_users([HOSTS_USER])
+    site = {
+        "hub_ip": info.head_addr,
+        "hub_connect_ip": info.head_addr,
+        "service_ip": info.head_addr,  # the sandfill service, which server jobs ask
+        "admin_users": [HOSTS_USER],
+        "allowed_users": [HOSTS_USER],
+        "slurm_conf": str(devcluster_hosts.slurm_conf),
+        "partitions": ["interactive", "burst", "batch"],
+        "default_partition": "interactive",
+        "node_addresses": "slurm",
+        "max_memory": "8G",
+        "poll_interval": "2s",
+        "start_timeout": "5m",
+        "profiles": PROFILES,
+    }
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")])
+    proc = HubProcess(tmp_path_factory.mktemp("hosts-hub"), site, env={"PATH": path, **HUB_SECRETS})
+    proc.start()
+    client = TestSlurm(devcluster_hosts.slurm_conf)
+    try:
+        yield Hub(proc, {HOSTS_USER: user_token(proc, HOSTS_USER)}, logins, client)
+    finally:
+        proc.stop()
+        client.cancel_user_sync(HOSTS_USER)
+        wait_until("the --hosts user's jobs to end", lambda: not client.user_job_ids_sync([HOSTS_USER], check=False), timeout=60)
+        wait_until("the --hosts account to be removed", lambda: (remove_accounts([HOSTS_USER]), not is_ours(HOSTS_USER))[1], timeout=30, interval=1)
+
+
+def server_request(hub: Hub, user: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """``method`` on ``/user/<user>/<path>`` of the user's server, through the hub's proxy,
+    with the user's API token; the JSON answer (or the text)."""
+    conn, host = hub.connect(f"/user/{user}/{path}")
+    try:
+        data = None if body is None else json.dumps(body)
+        conn.request(method, f"/user/{user}/{path}", body=data, headers={"Authorization": f"token {hub.tokens[user]}", "Host": host})
+        r = conn.getresponse()
+        text = r.read().decode(errors="replace")
+        with contextlib.suppress(ValueError):
+            return r.status, json.loads(text) if text else None
+        return r.status, text
+    finally:
+        conn.close()
+
+
+def run_in_kernel(hub: Hub, user: str, code: str, timeout: float = 300) -> str:
+    """Run ``code`` in a new kernel of ``user``'s server, as a notebook cell (Jupyter's kernel
+    websocket through the hub's proxy); its stdout. AssertionError with the traceback if the
+    cell raised."""
+    status, kernel = server_request(hub, user, "POST", "api/kernels", {"name": "python3"})
+    assert status == 201, (status, kernel)
+    try:
+        return asyncio.run(_execute(hub, user, kernel["id"], code, timeout))
+    finally:
+        server_request(hub, user, "DELETE", f"api/kernels/{kernel['id']}")
+
+
+async def _execute(hub: Hub, user: str, kernel_id: str, code: str, timeout: float) -> str:
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    ip, port = hub.proc.address
+    host = urllib.parse.urlsplit(hub.proc.user_url(user)).netloc
+    req = HTTPRequest(f"ws://{ip}:{port}/user/{user}/api/kernels/{kernel_id}/channels",
+                      headers={"Authorization": f"token {hub.tokens[user]}", "Host": host}, request_timeout=timeout)
+    ws = await websocket_connect(req)
+    msg_id = secrets.token_hex(8)
+    header = {"msg_id": msg_id, "username": user, "session": secrets.token_hex(8), "msg_type": "execute_request", "version": "5.3"}
+    content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}
+    ws.write_message(json.dumps({"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell", "buffers": []}))
+    out: list[str] = []
+    replied = idle = False
+    deadline = time.monotonic() + timeout
+    try:
+        while not (replied and idle):
+            raw = await asyncio.wait_for(ws.read_message(), max(1.0, deadline - time.monotonic()))
+            assert raw is not None, f"the kernel's websocket closed; output so far: {''.join(out)}"
+            msg = json.loads(raw)
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, body = msg["header"]["msg_type"], msg["content"]
+            if kind == "stream":
+                out.append(body["text"])
+            elif kind == "error":
+                raise AssertionError("the cell raised:\n" + "\n".join(body["traceback"]) + "\noutput:\n" + "".join(out))
+            replied = replied or kind == "execute_reply"
+            idle = idle or (kind == "status" and body["execution_state"] == "idle")
+    finally:
+        ws.close()
+    return "".join(out)

@@ -409,7 +409,7 @@ def _listen_hosts(slurm_conf: str | None, cfg: str, kwargs: dict[str, Any], opts
     ``python -m sandfill.net toward``). A host or interface the user set is kept. On a Slurm
     whose nodes are all on one host's loopback both answers are 127.0.0.1. Returns the
     workers' arguments; sets ``opts["host"]``; ValueError when no address can be found."""
-    if kwargs.get("interface") or opts.get("interface"):
+    if kwargs.get("interface") or setting("interface", None, cfg) or opts.get("interface"):
         return extra  # dask-jobqueue passes the interface to scheduler and workers alike
     if not opts.get("host"):
         opts["host"] = _scheduler_host(slurm_conf)

@@ -55,8 +55,7 @@ def demo_site(state: Path, cluster: DevCluster, port: int, users: list[str]) -> 
         "slurm_conf": str(cluster.slurm_conf),
         "partitions": ["interactive", "burst", "batch"],
         "default_partition": "interactive",
-        "server_ip": "127.0.0.1",
-        "exec_host": "127.0.0.1",  # node1… do not resolve on one host
+        "node_addresses": "slurm",  # node1… do not resolve: their NodeAddr in slurm.conf
         "max_cpus": 8,
         "max_memory": "8G",
         "max_walltime": "08:00:00",

@@ -97,11 +97,12 @@ def launch_chromium(playwright: object) -> object:
 
 
 def loopback_dask_config(slurm_conf: str, root: str) -> dict[str, object]:
-    """dask.config for sandfill's Dask side in tests and benchmarks: the given Slurm, the
-    scheduler and dashboard on loopback, TLS material and worker logs under ``root``."""
+    """dask.config for sandfill's Dask side in tests and benchmarks: the given Slurm, TLS
+    material and worker logs under ``root``. Where the scheduler listens is the cluster's own
+    choice, as on a site (on the single-host devcluster: loopback, because NodeAddr is)."""
     return {
         "jobqueue.sandfill.slurm-conf": str(slurm_conf),
-        "jobqueue.sandfill.scheduler-options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
+        "jobqueue.sandfill.scheduler-options": {"dashboard_address": "127.0.0.1:0"},
         "jobqueue.sandfill.shared-temp-directory": f"{root}/tls",
         "jobqueue.sandfill.log-directory": f"{root}/logs",
         "jobqueue.sandfill.memory": "1GiB",
