@@ -41,7 +41,7 @@ from sandfill.policies.document.compare import Change, diff_policies
 from sandfill.policies.document.errors import PolicyError
 from sandfill.policies.document.load import policy_from_mapping, policy_to_mapping
 from sandfill.policies.document.model import Policy
-from sandfill.policies.document.render import qos_settings
+from sandfill.policies.document.render import qos_settings, tier_nodes
 from sandfill.policies.live.current import LivePolicy, read_policy
 from sandfill.policies.live.fragment import fragment_nodes, render_fragment, write_atomic
 from sandfill.policies.live.history import History, HistoryLocked, Record, rollback_target
@@ -223,6 +223,10 @@ class Applier:
         nodes = self.nodes or fragment_nodes(old_bytes.decode()) or self._cluster_nodes(before)
         new_text = render_fragment(policy, nodes=nodes, accounting=accounting,
                                    machine=before.state.nodes)
+        for t in policy.tiers:
+            if t.nodes is not None:
+                self.log(f"tier {t.name}: {t.nodes.describe()} -> "
+                         f"Nodes={tier_nodes(t, nodes, before.state.nodes)}")
         if not changes and new_text.encode() == old_bytes:
             return None
         restart = [c for c in changes if c.needs_restart]
