@@ -6,8 +6,11 @@ own squeue, and the hub starts it again."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
+import re
 import signal
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,7 +27,8 @@ from sandfill.dev.hubprocess import HubProcess, user_token
 from sandfill.dev.testing import TestSlurm, sleep_script
 from sandfill.slurm import GONE, UNKNOWN, SlurmClient
 from sandfill.slurm.commands import wait_until
-from sandfill.slurm.remote import RemotePoller
+from sandfill.slurm.remote import URL_ENV, RemotePoller
+from sandfill.slurm.sdiag import parse_sdiag_users
 
 pytestmark = pytest.mark.slurm
 
@@ -188,3 +192,136 @@ def test_killed_service_clients_read_unknown_then_fall_back_and_the_hub_restarts
 
 def _client(hub: ServiceHub, **kw: float) -> RemotePoller:
     return RemotePoller(hub.direct_url, hub.tokens[ADA], SlurmClient(hub.slurm_conf), use_sacct=False, **kw)  # type: ignore[arg-type]
+
+
+def _process_env(pid: int) -> dict[str, str]:
+    raw = (Path("/proc") / str(pid) / "environ").read_bytes()
+    return {k.decode(): v.decode(errors="replace") for k, _, v in (kv.partition(b"=") for kv in raw.split(b"\0")) if v}
+
+
+def _server_pid(user: str) -> int | None:
+    import pwd
+
+    uid = pwd.getpwnam(user).pw_uid
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and d.stat().st_uid == uid and b"jupyterhub-singleuser" in (d / "cmdline").read_bytes():
+                return int(d.name)
+        except OSError:
+            continue
+    return None
+
+
+def _lab_api(hub: ServiceHub, user: str, method: str, path: str, body: object = None) -> tuple[int, object]:
+    """The user's server's sandfill REST API (``<base_url>sandfill/…``) through the proxy, with
+    the user's hub token."""
+    conn = http.client.HTTPConnection(*hub.proc.address, timeout=60)
+    host = urllib.parse.urlsplit(hub.proc.user_url(user)).netloc
+    try:
+        conn.request(method, f"/user/{user}/{path}", body=None if body is None else json.dumps(body),
+                     headers={"Authorization": f"token {hub.tokens[user]}", "Host": host, "Content-Type": "application/json"})
+        r = conn.getresponse()
+        text = r.read().decode(errors="replace")
+        return r.status, json.loads(text) if text.startswith(("{", "[")) else text
+    finally:
+        conn.close()
+
+
+def _asked_about(log: Path, job_ids: list[str]) -> int:
+    """Requests the service logged for ``api/jobs`` naming every one of ``job_ids``."""
+    lines = re.findall(r"GET /services/sandfill/api/jobs\?ids=([0-9,%C]+)", log.read_text(errors="replace"))
+    return sum(1 for ids in lines if set(job_ids) <= set(ids.replace("%2C", ",").split(",")))
+
+
+def _rpcs_by(slurm: TestSlurm, user: str) -> int:
+    from sandfill.slurm import sdiag
+
+    return parse_sdiag_users(slurm.runner.check(sdiag.rpcs_argv())).get(user, 0)
+
+
+def test_a_servers_dask_cluster_reads_its_workers_states_through_the_service(service_hub: ServiceHub, slurm: TestSlurm) -> None:
+    """A server the hub spawned gets the service's URL (and no token but its own); the Dask
+    cluster it starts learns its worker jobs' states from the service, and the server's
+    user sends slurmctld no RPC while the cluster lives."""
+    hub = service_hub
+    status, body = hub.proc.api("POST", f"/users/{ADA}/server", hub.tokens[ADA], {"profile": "small"})
+    assert status in (201, 202), body
+    cid = None
+    try:
+        wait_until("ada's server to be ready", lambda: (m := hub.proc.api("GET", f"/users/{ADA}", hub.tokens[ADA])[1])
+                   and (s := m["servers"].get("")) and s["ready"] and s["pending"] is None, timeout=120, interval=0.5,
+                   describe=hub.proc.log_tail)
+        env = _process_env(wait_until("the server's process", lambda: _server_pid(ADA), timeout=30))
+        assert env[URL_ENV] == hub.direct_url
+        service_token = _process_env(hub.service_pid() or 0)["JUPYTERHUB_API_TOKEN"]
+        assert env["JUPYTERHUB_API_TOKEN"] != service_token and service_token not in "\0".join(env.values())
+        status, model = _lab_api(hub, ADA, "POST", "sandfill/clusters", {"template": "small", "workers": 2})
+        assert status == 201, model
+        cid = model["id"]  # type: ignore[index]
+
+        def running() -> list[str] | None:
+            jobs = _lab_api(hub, ADA, "GET", f"sandfill/clusters/{cid}/jobs")[1]
+            ids = [j["job_id"] for j in jobs if j["state"] == "running"]  # type: ignore[union-attr]
+            return ids if len(ids) == 2 else None
+
+        job_ids = wait_until("two running worker jobs", running, timeout=150, interval=1)
+        # the server's poller asked the service about them (the service logs every request)
+        wait_until("the service to be asked about the workers", lambda: _asked_about(hub.proc.log_file, job_ids),
+                   timeout=30, interval=0.5)
+        before, asked = _rpcs_by(slurm, ADA), _asked_about(hub.proc.log_file, job_ids)
+        wait_until("two more rounds through the service", lambda: _asked_about(hub.proc.log_file, job_ids) >= asked + 2,
+                   timeout=60, interval=0.5)
+        assert _rpcs_by(slurm, ADA) == before  # no squeue, sinfo or anything else from ada's processes
+    finally:
+        if cid:
+            _lab_api(hub, ADA, "DELETE", f"sandfill/clusters/{cid}")
+        hub.proc.api("DELETE", f"/users/{ADA}/server", hub.tokens[ADA])
+        wait_until("ada's server to stop", lambda: not hub.proc.api("GET", f"/users/{ADA}", hub.tokens[ADA])[1]["servers"],
+                   timeout=60, interval=0.5)
+
+
+def _service_squeues(hub: ServiceHub) -> int:
+    status, text = hub.get("metrics", ADMIN)
+    assert status == 200, text
+    m = re.search(r'^sandfill_slurm_rpcs_total\{command="squeue"\} ([0-9.e+]+)$', text, re.M)
+    return int(float(m.group(1))) if m else 0
+
+
+def test_a_hung_controller_the_clients_read_unknown_from_the_service_none_asks_slurm_and_all_recover(
+    service_hub: ServiceHub, slurm: TestSlurm, devcluster: DevCluster
+) -> None:
+    """slurmctld stopped (SIGSTOP: every RPC blocks) under five of a user's clients: the
+    service keeps answering (UNKNOWN, last facts kept, never gone), it alone asks the
+    controller (its command timeout and backoff bound that to a few squeues), no client
+    falls back to a squeue of its own (no herd), and all read the job again on SIGCONT."""
+    as_ada = TestSlurm(service_hub.slurm_conf, prefix=["sudo", "-E", "-u", ADA])
+    job = as_ada.submit_sync(sleep_script(300), ["-p", "batch", "-c", "1", "-t", "5", "-o", "/dev/null", "--chdir=/tmp"])
+    clients = [_client(service_hub, fast_interval=0.5, slow_interval=1.0) for _ in range(5)]
+    ctld = next(d for d in devcluster.daemons() if d.name == "slurmctld")
+    try:
+        for c in clients:
+            c.watch(job)
+        wait_until("every client to read the job running", lambda: all((s := c.status(job)) and s.running for c in clients),
+                   timeout=60, interval=0.5)
+        node = clients[0].status(job).nodes  # type: ignore[union-attr]
+        os.kill(ctld.pid, signal.SIGSTOP)
+        try:
+            before, t0 = _service_squeues(service_hub), time.monotonic()
+            wait_until("every client to read UNKNOWN", lambda: all((s := c.status(job)) and not s.known for c in clients),
+                       timeout=45, interval=0.5)
+            for c in clients:
+                st = c.status(job)
+                assert st is not None and st.state == UNKNOWN and st.nodes == node and not st.ended
+                assert c.local_rounds == 0 and c.service_failures == 0  # the service answered; nobody asked Slurm
+            hung_for = time.monotonic() - t0
+            # one squeue at a time, each bounded by the command timeout (15 s), then backing off
+            assert _service_squeues(service_hub) - before <= 2 + hung_for / 15, hung_for
+        finally:
+            os.kill(ctld.pid, signal.SIGCONT)
+        wait_until("every client to read the job again", lambda: all((s := c.status(job)) and s.running for c in clients),
+                   timeout=60, interval=0.5)
+        assert all(c.local_rounds == 0 for c in clients)
+    finally:
+        for c in clients:
+            c.close()
+        slurm.cancel_sync([job])
