@@ -61,8 +61,7 @@ def site_hub(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -
     site = {
         "partitions": ["interactive"],
         "default_partition": "interactive",
-        "server_ip": "127.0.0.1",
-        "exec_host": "127.0.0.1",
+        "node_addresses": "slurm",  # as the tests' hub: node names do not resolve (node1…)
         "hub_port": hub_port,
         "hub_connect_url": f"http://127.0.0.1:{hub_port}",
         "python_env": PYTHON_ENV,
