@@ -201,12 +201,6 @@ def _url(value: Any) -> Any:
     return value
 
 
-def _nonempty(value: Any) -> Any:
-    if value == "":
-        raise ValueError("is an empty line")
-    return value
-
-
 Text = Annotated[str, BeforeValidator(_text)]
 _NODE_ADDRESS = re.compile(r"[A-Za-z0-9_.:-]+")
 

@@ -72,7 +72,7 @@ def test_job_script_is_typed_and_fitted(dask_cfg: dict[str, object]) -> None:
 
 
 @pytest.mark.slurm
-def test_bad_settings_are_named() -> None:
+def test_bad_settings_are_named(dask_cfg: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="min-walltime <= max-walltime"):
         BackfillSLURMCluster(min_walltime="00:10:00", max_walltime="00:05:00")
     with pytest.raises(ValueError, match="max-pending-jobs must be at least 1, got 0"):

@@ -173,8 +173,11 @@ def test_panel_rows_timeline_logs_and_both_adapt_buttons(browser_login: Callable
             page.locator(f"{CARD} .sandfill-job[data-job-id='{job_ids[0]}'] .sandfill-job-log-link").click()
             log = page.locator(f"{CARD} .sandfill-log-view[data-job-id='{job_ids[0]}'] .sandfill-log")
             wait_until("the worker job's log", lambda: f"-{job_ids[0]}." in log.inner_text(), timeout=30, describe=log.inner_text)
-            status, _ = hub.get(f"/user/{USER}/api/sandfill/clusters/{cid}/jobs/{job_ids[0]}/log", as_user=OTHER)
-            assert status in (403, 404), status
+            status, body = hub.get(f"/user/{USER}/sandfill/clusters/{cid}/jobs/{job_ids[0]}/log", as_user=OTHER)
+            assert status in (302, 403), status  # refused (or sent to log in as the owner), never the log
+            assert f"-{job_ids[0]}." not in str(body)
+            status, body = hub.get(f"/user/{USER}/sandfill/clusters/{cid}/jobs/{job_ids[0]}/log", as_user=USER)
+            assert status == 200 and f"-{job_ids[0]}." in str(body), (status, body)  # the same URL works for its owner
 
             # the panel's Adapt button
             page.locator(f"{CARD} .sandfill-adapt-min").fill("1")
