@@ -17,7 +17,7 @@ from sandfill.policies.live.state import read_live
 from sandfill.slurm.commands import Runner, wait_until
 
 DATA = Path(__file__).parent / "live" / "data"
-BASE_POLICY = Path(__file__).parents[1] / "data" / "devcluster-policy.yaml"
+BASE_POLICY = DATA / "base-policy.yaml"  # no preemption: see its header
 BAD_POLICIES = Path(__file__).parent / "document" / "bad_policies"
 TRACES = Path(__file__).parents[2] / "policies" / "traces"  # shipped: see its README
 ATLAS = TRACES / "LLNL-Atlas-2006-2.1-cln.first8000.swf.gz"
