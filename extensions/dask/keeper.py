@@ -243,22 +243,25 @@ class Keeper:
         info = self.info[name]
         st = snap.get(info.job_id) if info.job_id else None
         if st is not None and st.running:
-            info.retiring = True
-            with contextlib.suppress(Exception):
-                await self.cluster.scheduler_comm.retire_workers(
-                    names=self.worker_names(name), remove=True, close_workers=True
-                )
+            await self._retire_workers(name)
         self.drop(name, "scaled down")
+
+    async def _retire_workers(self, name: str) -> Any:
+        """Mark job ``name`` retiring and retire its workers gracefully (their data moves);
+        the scheduler's answer, or None when it could not be asked."""
+        self.info[name].retiring = True
+        with contextlib.suppress(Exception):
+            return await self.cluster.scheduler_comm.retire_workers(
+                names=self.worker_names(name), remove=True, close_workers=True
+            )
+        return None
 
     async def retire_before_end(self, name: str) -> None:
         """Retire job ``name``'s workers gracefully, retire-margin before the end Slurm gave
         the job (read from the cluster's shared poller, so no worker job queries Slurm). The
         job then completes and is recorded as retired; its replacement is already counted."""
-        info = self.info[name]
-        info.retiring = True
-        log.info("job %s ends in %.0f s or less: retiring its workers", info.job_id, self.retire_margin)
-        with contextlib.suppress(Exception):
-            await self.cluster.scheduler_comm.retire_workers(names=self.worker_names(name), remove=True, close_workers=True)
+        log.info("job %s ends in %.0f s or less: retiring its workers", self.info[name].job_id, self.retire_margin)
+        await self._retire_workers(name)
 
     async def give_way(self, name: str) -> None:
         """Slurm preempted job ``name``: it moved the job's end up to the partition's GraceTime
@@ -269,12 +272,10 @@ class Keeper:
         take their data (every worker preempted at once), the job is cancelled instead: its
         results would be lost at the grace time's end all the same."""
         info = self.info[name]
-        info.why, info.retiring = PREEMPTED, True
+        info.why = PREEMPTED
         names = self.worker_names(name)
         log.info("job %s was preempted: its workers %s retire now", info.job_id, ", ".join(names))
-        retired: Any = None
-        with contextlib.suppress(Exception):
-            retired = await self.cluster.scheduler_comm.retire_workers(names=names, remove=True, close_workers=True)
+        retired = await self._retire_workers(name)
         if isinstance(retired, dict) and len(retired) < len(names) and info.job_id:
             log.info("job %s: no other worker could take its workers' data; cancelling it now", info.job_id)
             await self.cancel(info.job_id)
